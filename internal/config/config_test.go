@@ -1,0 +1,526 @@
+package config
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/pflag"
+)
+
+// envMap turns a map into the env argument of Parse.
+func envMap(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// with returns Default() changed by f.
+func with(f func(*Config)) Config {
+	c := Default()
+	f(&c)
+	return c
+}
+
+func TestParse(t *testing.T) {
+	rec := func(c *Config) { c.RecoveryDir = "db/"; c.SnapshotInterval = 30 * time.Second }
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want Config
+		rest []string
+	}{
+		{name: "no args", want: Default()},
+
+		// -w spellings.
+		{name: "-w 2", args: []string{"-w", "2"}, want: with(func(c *Config) { c.WorkersPerProcess = 2 })},
+		{name: "-w2", args: []string{"-w2"}, want: with(func(c *Config) { c.WorkersPerProcess = 2 })},
+		{name: "-w=2", args: []string{"-w=2"}, want: with(func(c *Config) { c.WorkersPerProcess = 2 })},
+		{name: "--workers-per-process 2", args: []string{"--workers-per-process", "2"}, want: with(func(c *Config) { c.WorkersPerProcess = 2 })},
+		{name: "--workers-per-process=2", args: []string{"--workers-per-process=2"}, want: with(func(c *Config) { c.WorkersPerProcess = 2 })},
+		{name: "last -w wins", args: []string{"-w", "2", "-w3"}, want: with(func(c *Config) { c.WorkersPerProcess = 3 })},
+
+		// -i and -a.
+		{name: "-i -a", args: []string{"-i", "1", "-a", "h0:2101;h1:2101"},
+			want: with(func(c *Config) { c.ProcessID = 1; c.Addresses = []string{"h0:2101", "h1:2101"} })},
+		{name: "-i1 -a=", args: []string{"-i1", "-a=h0:2101;h1:2101"},
+			want: with(func(c *Config) { c.ProcessID = 1; c.Addresses = []string{"h0:2101", "h1:2101"} })},
+		{name: "--process-id= --addresses=", args: []string{"--process-id=1", "--addresses=h0:2101;h1:2101"},
+			want: with(func(c *Config) { c.ProcessID = 1; c.Addresses = []string{"h0:2101", "h1:2101"} })},
+		{name: "--process-id --addresses", args: []string{"--process-id", "0", "--addresses", "h0:2101"},
+			want: with(func(c *Config) { c.Addresses = []string{"h0:2101"} })},
+		{name: "-a repeated accumulates", args: []string{"-a", "h0:1", "-a", "h1:2;h2:3"},
+			want: with(func(c *Config) { c.Addresses = []string{"h0:1", "h1:2", "h2:3"} })},
+		{name: "-a spaces and trailing ;", args: []string{"-a", "h0:1; h1:2;"},
+			want: with(func(c *Config) { c.Addresses = []string{"h0:1", "h1:2"} })},
+		{name: "-a IPv6", args: []string{"-a", "[::1]:2101;127.0.0.1:2102"},
+			want: with(func(c *Config) { c.Addresses = []string{"[::1]:2101", "127.0.0.1:2102"} })},
+
+		// Recovery: -r -s -b in every spelling.
+		{name: "tutorial", args: []string{"-r", "db/", "-s", "30", "-b", "0"}, want: with(rec)},
+		{name: "short attached", args: []string{"-rdb/", "-s30", "-b0"}, want: with(rec)},
+		{name: "short =", args: []string{"-r=db/", "-s=30s", "-b=0s"}, want: with(rec)},
+		{name: "long", args: []string{"--recovery-directory", "db/", "--snapshot-interval", "30", "--backup-interval", "0"}, want: with(rec)},
+		{name: "long =", args: []string{"--recovery-directory=db/", "--snapshot-interval=0.5m", "--backup-interval=1m30s"},
+			want: with(func(c *Config) { rec(c); c.BackupInterval = 90 * time.Second })},
+		{name: "fractional seconds", args: []string{"-r", "db/", "-s", "0.05", "-b", "1.5"},
+			want: with(func(c *Config) {
+				c.RecoveryDir = "db/"
+				c.SnapshotInterval = 50 * time.Millisecond
+				c.BackupInterval = 1500 * time.Millisecond
+			})},
+		{name: "-s without -r", args: []string{"-s", "50ms"},
+			want: with(func(c *Config) { c.SnapshotInterval = 50 * time.Millisecond })},
+
+		// --drop-state and --recovery-plan.
+		{name: "--drop-state repeated and comma-separated", args: []string{"-r", "db/", "-s", "30", "-b", "0", "--drop-state", "f.a", "--drop-state=f.b, f.c"},
+			want: with(func(c *Config) { rec(c); c.DropState = []string{"f.a", "f.b", "f.c"} })},
+		{name: "--recovery-plan", args: []string{"--recovery-plan", "-r", "db/", "-s", "30", "-b", "0"},
+			want: with(func(c *Config) { rec(c); c.RecoveryPlan = true })},
+		{name: "--recovery-plan=false without -r", args: []string{"--recovery-plan=false"}, want: Default()},
+
+		// Environment fallback and precedence.
+		{name: "env only",
+			env: map[string]string{
+				envWorkers: "4", envProcessID: "1", envAddresses: "h0:1;h1:2",
+				envRecovery: "db/", envSnapshot: "30", envBackup: "10s",
+			},
+			want: Config{WorkersPerProcess: 4, ProcessID: 1, Addresses: []string{"h0:1", "h1:2"},
+				RecoveryDir: "db/", SnapshotInterval: 30 * time.Second, BackupInterval: 10 * time.Second}},
+		{name: "flag beats env",
+			args: []string{"-w", "3", "-i", "0", "-a", "x:9", "-r", "flag/", "-s", "1", "-b", "2"},
+			env: map[string]string{
+				envWorkers: "4", envProcessID: "1", envAddresses: "h0:1;h1:2",
+				envRecovery: "db/", envSnapshot: "30", envBackup: "10s",
+			},
+			want: Config{WorkersPerProcess: 3, Addresses: []string{"x:9"},
+				RecoveryDir: "flag/", SnapshotInterval: time.Second, BackupInterval: 2 * time.Second}},
+		{name: "env beats default, flags mixed in", args: []string{"-r", "db/"},
+			env:  map[string]string{envSnapshot: "30", envBackup: "0", envWorkers: "2"},
+			want: with(func(c *Config) { rec(c); c.WorkersPerProcess = 2 })},
+		{name: "empty env is unset", env: map[string]string{envWorkers: "", envRecovery: "", envBackup: ""}, want: Default()},
+		{name: "bad env ignored when the flag is given", args: []string{"-w", "2"},
+			env: map[string]string{envWorkers: "abc"}, want: with(func(c *Config) { c.WorkersPerProcess = 2 })},
+		{name: "unrelated env", env: map[string]string{"RUNNEL_DROP_STATE": "x", "RUNNEL_RECOVERY_PLAN": "1"}, want: Default()},
+
+		// Positional arguments.
+		{name: "numbers after flags", args: []string{"-r", "db/", "-s", "30", "-b", "0", "0", "1", "2", "3", "4"},
+			want: with(rec), rest: []string{"0", "1", "2", "3", "4"}},
+		{name: "negative numbers after --", args: []string{"-r", "db/", "-s", "30", "-b", "0", "--", "-1", "-2"},
+			want: with(rec), rest: []string{"-1", "-2"}},
+		{name: "flags after -- are positional", args: []string{"--", "-w", "2", "--help"},
+			want: Default(), rest: []string{"-w", "2", "--help"}},
+		{name: "everything after the first positional", args: []string{"-w", "2", "in.txt", "-w", "3", "-h", "--", "-1"},
+			want: with(func(c *Config) { c.WorkersPerProcess = 2 }), rest: []string{"in.txt", "-w", "3", "-h", "--", "-1"}},
+		{name: "negative after a positional", args: []string{"5", "-1"}, want: Default(), rest: []string{"5", "-1"}},
+		{name: "lone dash is positional", args: []string{"-"}, want: Default(), rest: []string{"-"}},
+		{name: "flag value looks negative", args: []string{"-s", "30", "--", "-0.5"},
+			want: with(func(c *Config) { c.SnapshotInterval = 30 * time.Second }), rest: []string{"-0.5"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, rest, err := Parse("flow", tt.args, envMap(tt.env))
+			if err != nil {
+				t.Fatalf("Parse(%q) error: %v", tt.args, err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Parse(%q) config (-want +got):\n%s", tt.args, diff)
+			}
+			if diff := cmp.Diff(tt.rest, rest, cmpEmpty); diff != "" {
+				t.Errorf("Parse(%q) positionals (-want +got):\n%s", tt.args, diff)
+			}
+			if err := got.Validate(); err != nil {
+				t.Errorf("Parse result does not validate: %v", err)
+			}
+		})
+	}
+}
+
+// cmpEmpty treats nil and empty slices alike.
+var cmpEmpty = cmp.Comparer(func(a, b []string) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	return cmp.Equal(a, b)
+})
+
+func TestParseNilEnv(t *testing.T) {
+	got, rest, err := Parse("flow", []string{"-w", "2", "x"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.WorkersPerProcess != 2 || len(rest) != 1 || rest[0] != "x" {
+		t.Errorf("got %+v, %q", got, rest)
+	}
+}
+
+// TestParseDoesNotShareState checks that each Parse starts from Default,
+// in particular that -a accumulation does not leak between calls.
+func TestParseDoesNotShareState(t *testing.T) {
+	for range 2 {
+		got, _, err := Parse("flow", []string{"-a", "h:1"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Addresses) != 1 {
+			t.Fatalf("Addresses = %q", got.Addresses)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want [][]string // one entry per line of the error: substrings of that line
+	}{
+		// Bad flag values name the flag and the value.
+		{name: "-w abc", args: []string{"-w", "abc"}, want: [][]string{{`-w/--workers-per-process: invalid value "abc": not an integer`}}},
+		{name: "-w 0", args: []string{"-w", "0"}, want: [][]string{{`-w/--workers-per-process: invalid value "0": must be at least 1`}}},
+		{name: "-w=-1", args: []string{"-w=-1"}, want: [][]string{{`-w/--workers-per-process`, `"-1"`, "at least 1"}}},
+		{name: "-w -1", args: []string{"-w", "-1"}, want: [][]string{{`-w/--workers-per-process`, `"-1"`, "at least 1"}}},
+		{name: "-w overflow", args: []string{"--workers-per-process=99999999999999999999"}, want: [][]string{{`-w/--workers-per-process`, "out of range"}}},
+		{name: "-w missing value", args: []string{"-w"}, want: [][]string{{"flag needs an argument", "-w"}}},
+		{name: "-i -1", args: []string{"-i", "-1"}, want: [][]string{{`-i/--process-id: invalid value "-1": must not be negative`}}},
+		{name: "-i x", args: []string{"--process-id=x"}, want: [][]string{{`-i/--process-id`, `"x"`, "not an integer"}}},
+		{name: "-s xyz", args: []string{"-s", "xyz"}, want: [][]string{{`-s/--snapshot-interval: invalid value "xyz"`, "seconds", "Go duration"}}},
+		{name: "-s 0", args: []string{"-s", "0"}, want: [][]string{{`-s/--snapshot-interval: invalid value "0": must be greater than 0`, "-s 0 is not allowed"}}},
+		{name: "-s 0s", args: []string{"--snapshot-interval=0s"}, want: [][]string{{`-s/--snapshot-interval`, `"0s"`, "greater than 0"}}},
+		{name: "-s -5", args: []string{"-s", "-5"}, want: [][]string{{`-s/--snapshot-interval`, `"-5"`, "negative"}}},
+		{name: "-b -1s", args: []string{"-r", "db", "-s", "1", "-b", "-1s"}, want: [][]string{{`-b/--backup-interval`, `"-1s"`, "negative"}}},
+		{name: "-b empty", args: []string{"--backup-interval="}, want: [][]string{{`-b/--backup-interval`, `""`, "empty interval"}}},
+		{name: "-a no port", args: []string{"-a", "nohost"}, want: [][]string{{`-a/--addresses: invalid value "nohost"`, "not host:port"}}},
+		{name: "-a no host", args: []string{"-a", ":2101"}, want: [][]string{{`-a/--addresses`, `":2101"`, "no host"}}},
+		{name: "-a port 0", args: []string{"-a", "h:0"}, want: [][]string{{`-a/--addresses`, `"h:0"`, "invalid port"}}},
+		{name: "-a port too big", args: []string{"-a", "h0:1;h1:65536"}, want: [][]string{{`-a/--addresses`, `"h1:65536"`, "1-65535"}}},
+		{name: "-a named port", args: []string{"-a", "h:http"}, want: [][]string{{`-a/--addresses`, `"h:http"`, "invalid port"}}},
+		{name: "-a empty", args: []string{"-a", ";"}, want: [][]string{{`-a/--addresses`, "no address"}}},
+		{name: "-r empty", args: []string{"-r", ""}, want: [][]string{{`-r/--recovery-directory: invalid value ""`, "empty directory"}}},
+		{name: "--drop-state empty", args: []string{"--drop-state", "a,,b"}, want: [][]string{{`--drop-state: invalid value "a,,b": empty step id`}}},
+		{name: "unknown long", args: []string{"--workers=2"}, want: [][]string{{"unknown flag: --workers"}}},
+		{name: "unknown short", args: []string{"-x"}, want: [][]string{{"unknown shorthand flag: 'x'"}}},
+		{name: "negative positional without --", args: []string{"-s", "30", "-1"}, want: [][]string{{"unknown shorthand flag", "put -- before it"}}},
+
+		// Bad environment values name the variable, the value and the flag.
+		{name: "env workers", env: map[string]string{envWorkers: "abc"},
+			want: [][]string{{`RUNNEL_WORKERS_PER_PROCESS: invalid value "abc" for -w/--workers-per-process: not an integer`}}},
+		{name: "env workers 0", env: map[string]string{envWorkers: "0"},
+			want: [][]string{{`RUNNEL_WORKERS_PER_PROCESS: invalid value "0"`, "at least 1"}}},
+		{name: "env process id", env: map[string]string{envProcessID: "-2"}, want: [][]string{{"RUNNEL_PROCESS_ID", `"-2"`, "negative"}}},
+		{name: "env addresses", env: map[string]string{envAddresses: "h:1;bad"}, want: [][]string{{"RUNNEL_ADDRESSES", `"h:1;bad"`, `"bad" is not host:port`}}},
+		{name: "env snapshot 0", args: []string{"-r", "db", "-b", "0"}, env: map[string]string{envSnapshot: "0"},
+			want: [][]string{{"RUNNEL_SNAPSHOT_INTERVAL", `"0"`, "-s 0 is not allowed"}}},
+		{name: "env snapshot bad", env: map[string]string{envSnapshot: "soon"}, want: [][]string{{"RUNNEL_SNAPSHOT_INTERVAL", `"soon"`}}},
+		{name: "env backup NaN", args: []string{"-r", "db", "-s", "1"}, env: map[string]string{envBackup: "NaN"},
+			want: [][]string{{"RUNNEL_BACKUP_INTERVAL", `"NaN"`, "-b/--backup-interval"}}},
+		{name: "several bad env values", env: map[string]string{envWorkers: "x", envProcessID: "y"},
+			want: [][]string{{"RUNNEL_WORKERS_PER_PROCESS", `"x"`}, {"RUNNEL_PROCESS_ID", `"y"`}}},
+
+		// Rules.
+		{name: "-r alone", args: []string{"-r", "db/"}, want: [][]string{
+			{"-s/--snapshot-interval is required with -r/--recovery-directory", "-s 30"},
+			{"-b/--backup-interval is required with -r/--recovery-directory", "-b 0"},
+		}},
+		{name: "-r -s", args: []string{"-r", "db/", "-s", "30"}, want: [][]string{{"-b/--backup-interval is required with -r", "RUNNEL_BACKUP_INTERVAL"}}},
+		{name: "-r -b", args: []string{"-r", "db/", "-b", "0"}, want: [][]string{{"-s/--snapshot-interval is required with -r", "RUNNEL_SNAPSHOT_INTERVAL"}}},
+		{name: "env -r alone", env: map[string]string{envRecovery: "db/"}, want: [][]string{{"-s/--snapshot-interval is required"}, {"-b/--backup-interval is required"}}},
+		{name: "-b 0 without -r", args: []string{"-b", "0"}, want: [][]string{{"-b/--backup-interval is only allowed with -r/--recovery-directory"}}},
+		{name: "env -b without -r", env: map[string]string{envBackup: "0"}, want: [][]string{{"-b/--backup-interval is only allowed with -r"}}},
+		{name: "--recovery-plan without -r", args: []string{"--recovery-plan"}, want: [][]string{{"--recovery-plan needs -r/--recovery-directory"}}},
+		{name: "--drop-state without -r", args: []string{"--drop-state", "f.x"}, want: [][]string{{"--drop-state needs -r/--recovery-directory"}}},
+		{name: "-i without -a", args: []string{"-i", "1"}, want: [][]string{{"-i/--process-id must be 0 without -a/--addresses (got 1)"}}},
+		{name: "-i out of range", args: []string{"-i", "2", "-a", "h0:1;h1:1"}, want: [][]string{{"-i/--process-id must be less than the number of -a/--addresses, 2 (got 2)"}}},
+		{name: "duplicate address", args: []string{"-a", "h0:1;h0:1"}, want: [][]string{{`-a/--addresses: "h0:1" is listed twice`}}},
+
+		// Every violation at once.
+		{name: "all rules at once",
+			args: []string{"-i", "3", "-b", "5", "--drop-state", "f.x", "--recovery-plan"},
+			env:  map[string]string{envWorkers: "0", envSnapshot: "-1"},
+			want: [][]string{
+				{"RUNNEL_WORKERS_PER_PROCESS", `"0"`, "at least 1"},
+				{"RUNNEL_SNAPSHOT_INTERVAL", `"-1"`, "negative"},
+				{"-i/--process-id must be 0 without -a/--addresses (got 3)"},
+				{"-b/--backup-interval is only allowed with -r"},
+				{"--drop-state needs -r"},
+				{"--recovery-plan needs -r"},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, rest, err := Parse("flow", tt.args, envMap(tt.env))
+			if err == nil {
+				t.Fatalf("Parse(%q, %v) = %+v, %q, want an error", tt.args, tt.env, got, rest)
+			}
+			if errors.Is(err, ErrHelp) {
+				t.Fatalf("got ErrHelp")
+			}
+			checkLines(t, err, tt.want)
+			if diff := cmp.Diff(Config{}, got); diff != "" || rest != nil {
+				t.Errorf("on error, got %+v, %q, want zero values", got, rest)
+			}
+		})
+	}
+}
+
+// checkLines checks that err has one line per entry of lines, each line
+// containing all the substrings of its entry, in order.
+func checkLines(t *testing.T, err error, lines [][]string) {
+	t.Helper()
+	got := strings.Split(err.Error(), "\n")
+	if len(got) != len(lines) {
+		t.Errorf("error has %d lines, want %d:\n%v", len(got), len(lines), err)
+		return
+	}
+	for i, want := range lines {
+		for _, w := range want {
+			if !strings.Contains(got[i], w) {
+				t.Errorf("error line %d = %q, want it to contain %q", i+1, got[i], w)
+			}
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"-h"},
+		{"--help"},
+		{"--help=true"},
+		{"-w", "2", "-h"},
+		{"-h", "-w", "abc"},
+		{"-r", "db/", "--help"}, // help wins over missing -s and -b
+	} {
+		_, _, err := Parse("flow", args, envMap(map[string]string{envWorkers: "bad"}))
+		if !errors.Is(err, ErrHelp) || !errors.Is(err, pflag.ErrHelp) {
+			t.Errorf("Parse(%q) error = %v, want ErrHelp wrapping pflag.ErrHelp", args, err)
+		}
+	}
+	// After a positional or --, -h belongs to the program.
+	for _, args := range [][]string{{"--", "-h"}, {"x", "--help"}} {
+		_, rest, err := Parse("flow", args, nil)
+		if err != nil || len(rest) == 0 {
+			t.Errorf("Parse(%q) = %q, %v, want positionals", args, rest, err)
+		}
+	}
+}
+
+func TestUsage(t *testing.T) {
+	u := Usage("myflow")
+	var c Config
+	fs := newFlagSet("myflow", &c)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !strings.Contains(u, "--"+f.Name+" ") {
+			t.Errorf("Usage does not explain --%s", f.Name)
+		}
+		if f.Shorthand != "" && !strings.Contains(u, "-"+f.Shorthand+", --"+f.Name) {
+			t.Errorf("Usage does not show -%s, --%s", f.Shorthand, f.Name)
+		}
+	})
+	for _, fe := range flagEnv {
+		if !strings.Contains(u, fe.env) {
+			t.Errorf("Usage does not name %s", fe.env)
+		}
+	}
+	for _, want := range []string{
+		"Usage: myflow [flags] [--] [args...]",
+		"-h, --help",
+		"Default 1.", "Default 0.", "Default 10s",
+		"-s 0 is not allowed",
+		`"30", "0.05"`, `"30s"`, `"50ms"`,
+		"runnel recovery init db_dir/ 1",
+		"myflow -r db_dir/ -s 30 -b 0",
+		"myflow -r db_dir/ -s 30 -b 0 0 1 2 3 4",
+		"-- -1 -2",
+	} {
+		if !strings.Contains(u, want) {
+			t.Errorf("Usage does not contain %q", want)
+		}
+	}
+	if strings.Contains(u, "PROGRAM") {
+		t.Error("Usage still contains the PROGRAM placeholder")
+	}
+	for i, line := range strings.Split(u, "\n") {
+		if len(line) > 80 {
+			t.Errorf("Usage line %d is longer than 80 columns: %q", i+1, line)
+		}
+	}
+}
+
+// TestUsageExamplesParse checks that the example commands in Usage parse.
+func TestUsageExamplesParse(t *testing.T) {
+	for _, line := range strings.Split(Usage("myflow"), "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "myflow ") {
+			continue
+		}
+		args := strings.Fields(strings.TrimPrefix(line, "myflow "))
+		for i, a := range args {
+			args[i] = strings.Trim(a, `"`)
+		}
+		if _, _, err := Parse("myflow", args, nil); err != nil {
+			t.Errorf("example %q: %v", line, err)
+		}
+	}
+}
+
+func TestParseInterval(t *testing.T) {
+	good := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"30", 30 * time.Second},
+		{"0", 0},
+		{"000", 0},
+		{"0.05", 50 * time.Millisecond},
+		{".5", 500 * time.Millisecond},
+		{"5.", 5 * time.Second},
+		{"1.5", 1500 * time.Millisecond},
+		{"0.000000001", time.Nanosecond},
+		{"1.0000000019", time.Second + time.Nanosecond}, // truncated below 1ns
+		{"0.1", 100 * time.Millisecond},                 // exact, no float rounding
+		{"9223372036", 9223372036 * time.Second},
+		{"9223372036.854775807", math.MaxInt64},
+		{"30s", 30 * time.Second},
+		{"50ms", 50 * time.Millisecond},
+		{"1m30s", 90 * time.Second},
+		{"1h", time.Hour},
+		{"0s", 0},
+		{"1.5s", 1500 * time.Millisecond},
+		{"100us", 100 * time.Microsecond},
+		{"2562047h", 2562047 * time.Hour},
+	}
+	for _, tt := range good {
+		got, err := ParseInterval(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("ParseInterval(%q) = %v, %v, want %v", tt.in, got, err, tt.want)
+		}
+	}
+
+	bad := []struct{ in, want string }{
+		{"", "empty interval"},
+		{"abc", "invalid interval"},
+		{"s", "invalid interval"},
+		{"30 s", "invalid interval"},
+		{" 30", "invalid interval"},
+		{"1.2.3", "invalid interval"},
+		{"1e3", "invalid interval"},
+		{"0x10", "invalid interval"},
+		{"1_000", "invalid interval"},
+		{"-1", "negative"},
+		{"-0.5", "negative"},
+		{"-1s", "negative"},
+		{"-0", "negative"},
+		{"NaN", "invalid interval"},
+		{"nan", "invalid interval"},
+		{"Inf", "invalid interval"},
+		{"+Inf", "invalid interval"},
+		{"-Inf", "negative"},
+		{"9223372037", "too large"},
+		{"9223372036.854775808", "too large"},
+		{"99999999999999999999", "too large"},
+		{"2562048h", "invalid interval"},
+	}
+	for _, tt := range bad {
+		got, err := ParseInterval(tt.in)
+		if err == nil {
+			t.Errorf("ParseInterval(%q) = %v, want an error", tt.in, got)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), `"`+tt.in+`"`) && tt.in != "" {
+			t.Errorf("ParseInterval(%q) error = %q, want it to contain %q and the input", tt.in, err, tt.want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		c    Config
+		want []string // one line each; empty means valid
+	}{
+		{name: "default", c: Default()},
+		{name: "recovery in code uses the field values", c: with(func(c *Config) { c.RecoveryDir = "db/" })},
+		{name: "cluster", c: with(func(c *Config) { c.ProcessID = 1; c.Addresses = []string{"a:1", "b:1"}; c.WorkersPerProcess = 8 })},
+		{name: "recovery with everything", c: with(func(c *Config) {
+			c.RecoveryDir = "db/"
+			c.BackupInterval = time.Hour
+			c.DropState = []string{"f.x"}
+			c.RecoveryPlan = true
+		})},
+
+		{name: "workers 0", c: with(func(c *Config) { c.WorkersPerProcess = 0 }),
+			want: []string{"-w/--workers-per-process must be at least 1 (got 0)"}},
+		{name: "process id negative", c: with(func(c *Config) { c.ProcessID = -1 }),
+			want: []string{"-i/--process-id must not be negative (got -1)"}},
+		{name: "process id without addresses", c: with(func(c *Config) { c.ProcessID = 1 }),
+			want: []string{"-i/--process-id must be 0 without -a/--addresses (got 1)"}},
+		{name: "process id too big", c: with(func(c *Config) { c.ProcessID = 1; c.Addresses = []string{"a:1"} }),
+			want: []string{"-i/--process-id must be less than the number of -a/--addresses, 1 (got 1)"}},
+		{name: "bad addresses", c: with(func(c *Config) { c.Addresses = []string{"a", "b:x", ":1", "c:1", "c:1"} }),
+			want: []string{
+				`-a/--addresses: "a" is not host:port (missing port in address)`,
+				`-a/--addresses: "b:x" has invalid port "x" (want 1-65535)`,
+				`-a/--addresses: ":1" has no host`,
+				`-a/--addresses: "c:1" is listed twice`,
+			}},
+		{name: "snapshot 0", c: with(func(c *Config) { c.SnapshotInterval = 0 }),
+			want: []string{"-s/--snapshot-interval must be greater than 0 (got 0s): -s 0 is not allowed"}},
+		{name: "snapshot negative", c: with(func(c *Config) { c.SnapshotInterval = -time.Second }),
+			want: []string{"-s/--snapshot-interval must be greater than 0 (got -1s)"}},
+		{name: "backup negative", c: with(func(c *Config) { c.RecoveryDir = "db"; c.BackupInterval = -time.Second }),
+			want: []string{"-b/--backup-interval must not be negative (got -1s)"}},
+		{name: "backup without recovery", c: with(func(c *Config) { c.BackupInterval = time.Second }),
+			want: []string{"-b/--backup-interval is only allowed with -r/--recovery-directory"}},
+		{name: "drop state without recovery", c: with(func(c *Config) { c.DropState = []string{"f.x"} }),
+			want: []string{"--drop-state needs -r/--recovery-directory"}},
+		{name: "empty drop state", c: with(func(c *Config) { c.RecoveryDir = "db"; c.DropState = []string{"f.x", "", ""} }),
+			want: []string{"--drop-state: empty step id"}},
+		{name: "recovery plan without recovery", c: with(func(c *Config) { c.RecoveryPlan = true }),
+			want: []string{"--recovery-plan needs -r/--recovery-directory"}},
+		{name: "zero Config", c: Config{},
+			want: []string{"-w/--workers-per-process must be at least 1", "-s/--snapshot-interval must be greater than 0"}},
+		{name: "every rule at once", c: Config{
+			WorkersPerProcess: -3,
+			ProcessID:         5,
+			Addresses:         []string{"x"},
+			SnapshotInterval:  0,
+			BackupInterval:    -1,
+			DropState:         []string{""},
+			RecoveryPlan:      true,
+		}, want: []string{
+			"-w/--workers-per-process must be at least 1 (got -3)",
+			"-i/--process-id must be less than the number of -a/--addresses, 1 (got 5)",
+			`-a/--addresses: "x" is not host:port`,
+			"-s/--snapshot-interval must be greater than 0 (got 0s)",
+			"-b/--backup-interval must not be negative (got -1ns)",
+			"--drop-state needs -r/--recovery-directory",
+			"--drop-state: empty step id",
+			"--recovery-plan needs -r/--recovery-directory",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.c.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want %d errors", len(tt.want))
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.want) {
+				t.Fatalf("Validate() has %d lines, want %d:\n%v", len(lines), len(tt.want), err)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(lines[i], w) {
+					t.Errorf("line %d = %q, want it to contain %q", i+1, lines[i], w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,345 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// ErrHelp is returned by [Parse] when -h or --help is given before any
+// positional argument. The caller prints [Usage] and exits 0. It wraps
+// [pflag.ErrHelp], so errors.Is(err, pflag.ErrHelp) holds as well.
+var ErrHelp = fmt.Errorf("help requested: %w", pflag.ErrHelp)
+
+// Environment variables, the fallbacks of the flags.
+const (
+	envWorkers   = "RUNNEL_WORKERS_PER_PROCESS"
+	envProcessID = "RUNNEL_PROCESS_ID"
+	envAddresses = "RUNNEL_ADDRESSES"
+	envRecovery  = "RUNNEL_RECOVERY_DIRECTORY"
+	envSnapshot  = "RUNNEL_SNAPSHOT_INTERVAL"
+	envBackup    = "RUNNEL_BACKUP_INTERVAL"
+)
+
+// flagEnv maps each flag's long name to its environment variable, in the
+// order the fallbacks are read and their errors reported.
+var flagEnv = []struct{ flag, env string }{
+	{"workers-per-process", envWorkers},
+	{"process-id", envProcessID},
+	{"addresses", envAddresses},
+	{"recovery-directory", envRecovery},
+	{"snapshot-interval", envSnapshot},
+	{"backup-interval", envBackup},
+}
+
+// newFlagSet binds the flags to the fields of c.
+func newFlagSet(program string, c *Config) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(program, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.SortFlags = false
+	// Everything from the first positional argument on is positional, so
+	// that `-r db/ -s 30 -b 0 0 1 2` passes 0 1 2 to the program.
+	fs.SetInterspersed(false)
+
+	fs.VarP(&intValue{p: &c.WorkersPerProcess, min: 1}, "workers-per-process", "w",
+		"number of workers in this process (at least 1)")
+	fs.VarP(&intValue{p: &c.ProcessID, min: 0}, "process-id", "i",
+		"index of this process in --addresses")
+	fs.VarP(&addressesValue{p: &c.Addresses}, "addresses", "a",
+		`addresses of all processes, "host:port;host:port"`)
+	fs.VarP(&dirValue{p: &c.RecoveryDir}, "recovery-directory", "r",
+		"directory of recovery partitions")
+	fs.VarP(&intervalValue{p: &c.SnapshotInterval, positive: true}, "snapshot-interval", "s",
+		"epoch length: time between snapshots")
+	fs.VarP(&intervalValue{p: &c.BackupInterval}, "backup-interval", "b",
+		"how long superseded snapshots are kept")
+	fs.Var(&stepsValue{p: &c.DropState}, "drop-state",
+		"discard the stored state of this step")
+	fs.BoolVar(&c.RecoveryPlan, "recovery-plan", false,
+		"print the recovery plan and exit")
+	return fs
+}
+
+// Parse parses the command-line arguments args (without the program name)
+// into a Config, falling back to the environment through env (normally
+// os.Getenv; nil means no environment) for each flag that is not given. A
+// flag beats its variable, a variable beats the default, and an empty
+// variable counts as unset.
+//
+// The flags accept the usual spellings: -w 2, -w2, -w=2, --workers-per-process 2
+// and --workers-per-process=2. A repeated flag keeps its last value, except
+// -a and --drop-state, which accumulate.
+//
+// Parsing stops at the first argument that is not a flag or at "--"; that
+// argument and all after it are returned as positional arguments, for the
+// flow program to use (for example as input). So in
+//
+//	myflow -r db/ -s 30 -b 0 0 1 2 3 4
+//
+// the positional arguments are 0 1 2 3 4. Arguments that look like flags,
+// such as negative numbers, must follow "--": myflow -s 30 -- -1 -2.
+//
+// -h or --help makes Parse return [ErrHelp]; the caller prints [Usage].
+// Otherwise the error, if any, names the flag or environment variable and
+// the bad value. Bad values in the environment and broken rules (see
+// [Config.Validate], plus: with -r, -s and -b must be given, by flag or
+// variable) are all reported together, one per line. On error the returned
+// Config and arguments are zero.
+func Parse(program string, args []string, env func(string) string) (Config, []string, error) {
+	c := Default()
+	fs := newFlagSet(program, &c)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return Config{}, nil, ErrHelp
+		}
+		return Config{}, nil, flagError(err)
+	}
+
+	var errs []error
+	var g given
+	for _, fe := range flagEnv {
+		f := fs.Lookup(fe.flag)
+		if !f.Changed && env != nil {
+			if v := env(fe.env); v != "" {
+				// Set the value directly, not through fs.Set, so that
+				// f.Changed keeps meaning "given on the command line".
+				if err := f.Value.Set(v); err != nil {
+					errs = append(errs, fmt.Errorf("%s: invalid value %q for -%s/--%s: %w",
+						fe.env, v, f.Shorthand, f.Name, err))
+				}
+				setGiven(&g, fe.flag)
+			}
+		}
+		if f.Changed {
+			setGiven(&g, fe.flag)
+		}
+	}
+	errs = append(errs, c.check(&g)...)
+	if len(errs) > 0 {
+		return Config{}, nil, errors.Join(errs...)
+	}
+	return c, fs.Args(), nil
+}
+
+func setGiven(g *given, flag string) {
+	switch flag {
+	case "snapshot-interval":
+		g.snapshot = true
+	case "backup-interval":
+		g.backup = true
+	}
+}
+
+// flagError rewrites pflag's errors into Runnel's wording: the flag first,
+// then the bad value and why.
+func flagError(err error) error {
+	var ive *pflag.InvalidValueError
+	if errors.As(err, &ive) {
+		f := ive.GetFlag()
+		name := "--" + f.Name
+		if f.Shorthand != "" {
+			name = "-" + f.Shorthand + "/" + name
+		}
+		return fmt.Errorf("%s: invalid value %q: %w", name, ive.GetValue(), errors.Unwrap(ive))
+	}
+	var nee *pflag.NotExistError
+	if errors.As(err, &nee) {
+		if short := nee.GetSpecifiedShortnames(); short != "" && isDecimal(short) {
+			return fmt.Errorf("%w (to pass the negative number -%s as an argument, put -- before it)", err, short)
+		}
+	}
+	return err
+}
+
+// intValue is an integer flag with a lower bound.
+type intValue struct {
+	p   *int
+	min int
+}
+
+func (v *intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		var ne *strconv.NumError
+		if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
+			return errors.New("out of range")
+		}
+		return errors.New("not an integer")
+	}
+	if n < v.min {
+		if v.min == 0 {
+			return fmt.Errorf("must not be negative")
+		}
+		return fmt.Errorf("must be at least %d", v.min)
+	}
+	*v.p = n
+	return nil
+}
+
+func (v *intValue) String() string { return strconv.Itoa(*v.p) }
+func (v *intValue) Type() string   { return "int" }
+
+// intervalValue is an interval flag; see ParseInterval.
+type intervalValue struct {
+	p        *time.Duration
+	positive bool // reject 0
+}
+
+func (v *intervalValue) Set(s string) error {
+	d, err := ParseInterval(s)
+	if err != nil {
+		return err
+	}
+	if v.positive && d == 0 {
+		return fmt.Errorf("must be greater than 0: %w", errSnapshotZero)
+	}
+	*v.p = d
+	return nil
+}
+
+func (v *intervalValue) String() string { return v.p.String() }
+func (v *intervalValue) Type() string   { return "interval" }
+
+// addressesValue is a ';'-separated list of host:port addresses. The first
+// Set replaces the default; later ones append.
+type addressesValue struct {
+	p   *[]string
+	set bool
+}
+
+func (v *addressesValue) Set(s string) error {
+	var addrs []string
+	for _, a := range strings.Split(s, ";") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue // allow "h:1;h:2;" and "h:1; h:2"
+		}
+		if err := checkAddress(a); err != nil {
+			return err
+		}
+		addrs = append(addrs, a)
+	}
+	if len(addrs) == 0 {
+		return errors.New(`no address; want "host:port;host:port"`)
+	}
+	if !v.set {
+		*v.p = nil
+		v.set = true
+	}
+	*v.p = append(*v.p, addrs...)
+	return nil
+}
+
+func (v *addressesValue) String() string { return strings.Join(*v.p, ";") }
+func (v *addressesValue) Type() string   { return "addresses" }
+
+// dirValue is a non-empty directory name.
+type dirValue struct{ p *string }
+
+func (v *dirValue) Set(s string) error {
+	if s == "" {
+		return errors.New("empty directory name")
+	}
+	*v.p = s
+	return nil
+}
+
+func (v *dirValue) String() string { return *v.p }
+func (v *dirValue) Type() string   { return "dir" }
+
+// stepsValue accumulates comma-separated step ids.
+type stepsValue struct{ p *[]string }
+
+func (v *stepsValue) Set(s string) error {
+	var steps []string
+	for _, step := range strings.Split(s, ",") {
+		step = strings.TrimSpace(step)
+		if step == "" {
+			return errors.New("empty step id")
+		}
+		steps = append(steps, step)
+	}
+	*v.p = append(*v.p, steps...)
+	return nil
+}
+
+func (v *stepsValue) String() string { return strings.Join(*v.p, ",") }
+func (v *stepsValue) Type() string   { return "step" }
+
+// Usage returns the --help text for a flow binary called program: every
+// flag, its environment variable, default and units, and the tutorial's
+// commands as an example.
+func Usage(program string) string {
+	return strings.ReplaceAll(usageText, "PROGRAM", program)
+}
+
+const usageText = `Usage: PROGRAM [flags] [--] [args...]
+
+Runs the dataflow. Arguments after the flags, or after "--", are left to the
+flow program (put negative numbers after "--"). Each of -w, -i, -a, -r, -s
+and -b can also be set by the environment variable shown; a flag beats its
+variable, a variable beats the default, and an empty variable counts as unset.
+
+Flags:
+  -w, --workers-per-process N    Workers in this process, at least 1.
+                                 Env RUNNEL_WORKERS_PER_PROCESS. Default 1.
+  -i, --process-id N             Index of this process in --addresses, from 0
+                                 to the number of addresses minus 1; must be 0
+                                 without --addresses.
+                                 Env RUNNEL_PROCESS_ID. Default 0.
+  -a, --addresses "H:P;H:P"      host:port of every process of the run, in
+                                 process-id order, separated by ";" (or give
+                                 -a once per process). Ports 1-65535.
+                                 Env RUNNEL_ADDRESSES. Default: none, a
+                                 single-process run.
+  -r, --recovery-directory DIR   Directory of recovery partitions, created with
+                                 "runnel recovery init DIR N". Enables
+                                 recovery: state is snapshotted there, and a
+                                 later run resumes from it. Needs -s and -b.
+                                 Env RUNNEL_RECOVERY_DIRECTORY. Default: none,
+                                 nothing is written.
+  -s, --snapshot-interval T      Epoch length: time between snapshots of all
+                                 state. Must be greater than 0:
+                                 -s 0 is not allowed. Required with -r.
+                                 Env RUNNEL_SNAPSHOT_INTERVAL. Default 10s
+                                 (without -r).
+  -b, --backup-interval T        How long superseded snapshots are kept, so a
+                                 backup of DIR taken up to T ago can still
+                                 resume; 0 keeps only what resuming needs.
+                                 Required with -r, only allowed with -r.
+                                 Env RUNNEL_BACKUP_INTERVAL. No default.
+      --drop-state STEP          Discard the stored state of step STEP (its full
+                                 id, e.g. flow.step) instead of refusing to run
+                                 when it was removed or its state type changed.
+                                 Repeat it or separate ids with ",". Needs -r.
+      --recovery-plan            Print what would be resumed, from which epoch,
+                                 and what would be dropped, then exit without
+                                 running. Needs -r.
+  -h, --help                     Print this help and exit.
+
+Intervals (T) are plain seconds ("30", "0.05") or Go durations ("30s",
+"50ms", "1m30s").
+
+Examples:
+  # Create one recovery partition, then run with recovery: snapshots every
+  # 30 seconds, no extra backup window.
+  runnel recovery init db_dir/ 1
+  PROGRAM -r db_dir/ -s 30 -b 0
+
+  # Run it again later with the same directory: it resumes where it stopped.
+  PROGRAM -r db_dir/ -s 30 -b 0
+
+  # Pass arguments to the flow program.
+  PROGRAM -r db_dir/ -s 30 -b 0 0 1 2 3 4
+  PROGRAM -s 0.05 -- -1 -2
+
+  # Two processes with two workers each; run this on both hosts with -i 0
+  # and -i 1.
+  PROGRAM -w 2 -i 0 -a "host0:2101;host1:2101"
+`

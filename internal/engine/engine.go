@@ -1,0 +1,104 @@
+// Package engine is Runnel's execution core: the per-worker scheduling
+// loop, barriers and their alignment, key exchange between workers, and
+// snapshot collection.
+//
+// A Worker is a plain, single-threaded state machine, like etcd raft's
+// RawNode: it never starts goroutines, never reads the wall clock and never
+// touches files or sockets. The caller (the runner in the root package, or a
+// test) owns those:
+//
+//   - it delivers messages from other workers with Deliver;
+//   - it calls Step, which polls sources, runs operators on batches, closes
+//     epochs when the injected Clock says so and hands outgoing batches to
+//     the Transport (which must not block);
+//   - it persists the rows a worker reports through the Committer, and only
+//     then records the epoch as committed;
+//   - it sleeps until Deadline or until a message arrives.
+//
+// # Epochs and barriers
+//
+// Every input stamps what it reads with the worker's current epoch. When
+// the epoch ends, each input emits a barrier that travels behind the
+// epoch's items along every edge. A step with several input channels (a
+// merge, a join, or an exchange fed by W workers) aligns barriers in its
+// Gate: after barrier e arrives on one channel, later events on that channel
+// wait until barrier e has arrived on all of them. A stateful step that has
+// aligned barrier e therefore holds exactly the items of epochs <= e, which
+// is what it snapshots. End of input is a barrier at infinity (EOF).
+package engine
+
+import (
+	"math"
+	"time"
+)
+
+// Epoch numbers the intervals of input between barriers. Epoch 0 is never
+// used, so that "aligned through epoch 0" means "nothing closed yet" for a
+// run starting at epoch 1.
+type Epoch = uint64
+
+// EOF is the frontier of a channel that has ended.
+const EOF Epoch = math.MaxUint64
+
+// Clock gives the engine its notion of now; tests inject a manual clock.
+type Clock interface {
+	Now() time.Time
+}
+
+// MsgKind says what a Message carries.
+type MsgKind uint8
+
+// The kinds of message that cross between workers.
+const (
+	MsgData    MsgKind = iota + 1 // a batch of items
+	MsgBarrier                    // the sender closed Epoch on this edge
+	MsgEOF                        // the sender's side of this edge ended
+)
+
+// Message is one event on an exchange edge from one worker to another.
+// Batch holds a []T whose ownership passes to the receiver.
+type Message struct {
+	Edge  int
+	From  int
+	Kind  MsgKind
+	Epoch Epoch
+	Batch any
+	Len   int // items in Batch, for flow control
+}
+
+// Transport moves messages between workers. Send must not block: a bounded
+// amount is in flight because workers stop polling their sources while
+// Outstanding is above their limit, not because sends wait.
+type Transport interface {
+	// Send queues m for worker to.
+	Send(to int, m Message)
+	// Release returns n items of flow-control credit to worker from, once
+	// the receiver no longer holds them.
+	Release(from int, n int)
+	// Outstanding is how many items sent by worker w are still held by
+	// receivers (queued, or buffered for barrier alignment).
+	Outstanding(w int) int64
+	// Hold charges n items to worker w's credit without a Send, for items a
+	// worker buffers for itself during alignment.
+	Hold(w int, n int)
+}
+
+// Row is one change of state to persist: a step's key set to Value, or
+// deleted. Keys are text here; this is the only place they become text.
+type Row struct {
+	Step    string
+	Key     string
+	Value   []byte
+	Deleted bool
+}
+
+// Committer receives what a worker has finished. EpochDone(w, e, rows) means
+// every terminal step on worker w has aligned barrier e, and rows are the
+// state changes that worker's steps made in epoch e (not yet durable). The
+// caller must make them durable, and commit e only once every worker has
+// reported it. Done(w, last) says worker w has ended; last is the highest
+// epoch it closed.
+type Committer interface {
+	EpochDone(worker int, e Epoch, rows []Row)
+	Done(worker int, last Epoch)
+}

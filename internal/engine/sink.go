@@ -1,0 +1,201 @@
+package engine
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// SinkPartition writes to one partition of an output. WriteBatch may keep
+// nothing of the batch after it returns: the engine reuses it.
+type SinkPartition[T any] interface {
+	WriteBatch(items []T) error
+	Close() error
+}
+
+// StatefulSinkPartition is a sink partition that can resume: Snapshot
+// returns its position after everything written so far (a file offset, say).
+// Resuming from that position (truncating past it) gives exactly-once
+// output.
+type StatefulSinkPartition[T, S any] interface {
+	SinkPartition[T]
+	Snapshot() S
+}
+
+// PartitionedSink is an output with a fixed set of named partitions whose
+// positions are part of recovery data. Items are routed to a partition by
+// PartFor, and partitions are spread over all workers.
+type PartitionedSink[T, S any] interface {
+	// ListParts names the partitions, the same in every process.
+	ListParts() []string
+	// PartFor picks the partition of an item: an index into ListParts
+	// (taken modulo its length).
+	PartFor(item T) int
+	// BuildPart opens one partition, at the position an earlier execution
+	// snapshotted (nil for a fresh start).
+	BuildPart(step, part string, resume *S) (StatefulSinkPartition[T, S], error)
+}
+
+// DynamicSink is an output built once per worker that keeps no position;
+// after a resume it may see some items again (at-least-once).
+type DynamicSink[T any] interface {
+	Build(step string, worker, workers int) (SinkPartition[T], error)
+}
+
+// Sink is what an output step writes to, made by the root package's
+// Partitioned or Dynamic sink constructors or given by a connector. Like
+// Source, its methods take internal types, so only Runnel implements it.
+type Sink[T any] interface {
+	BuildOutput(b *Builder) error
+	StateType() string
+	CheckState() error
+	Route(part string, workers int) (int, error)
+}
+
+type dynamicSinkNode[T any] struct {
+	b    *Builder
+	p    SinkPartition[T]
+	step string
+}
+
+func (n *dynamicSinkNode[T]) write(batch []T) {
+	if err := n.p.WriteBatch(batch); err != nil {
+		n.b.w.Fail(n.step, "", fmt.Errorf("write: %w", err))
+	}
+}
+func (n *dynamicSinkNode[T]) OnBarrier(Epoch) {}
+func (n *dynamicSinkNode[T]) OnEOF()          {}
+
+// AddDynamicSink builds an output node writing to one dynamic partition
+// per worker.
+func AddDynamicSink[T any](b *Builder, sink DynamicSink[T]) error {
+	p, err := sink.Build(b.stepID, b.w.Index, b.w.Workers)
+	if err != nil {
+		return err
+	}
+	b.OnClose(p.Close)
+	n := &dynamicSinkNode[T]{b: b, p: p, step: b.stepID}
+	g := b.NewGate(n)
+	Connect(b, g, 0, nil, n.write)
+	return nil
+}
+
+type sinkPart[T any] struct {
+	key      string
+	p        func([]T) error
+	snapshot func() ([]byte, error)
+	last     []byte
+	buf      []T
+}
+
+type partitionedSinkNode[T any] struct {
+	w      *Worker
+	step   string
+	partOf func(T) int
+	mine   map[int]*sinkPart[T] // by partition index
+	only   *sinkPart[T]         // when this worker owns exactly one
+}
+
+func (n *partitionedSinkNode[T]) write(batch []T) {
+	if n.only != nil {
+		if err := n.only.p(batch); err != nil {
+			n.w.Fail(n.step, n.only.key, fmt.Errorf("write to partition %q: %w", n.only.key, err))
+		}
+		return
+	}
+	for _, x := range batch {
+		sp := n.mine[n.partOf(x)]
+		sp.buf = append(sp.buf, x)
+	}
+	for _, sp := range n.mine {
+		if len(sp.buf) == 0 {
+			continue
+		}
+		if err := sp.p(sp.buf); err != nil {
+			n.w.Fail(n.step, sp.key, fmt.Errorf("write to partition %q: %w", sp.key, err))
+		}
+		clear(sp.buf)
+		sp.buf = sp.buf[:0]
+	}
+}
+
+func (n *partitionedSinkNode[T]) OnBarrier(e Epoch) {
+	if !n.w.snapshots {
+		return
+	}
+	for _, sp := range n.mine {
+		b, err := sp.snapshot()
+		if err != nil {
+			n.w.Fail(n.step, sp.key, fmt.Errorf("snapshot of partition %q: %w", sp.key, err))
+		}
+		if !bytes.Equal(b, sp.last) {
+			sp.last = b
+			n.w.Record(e, Row{Step: n.step, Key: sp.key, Value: b})
+		}
+	}
+}
+
+func (n *partitionedSinkNode[T]) OnEOF() {}
+
+// AddPartitionedSink builds an output node owning this worker's share of
+// the sink's partitions; items cross workers to their partition's owner.
+func AddPartitionedSink[T, S any](b *Builder, sink PartitionedSink[T, S], encode func(S) ([]byte, error), decode func([]byte) (S, error)) error {
+	parts := sink.ListParts()
+	if _, err := SortedParts(parts); err != nil {
+		return err
+	}
+	if len(parts) == 0 {
+		return fmt.Errorf("the sink lists no partitions")
+	}
+	np := len(parts)
+	partOf := func(x T) int {
+		i := sink.PartFor(x) % np
+		if i < 0 {
+			i += np
+		}
+		return i
+	}
+	n := &partitionedSinkNode[T]{w: b.w, step: b.stepID, partOf: partOf, mine: map[int]*sinkPart[T]{}}
+	resume := b.Resume()
+	for i, key := range parts {
+		if i%b.w.Workers != b.w.Index {
+			continue
+		}
+		var at *S
+		if raw, ok := resume[key]; ok {
+			s, err := decode(raw)
+			if err != nil {
+				return fmt.Errorf("partition %q: recovered position does not decode: %w", key, err)
+			}
+			at = &s
+		}
+		p, err := sink.BuildPart(b.stepID, key, at)
+		if err != nil {
+			return fmt.Errorf("partition %q: %w", key, err)
+		}
+		b.OnClose(p.Close)
+		sp := &sinkPart[T]{key: key, p: p.WriteBatch, snapshot: func() ([]byte, error) { return encode(p.Snapshot()) }}
+		if at != nil {
+			sp.last = resume[key]
+		}
+		n.mine[i] = sp
+	}
+	if len(n.mine) == 1 {
+		for _, sp := range n.mine {
+			n.only = sp
+		}
+	}
+	g := b.NewGate(n)
+	workers := b.w.Workers
+	Connect(b, g, 0, func(x T) int { return partOf(x) % workers }, n.write)
+	return nil
+}
+
+// SinkPartOwner is the worker that writes partition part of a sink.
+func SinkPartOwner(parts []string, part string, workers int) (int, error) {
+	for i, p := range parts {
+		if p == part {
+			return i % workers, nil
+		}
+	}
+	return 0, fmt.Errorf("partition %q is not among the sink's partitions %q", part, parts)
+}

@@ -1,0 +1,456 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"time"
+)
+
+// DefaultMaxOutstanding is how many items a worker may have sent and not
+// yet seen handled before it stops polling its sources.
+const DefaultMaxOutstanding = 64 * BatchSize
+
+// Config configures one worker.
+type Config struct {
+	Index, Workers int
+	Clock          Clock
+	Transport      Transport
+	Committer      Committer     // nil: nothing is reported
+	EpochInterval  time.Duration // > 0
+	StartEpoch     Epoch         // first epoch of this execution, >= 1
+	// Snapshots says whether stateful steps must track and report their
+	// changes (recovery is on).
+	Snapshots bool
+	// Resume holds the recovered state routed to this worker: step id ->
+	// state key -> encoded value.
+	Resume map[string]map[string][]byte
+	// MaxOutstanding overrides DefaultMaxOutstanding when > 0.
+	MaxOutstanding int64
+}
+
+// Worker runs every step of a dataflow for one worker. It is not safe for
+// concurrent use; see the package documentation for the caller's duties.
+type Worker struct {
+	Index, Workers int
+
+	clock     Clock
+	tr        Transport
+	committer Committer
+	interval  time.Duration
+	start     Epoch
+	snapshots bool
+	resume    map[string]map[string][]byte
+	maxOut    int64
+
+	epoch      Epoch // the open epoch
+	epochEnd   time.Time
+	inputsDone bool
+	stopAt     Epoch // > 0: close this epoch, then read no more
+	paused     bool  // neither close epochs nor read input until StopAt
+
+	sources   []source
+	receivers []receiver // by edge id
+	dirty     []flusher
+	wakers    []waker
+	gates     []*Gate
+	terminals []*Gate
+	closers   []closer
+
+	reported Epoch // epochs <= reported were handed to the committer
+	pending  map[Epoch][]Row
+	done     bool
+	nextEdge int
+}
+
+// source is an input step's instance.
+type source interface {
+	// poll reads at most one batch from each ready partition. It reports
+	// whether it read anything and when it next wants to be polled.
+	poll(now time.Time) (progress bool, next time.Time)
+	// peek is when the source next wants to be polled (zero: not before
+	// a message or an epoch end).
+	peek() (progress bool, next time.Time)
+	closeEpoch(e Epoch)
+	exhausted() bool
+	end()
+}
+
+// waker is a node that asked to run at a time (window close, timeouts).
+type waker interface {
+	nextWake() (time.Time, bool)
+	wake(now time.Time)
+}
+
+type closer interface {
+	close() error
+}
+
+// NewWorker makes a worker with no steps; add them with AddStep in the
+// same order on every worker.
+func NewWorker(c Config) *Worker {
+	w := &Worker{
+		Index: c.Index, Workers: c.Workers,
+		clock: c.Clock, tr: c.Transport, committer: c.Committer,
+		interval: c.EpochInterval, start: c.StartEpoch, snapshots: c.Snapshots,
+		resume: c.Resume, maxOut: c.MaxOutstanding,
+		pending: map[Epoch][]Row{},
+	}
+	if w.start == 0 {
+		w.start = 1
+	}
+	if w.maxOut <= 0 {
+		w.maxOut = DefaultMaxOutstanding
+	}
+	w.epoch = w.start
+	w.reported = w.start - 1
+	return w
+}
+
+// Port names one output of a step: the step's index in the dataflow and the
+// output's index on that step.
+type Port struct{ Step, Out int }
+
+// Builder instantiates one step on one worker. Operators use it to reach
+// their upstream outlets, create their own, and register gates and inputs.
+type Builder struct {
+	w        *Worker
+	stepIdx  int
+	stepID   string
+	inputs   []Port
+	terminal bool
+	outlets  map[Port]any
+}
+
+// StepID is the full id of the step being built.
+func (b *Builder) StepID() string { return b.stepID }
+
+// Worker is the worker the step is built on.
+func (b *Builder) Worker() *Worker { return b.w }
+
+// Snapshots says whether the step must record its state changes.
+func (b *Builder) Snapshots() bool { return b.w.snapshots }
+
+// Resume is the recovered state of this step that this worker owns.
+func (b *Builder) Resume() map[string][]byte { return b.w.resume[b.stepID] }
+
+// Clock is the worker's clock.
+func (b *Builder) Clock() Clock { return b.w.clock }
+
+// Program is the wiring of a dataflow's steps, built once per worker.
+type Program struct {
+	outlets map[Port]any
+}
+
+// NewProgram starts the wiring of a worker's steps.
+func NewProgram() *Program { return &Program{outlets: map[Port]any{}} }
+
+// AddStep builds one step. Steps must be added in an order where every
+// step's inputs were added before it, the same order on every worker.
+func (w *Worker) AddStep(p *Program, idx int, id string, inputs []Port, terminal bool, build func(*Builder) error) error {
+	b := &Builder{w: w, stepIdx: idx, stepID: id, inputs: inputs, terminal: terminal, outlets: p.outlets}
+	if err := build(b); err != nil {
+		return &StepError{Step: id, Worker: w.Index, Err: err}
+	}
+	return nil
+}
+
+// NewOutlet creates the step's next output.
+func NewOutlet[T any](b *Builder, out int) *Outlet[T] {
+	o := &Outlet[T]{}
+	b.outlets[Port{b.stepIdx, out}] = o
+	return o
+}
+
+// Connect attaches the step's i-th input to a new Input on gate g. With a
+// nil route the edge stays on this worker. Otherwise route names the worker
+// that must handle each item, and items cross workers in batches (with one
+// worker, no exchange is built).
+func Connect[T any](b *Builder, g *Gate, i int, route func(T) int, handle func([]T)) *Input[T] {
+	up := b.outlets[b.inputs[i]].(*Outlet[T])
+	w := b.w
+	if route == nil || w.Workers == 1 {
+		in := newInput(g, 1, handle)
+		up.targets = append(up.targets, &localChannel[T]{in: in, ch: 0, self: w.Index})
+		return in
+	}
+	in := newInput(g, w.Workers, handle)
+	x := &exchange[T]{w: w, edge: w.nextEdge, route: route, bufs: make([][]T, w.Workers), in: in}
+	for d := range x.bufs {
+		x.bufs[d] = make([]T, 0, BatchSize)
+	}
+	w.nextEdge++
+	w.receivers = append(w.receivers, in)
+	up.targets = append(up.targets, x)
+	return in
+}
+
+// AddWaker registers a node that asks to be woken at times.
+func (b *Builder) AddWaker(n interface {
+	NextWake() (time.Time, bool)
+	Wake(now time.Time)
+}) {
+	b.w.wakers = append(b.w.wakers, wakerFunc{n.NextWake, n.Wake, b.w, b.stepID})
+}
+
+// OnClose registers a function that runs once when the worker closes.
+func (b *Builder) OnClose(f func() error) {
+	b.w.closers = append(b.w.closers, closerFunc{f, b.stepID})
+}
+
+type wakerFunc struct {
+	next func() (time.Time, bool)
+	run  func(time.Time)
+	w    *Worker
+	step string
+}
+
+func (f wakerFunc) nextWake() (time.Time, bool) { return f.next() }
+func (f wakerFunc) wake(now time.Time) {
+	defer f.w.guard(f.step)
+	f.run(now)
+}
+
+type closerFunc struct {
+	f    func() error
+	step string
+}
+
+func (c closerFunc) close() error {
+	if err := c.f(); err != nil {
+		return fmt.Errorf("step %s: close: %w", c.step, err)
+	}
+	return nil
+}
+
+// Record adds state rows for epoch e, to be reported once e is done here.
+func (w *Worker) Record(e Epoch, rows ...Row) {
+	w.pending[e] = append(w.pending[e], rows...)
+}
+
+// Fail stops the run from inside a node: the worker's Step or Deliver
+// returns err, attributed to step (and key, if not empty).
+func (w *Worker) Fail(step, key string, err error) {
+	panic(&StepError{Step: step, Worker: w.Index, Key: key, Err: err})
+}
+
+// guard turns a panic in a node into a StepError naming the node's step.
+// It is deferred per batch, not per item.
+func (w *Worker) guard(step string) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if se, ok := r.(*StepError); ok {
+		panic(se)
+	}
+	panic(&StepError{Step: step, Worker: w.Index, Err: &panicError{value: r, stack: string(debug.Stack())}})
+}
+
+// catch converts the StepError panics raised by guard and Fail into errors.
+func (w *Worker) catch(err *error) {
+	if r := recover(); r != nil {
+		se, ok := r.(*StepError)
+		if !ok {
+			se = &StepError{Step: "engine", Worker: w.Index, Err: &panicError{value: r, stack: string(debug.Stack())}}
+		}
+		*err = se
+	}
+}
+
+// Stopped reports whether a worker asked to StopAt an epoch has closed it
+// and every terminal step has passed its barrier.
+func (w *Worker) Stopped() bool { return w.stopAt > 0 && w.reported >= w.stopAt }
+
+// Done reports whether every step on this worker has ended.
+func (w *Worker) Done() bool { return w.done }
+
+// Epoch is the worker's open epoch.
+func (w *Worker) Epoch() Epoch { return w.epoch }
+
+// StopAt asks the worker to close epoch e (closing the epochs before it at
+// once, if it is behind) and then to read no more input. The caller picks e
+// at or above every worker's open epoch, so all workers stop at the same
+// barrier.
+func (w *Worker) StopAt(e Epoch) {
+	w.stopAt = e
+}
+
+// Pause stops the worker from closing epochs and reading input, so that a
+// caller can pick the stop epoch (the highest open epoch of all workers)
+// before any worker moves past it. Messages are still handled.
+func (w *Worker) Pause() { w.paused = true }
+
+// Deliver handles messages from other workers' exchanges.
+func (w *Worker) Deliver(msgs []Message) (err error) {
+	defer w.catch(&err)
+	for _, m := range msgs {
+		w.receivers[m.Edge].receive(m)
+	}
+	w.flush()
+	return nil
+}
+
+// Step does one round of work at the clock's now: closes the epoch if it is
+// due, polls ready sources (unless too much is in flight), wakes nodes whose
+// time has come and flushes exchanges. It reports whether it did anything.
+func (w *Worker) Step() (progress bool, err error) {
+	defer w.catch(&err)
+	now := w.clock.Now()
+	if w.epochEnd.IsZero() {
+		w.epochEnd = now.Add(w.interval)
+	}
+	if !w.inputsDone {
+		if w.stopAt > 0 {
+			for w.epoch <= w.stopAt {
+				w.closeEpoch()
+			}
+			w.endInputs(false)
+			progress = true
+		} else if !w.paused {
+			if !now.Before(w.epochEnd) {
+				w.closeEpoch()
+				w.epochEnd = now.Add(w.interval)
+				progress = true
+			}
+			if w.tr.Outstanding(w.Index) < w.maxOut {
+				all := true
+				for _, s := range w.sources {
+					p, _ := s.poll(now)
+					progress = progress || p
+					all = all && s.exhausted()
+				}
+				if all {
+					w.closeEpoch()
+					w.endInputs(true)
+					progress = true
+				}
+			}
+		}
+	}
+	for _, n := range w.wakers {
+		if w.stopAt > 0 {
+			break // what a wake-up emits would belong past the stop epoch
+		}
+		if t, ok := n.nextWake(); ok && !now.Before(t) {
+			n.wake(now)
+			progress = true
+		}
+	}
+	w.flush()
+	return progress, nil
+}
+
+func (w *Worker) closeEpoch() {
+	for _, s := range w.sources {
+		s.closeEpoch(w.epoch)
+	}
+	w.epoch++
+	w.flush()
+}
+
+// endInputs ends every source. At the end of input (eof) the sources' EOF
+// flows on, so that steps flush what they hold; when stopping at an epoch
+// the run ends right after the last barrier instead, so that nothing past
+// the committed epoch is emitted and the next run replays nothing.
+func (w *Worker) endInputs(eof bool) {
+	w.inputsDone = true
+	for _, s := range w.sources {
+		s.end()
+	}
+	if !eof {
+		return
+	}
+	w.flush()
+}
+
+func (w *Worker) flush() {
+	for len(w.dirty) > 0 {
+		d := w.dirty
+		w.dirty = nil
+		for _, x := range d {
+			x.flush()
+		}
+	}
+}
+
+// Deadline is when the worker next needs a Step even if no message
+// arrives: the end of the epoch, a source's next poll, or a node's wake-up.
+// ok is false when only a message can give it work.
+func (w *Worker) Deadline() (t time.Time, ok bool) {
+	consider := func(c time.Time) {
+		if !ok || c.Before(t) {
+			t, ok = c, true
+		}
+	}
+	if !w.inputsDone && (!w.paused || w.stopAt > 0) {
+		if w.stopAt > 0 || w.epochEnd.IsZero() {
+			return w.clock.Now(), true
+		}
+		consider(w.epochEnd)
+		if w.tr.Outstanding(w.Index) < w.maxOut {
+			for _, s := range w.sources {
+				if _, next := s.peek(); !next.IsZero() {
+					consider(next)
+				}
+			}
+		}
+	}
+	for _, n := range w.wakers {
+		if w.stopAt > 0 {
+			break
+		}
+		if c, has := n.nextWake(); has {
+			consider(c)
+		}
+	}
+	return t, ok
+}
+
+// terminalAdvanced reports epochs that every terminal step has now passed.
+func (w *Worker) terminalAdvanced() {
+	f := EOF
+	for _, g := range w.terminals {
+		f = min(f, g.aligned)
+	}
+	if f == EOF {
+		last := w.reported
+		for e := range w.pending {
+			last = max(last, e)
+		}
+		w.report(last)
+		w.done = true
+		if w.committer != nil {
+			w.committer.Done(w.Index, last)
+		}
+		return
+	}
+	w.report(f)
+}
+
+func (w *Worker) report(through Epoch) {
+	for e := w.reported + 1; e <= through; e++ {
+		rows := w.pending[e]
+		delete(w.pending, e)
+		if w.committer != nil {
+			w.committer.EpochDone(w.Index, e, rows)
+		}
+	}
+	w.reported = max(w.reported, through)
+}
+
+// Close closes every source partition and sink, once, and reports the
+// errors of all of them.
+func (w *Worker) Close() error {
+	var errs []error
+	for _, c := range slices.Backward(w.closers) {
+		if err := c.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	w.closers = nil
+	return errors.Join(errs...)
+}
+
+func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }

@@ -1,0 +1,180 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/runnel-dev/runnel/internal/engine"
+	"github.com/runnel-dev/runnel/recovery"
+)
+
+// committer gathers what workers report and makes epochs durable in order.
+// An epoch is handed to the writer only when every worker has reported it
+// (its snapshots are all in, and every worker's sinks have passed its
+// barrier); the writer then writes the rows and, after they are durable,
+// records the new frontier. A failure to write ends the run.
+type committer struct {
+	mu        sync.Mutex
+	frontier  []engine.Epoch // per worker: reported through
+	last      engine.Epoch   // highest epoch closed by an ended worker
+	rows      map[engine.Epoch][]engine.Row
+	queued    engine.Epoch // epochs <= queued are handed to the writer
+	jobs      []job
+	committed engine.Epoch
+	err       error
+	wake      chan struct{}
+	closed    bool
+	done      chan struct{}
+
+	store   *recovery.Store
+	exec    int
+	keep    uint64
+	workers []int
+	fail    context.CancelCauseFunc
+}
+
+type job struct {
+	epoch engine.Epoch
+	rows  []engine.Row
+}
+
+func newCommitter(workers int, start engine.Epoch, store *recovery.Store, exec int, keep uint64, fail context.CancelCauseFunc) *committer {
+	c := &committer{
+		frontier: make([]engine.Epoch, workers),
+		rows:     map[engine.Epoch][]engine.Row{},
+		queued:   start - 1, committed: start - 1,
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
+		store: store, exec: exec, keep: keep, fail: fail,
+	}
+	for i := range c.frontier {
+		c.frontier[i] = start - 1
+		c.workers = append(c.workers, i)
+	}
+	go c.write()
+	return c
+}
+
+func (c *committer) EpochDone(w int, e engine.Epoch, rows []engine.Row) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(rows) > 0 {
+		c.rows[e] = append(c.rows[e], rows...)
+	}
+	c.frontier[w] = e
+	c.advance()
+}
+
+func (c *committer) Done(w int, last engine.Epoch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frontier[w] = engine.EOF
+	c.last = max(c.last, last)
+	c.advance()
+}
+
+func (c *committer) advance() {
+	m := engine.EOF
+	for _, f := range c.frontier {
+		m = min(m, f)
+	}
+	if m == engine.EOF {
+		m = c.last
+	}
+	if m <= c.queued {
+		return
+	}
+	for e := c.queued + 1; e <= m; e++ {
+		c.jobs = append(c.jobs, job{epoch: e, rows: c.rows[e]})
+		delete(c.rows, e)
+	}
+	c.queued = m
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// write is the writer goroutine: it persists queued epochs in order and
+// then commits the highest of them.
+func (c *committer) write() {
+	defer close(c.done)
+	for {
+		<-c.wake
+		c.mu.Lock()
+		jobs := c.jobs
+		c.jobs = nil
+		closed := c.closed
+		c.mu.Unlock()
+		if len(jobs) > 0 && c.err == nil {
+			if err := c.persist(jobs); err != nil {
+				c.mu.Lock()
+				c.err = err
+				c.mu.Unlock()
+				c.fail(err)
+			}
+		}
+		if closed {
+			c.mu.Lock()
+			more := len(c.jobs) > 0
+			c.mu.Unlock()
+			if !more {
+				return
+			}
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (c *committer) persist(jobs []job) error {
+	last := jobs[len(jobs)-1].epoch
+	if c.store != nil {
+		for _, j := range jobs {
+			if len(j.rows) == 0 {
+				continue
+			}
+			if err := c.store.WriteEpoch(j.epoch, toRecovery(j.rows)); err != nil {
+				return fmt.Errorf("recovery: write snapshots of epoch %d: %w", j.epoch, err)
+			}
+		}
+		if err := c.store.Commit(c.exec, c.workers, last+1, c.keep); err != nil {
+			return fmt.Errorf("recovery: commit epoch %d: %w", last, err)
+		}
+	}
+	c.mu.Lock()
+	c.committed = last
+	c.mu.Unlock()
+	return nil
+}
+
+func toRecovery(rows []engine.Row) []recovery.Row {
+	out := make([]recovery.Row, len(rows))
+	for i, r := range rows {
+		out[i] = recovery.Row{Step: r.Step, Key: r.Key, Value: r.Value, Deleted: r.Deleted}
+	}
+	return out
+}
+
+// close waits until everything queued is written and stops the writer.
+func (c *committer) close(ctx context.Context) error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *committer) committedEpoch() engine.Epoch {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.committed
+}

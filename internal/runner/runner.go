@@ -1,0 +1,400 @@
+// Package runner is the concurrent shell around the engine: one goroutine
+// per worker, the mailboxes between them, the recovery store and the
+// committer that makes epochs durable, and the stop protocol. The engine
+// itself stays a single-threaded state machine (see internal/engine).
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/engine"
+	"github.com/runnel-dev/runnel/internal/plan"
+	"github.com/runnel-dev/runnel/recovery"
+)
+
+// Clock is the time source of a run. The real one is wall time; tests may
+// give their own.
+type Clock interface {
+	Now() time.Time
+	// After is like time.After; a manual clock fires it when advanced.
+	After(d time.Duration) <-chan time.Time
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time                         { return time.Now() }
+func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Options are the settings of a run that are not flags.
+type Options struct {
+	Clock Clock
+	// Stop, when closed, stops the run gracefully: every worker closes the
+	// same epoch, it is committed, and Run returns an *InterruptedError.
+	Stop <-chan struct{}
+	// Out receives --recovery-plan output and notices (default io.Discard).
+	Out io.Writer
+	// MaxOutstanding overrides the engine's flow-control limit.
+	MaxOutstanding int64
+}
+
+// ErrInterrupted is wrapped by the error of a run stopped through
+// Options.Stop.
+var ErrInterrupted = errors.New("interrupted")
+
+// InterruptedError says where a stopped run ended.
+type InterruptedError struct {
+	// Resume is the epoch the next run starts from; 0 when no recovery
+	// directory was given (the next run starts from scratch).
+	Resume engine.Epoch
+}
+
+func (e *InterruptedError) Error() string {
+	if e.Resume == 0 {
+		return "interrupted: stopped cleanly; without -r the next run starts from the beginning"
+	}
+	return fmt.Sprintf("interrupted: stopped cleanly after committing epoch %d; the next run resumes from epoch %d", e.Resume-1, e.Resume)
+}
+
+func (e *InterruptedError) Unwrap() error { return ErrInterrupted }
+
+type run struct {
+	flow    *plan.Dataflow
+	cfg     config.Config
+	opt     Options
+	clock   Clock
+	workers []*engine.Worker
+	tr      *transport
+	com     *committer
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	paused   []bool
+	exited   []bool
+	maxOpen  engine.Epoch
+	freeze   chan struct{} // closed: pause
+	stopAt   atomic.Uint64
+	stopNow  chan struct{} // closed: stopAt is set
+	stopping bool
+}
+
+// Run runs flow to the end of its input, to an error, or to a stop.
+func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Options) (err error) {
+	if err := flow.Validate(); err != nil {
+		return fmt.Errorf("dataflow %q: %w", flow.ID(), err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if len(cfg.Addresses) > 1 {
+		return fmt.Errorf("-a/--addresses: running one flow over several processes is not supported yet; run one process with -w workers")
+	}
+	var checkErrs []error
+	current := map[string]string{}
+	for _, st := range flow.Steps() {
+		if st.State == nil {
+			continue
+		}
+		current[st.ID] = st.State.Type
+		if err := st.State.Check(); err != nil {
+			checkErrs = append(checkErrs, fmt.Errorf("step %s: %w", st.ID, err))
+		}
+	}
+	if err := errors.Join(checkErrs...); err != nil {
+		return err
+	}
+	if opt.Clock == nil {
+		opt.Clock = wallClock{}
+	}
+	if opt.Out == nil {
+		opt.Out = io.Discard
+	}
+	W := cfg.WorkersPerProcess
+	r := &run{flow: flow, cfg: cfg, opt: opt, clock: opt.Clock,
+		paused: make([]bool, W), exited: make([]bool, W),
+		freeze: make(chan struct{}), stopNow: make(chan struct{})}
+	r.cond = sync.NewCond(&r.mu)
+	limit := opt.MaxOutstanding
+	if limit <= 0 {
+		limit = engine.DefaultMaxOutstanding
+	}
+	r.tr = newTransport(W, limit)
+
+	start := engine.Epoch(1)
+	resume := make([]map[string]map[string][]byte, W)
+	for i := range resume {
+		resume[i] = map[string]map[string][]byte{}
+	}
+	var store *recovery.Store
+	var execution int
+	if cfg.RecoveryDir != "" {
+		store, err = recovery.Open(cfg.RecoveryDir)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := store.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+		if id := store.FlowID(); id != "" && id != flow.ID() {
+			return fmt.Errorf("recovery directory %s: %w: it holds dataflow %q, this is %q; use another directory",
+				cfg.RecoveryDir, recovery.ErrFlowMismatch, id, flow.ID())
+		}
+		stored, err := store.StepTypes()
+		if err != nil {
+			return err
+		}
+		p := recovery.MakePlan(stored, current, cfg.DropState)
+		if cfg.RecoveryPlan {
+			fmt.Fprint(opt.Out, p.String())
+			return p.Err()
+		}
+		res, err := store.Begin(flow.ID(), W, p)
+		if err != nil {
+			return fmt.Errorf("recovery directory %s: %w", cfg.RecoveryDir, err)
+		}
+		if len(p.Dropped) > 0 {
+			fmt.Fprintf(opt.Out, "dropped the stored state of %v on request (--drop-state)\n", p.Dropped)
+		}
+		start, execution = res.Epoch, res.Execution
+		routes := map[string]*plan.State{}
+		for _, st := range flow.Steps() {
+			if st.State != nil {
+				routes[st.ID] = st.State
+			}
+		}
+		err = store.Load(start, func(step, key string, value []byte) error {
+			st, ok := routes[step]
+			if !ok {
+				return fmt.Errorf("recovery data holds state for step %s, which is not in the flow", step)
+			}
+			w, err := st.Route(key, W)
+			if err != nil {
+				return fmt.Errorf("step %s, key %q: %w", step, key, err)
+			}
+			m := resume[w][step]
+			if m == nil {
+				m = map[string][]byte{}
+				resume[w][step] = m
+			}
+			m[key] = value
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("recovery directory %s: resume from epoch %d: %w", cfg.RecoveryDir, start, err)
+		}
+	} else if cfg.RecoveryPlan {
+		return fmt.Errorf("--recovery-plan needs -r")
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.ctx, r.cancel = ctx, cancel
+	keep := uint64(0)
+	if cfg.BackupInterval > 0 {
+		keep = uint64(math.Ceil(float64(cfg.BackupInterval) / float64(cfg.SnapshotInterval)))
+	}
+	r.com = newCommitter(W, start, store, execution, keep, cancel)
+
+	// Build every worker's steps before starting any, so a build error
+	// (a source that cannot open, recovered state that does not decode)
+	// stops the run before anything is read.
+	var buildErr error
+	for i := range W {
+		w := engine.NewWorker(engine.Config{
+			Index: i, Workers: W, Clock: r.clock, Transport: r.tr, Committer: r.com,
+			EpochInterval: cfg.SnapshotInterval, StartEpoch: start,
+			Snapshots: store != nil, Resume: resume[i], MaxOutstanding: limit,
+		})
+		r.workers = append(r.workers, w)
+		prog := engine.NewProgram()
+		for idx, st := range flow.Steps() {
+			if err := w.AddStep(prog, idx, st.ID, st.Inputs, st.Terminal(), st.Build); err != nil {
+				buildErr = err
+				break
+			}
+		}
+		if buildErr != nil {
+			break
+		}
+	}
+	resume = nil
+	if buildErr != nil {
+		return errors.Join(buildErr, r.closeAll())
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, W)
+	for i := range W {
+		wg.Go(func() {
+			errs[i] = r.loop(i)
+			r.mu.Lock()
+			r.exited[i] = true
+			r.cond.Broadcast()
+			r.mu.Unlock()
+			if errs[i] != nil {
+				cancel(errs[i])
+			}
+		})
+	}
+	stopDone := make(chan struct{})
+	var stopWG sync.WaitGroup
+	if opt.Stop != nil {
+		stopWG.Go(func() { r.watchStop(stopDone) })
+	}
+	wg.Wait()
+	close(stopDone)
+	stopWG.Wait()
+	comErr := r.com.close(ctx)
+	closeErr := r.closeAll()
+
+	var first error
+	for _, e := range errs {
+		if e != nil {
+			first = e
+			break
+		}
+	}
+	switch {
+	case first != nil:
+		return errors.Join(first, closeErr)
+	case comErr != nil:
+		return errors.Join(comErr, closeErr)
+	case context.Cause(ctx) != nil && ctx.Err() != nil:
+		return errors.Join(fmt.Errorf("aborted: %w", context.Cause(ctx)), closeErr)
+	case closeErr != nil:
+		return closeErr
+	}
+	if r.stopping {
+		stopped := &InterruptedError{}
+		if store != nil {
+			stopped.Resume = r.com.committedEpoch() + 1
+		}
+		return stopped
+	}
+	return nil
+}
+
+func (r *run) closeAll() error {
+	var errs []error
+	for _, w := range r.workers {
+		errs = append(errs, w.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// loop is one worker's goroutine.
+func (r *run) loop(i int) error {
+	w := r.workers[i]
+	box := r.tr.boxes[i]
+	var buf []engine.Message
+	paused, stopped := false, false
+	for {
+		if r.ctx.Err() != nil {
+			return nil
+		}
+		if !paused {
+			select {
+			case <-r.freeze:
+				w.Pause()
+				paused = true
+				r.mu.Lock()
+				r.paused[i] = true
+				r.maxOpen = max(r.maxOpen, w.Epoch())
+				r.cond.Broadcast()
+				r.mu.Unlock()
+			default:
+			}
+		}
+		if paused && !stopped {
+			select {
+			case <-r.stopNow:
+				w.StopAt(r.stopAt.Load())
+				stopped = true
+			default:
+			}
+		}
+		msgs := box.take(buf)
+		if len(msgs) > 0 {
+			if err := w.Deliver(msgs); err != nil {
+				return err
+			}
+			clear(msgs)
+		}
+		buf = msgs
+		progress, err := w.Step()
+		if err != nil {
+			return err
+		}
+		if w.Done() || w.Stopped() {
+			return nil
+		}
+		if progress || len(msgs) > 0 {
+			continue
+		}
+		var timer <-chan time.Time
+		if t, ok := w.Deadline(); ok {
+			d := t.Sub(r.clock.Now())
+			if d <= 0 {
+				continue
+			}
+			timer = r.clock.After(d)
+		}
+		freeze, stopNow := r.freeze, r.stopNow
+		if paused {
+			freeze = nil
+		}
+		if stopped || !paused {
+			stopNow = nil
+		}
+		select {
+		case <-box.wake:
+		case <-timer:
+		case <-freeze:
+		case <-stopNow:
+		case <-r.ctx.Done():
+		}
+	}
+}
+
+// watchStop runs the stop protocol when Options.Stop closes: pause every
+// worker, pick the highest open epoch, and have every worker close it.
+func (r *run) watchStop(done <-chan struct{}) {
+	select {
+	case <-r.opt.Stop:
+	case <-done:
+		return
+	}
+	r.mu.Lock()
+	r.stopping = true
+	close(r.freeze)
+	for !r.allPausedOrExited() && r.ctx.Err() == nil {
+		r.cond.Wait()
+	}
+	at := r.maxOpen
+	r.mu.Unlock()
+	if at == 0 {
+		at = 1
+	}
+	r.stopAt.Store(at)
+	close(r.stopNow)
+}
+
+func (r *run) allPausedOrExited() bool {
+	for i := range r.paused {
+		if !r.paused[i] && !r.exited[i] {
+			return false
+		}
+	}
+	return true
+}

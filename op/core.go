@@ -1,0 +1,233 @@
+package op
+
+import (
+	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/engine"
+	"github.com/runnel-dev/runnel/internal/plan"
+)
+
+// Input adds a step that reads src into the flow.
+//
+// It is commonly used for: reading a list in tests (runneltest.NewSource),
+// files, Kafka topics, or generators. A partitioned source is spread over
+// all workers, partition by partition; its positions are snapshotted every
+// epoch, so a resumed run continues where the last committed epoch ended.
+func Input[T any](stepID string, flow *runnel.Dataflow, src runnel.Source[T]) runnel.Stream[T] {
+	if flow == nil {
+		return runnel.Stream[T]{}
+	}
+	st := &plan.Step{Kind: "input", Outs: 1, Input: true}
+	if src == nil {
+		return brokenWith[T](flow, stepID, "the source is nil")
+	}
+	if t := src.StateType(); t != "" {
+		st.State = &plan.State{Type: "position " + t, Check: src.CheckState, Route: src.Route}
+	}
+	st.Build = func(b *engine.Builder) error {
+		return src.BuildInput(b, engine.NewOutlet[T](b, 0))
+	}
+	return add[T](plan.FlowScope(flow), stepID, st)
+}
+
+// Output adds a step that writes every item of up to sink. It is a
+// terminal step: it returns nothing.
+//
+// A dynamic sink writes on each worker the items that reach it there; a
+// partitioned sink receives each item on the worker that owns its
+// partition, and its positions are snapshotted for exactly-once output.
+func Output[T any](stepID string, up runnel.Stream[T], sink runnel.Sink[T]) {
+	sc := scopeOf(up)
+	if sc.Flow == nil {
+		return
+	}
+	if sink == nil {
+		brokenWith[T](sc.Flow, stepID, "the sink is nil")
+		return
+	}
+	st := &plan.Step{Kind: "output", Output: true}
+	if t := sink.StateType(); t != "" {
+		st.State = &plan.State{Type: "position " + t, Check: sink.CheckState, Route: sink.Route}
+	}
+	st.Build = sink.BuildOutput
+	plan.Add(sc, stepID, st, up)
+}
+
+func brokenWith[T any](flow *runnel.Dataflow, stepID, msg string) runnel.Stream[T] {
+	plan.Fail(flow, stepID, msg)
+	return plan.Broken[T](flow)
+}
+
+// Map transforms each item with fn.
+//
+// It is commonly used for: parsing, converting types, computing a field.
+func Map[X, Y any](stepID string, up runnel.Stream[X], fn func(X) Y) runnel.Stream[Y] {
+	return stateless(scopeOf(up), stepID, "map", up, nil, func(in []X, out []Y) []Y {
+		for _, x := range in {
+			out = append(out, fn(x))
+		}
+		return out
+	})
+}
+
+// TryMap transforms each item with fn; an error from fn stops the run with
+// the step id and the error (for failures that must not be skipped).
+func TryMap[X, Y any](stepID string, up runnel.Stream[X], fn func(X) (Y, error)) runnel.Stream[Y] {
+	sc := scopeOf(up)
+	var id string
+	if sc.Flow != nil {
+		id = sc.Path + "." + stepID
+	}
+	return statelessWorker(sc, stepID, "try_map", up, func(w *engine.Worker) func(in []X, out []Y) []Y {
+		return func(in []X, out []Y) []Y {
+			for _, x := range in {
+				y, err := fn(x)
+				if err != nil {
+					w.Fail(id, "", err)
+				}
+				out = append(out, y)
+			}
+			return out
+		}
+	})
+}
+
+// statelessWorker is stateless for logic that needs its worker (to fail
+// with an error, or to know its index).
+func statelessWorker[X, Y any](sc plan.Scope, id, kind string, up runnel.Stream[X], mk func(*engine.Worker) func([]X, []Y) []Y) runnel.Stream[Y] {
+	st := &plan.Step{Kind: kind, Outs: 1}
+	st.Build = func(b *engine.Builder) error {
+		n := &statelessNode[X, Y]{fn: mk(b.Worker())}
+		n.out = engine.NewOutlet[Y](b, 0)
+		g := b.NewGate(n)
+		engine.Connect(b, g, 0, nil, n.handle)
+		return nil
+	}
+	return add[Y](sc, id, st, up)
+}
+
+// FlatMap transforms each item into any number of items.
+//
+// It is commonly used for: splitting lines into words, unpacking batches.
+func FlatMap[X, Y any](stepID string, up runnel.Stream[X], fn func(X) []Y) runnel.Stream[Y] {
+	return stateless(scopeOf(up), stepID, "flat_map", up, nil, func(in []X, out []Y) []Y {
+		for _, x := range in {
+			out = append(out, fn(x)...)
+		}
+		return out
+	})
+}
+
+// Filter keeps the items for which pred returns true.
+func Filter[X any](stepID string, up runnel.Stream[X], pred func(X) bool) runnel.Stream[X] {
+	return stateless(scopeOf(up), stepID, "filter", up, nil, func(in []X, out []X) []X {
+		for _, x := range in {
+			if pred(x) {
+				out = append(out, x)
+			}
+		}
+		return out
+	})
+}
+
+// FilterMap transforms each item and keeps the results for which fn
+// returns true: a Map and a Filter in one pass.
+func FilterMap[X, Y any](stepID string, up runnel.Stream[X], fn func(X) (Y, bool)) runnel.Stream[Y] {
+	return stateless(scopeOf(up), stepID, "filter_map", up, nil, func(in []X, out []Y) []Y {
+		for _, x := range in {
+			if y, ok := fn(x); ok {
+				out = append(out, y)
+			}
+		}
+		return out
+	})
+}
+
+// Inspect calls fn on each item and passes the items on unchanged.
+//
+// It is commonly used for: debugging and logging.
+func Inspect[X any](stepID string, up runnel.Stream[X], fn func(X)) runnel.Stream[X] {
+	return stateless(scopeOf(up), stepID, "inspect", up, nil, func(in []X, out []X) []X {
+		for _, x := range in {
+			fn(x)
+		}
+		return append(out, in...)
+	})
+}
+
+// KeyOn makes a keyed stream: each item becomes KV{key(item), item}.
+//
+// It is commonly used for: preparing a stream for a stateful operator.
+func KeyOn[K runnel.Key, X any](stepID string, up runnel.Stream[X], key func(X) K) runnel.Stream[runnel.KV[K, X]] {
+	return stateless(scopeOf(up), stepID, "key_on", up, nil, func(in []X, out []runnel.KV[K, X]) []runnel.KV[K, X] {
+		for _, x := range in {
+			out = append(out, runnel.KV[K, X]{Key: key(x), Value: x})
+		}
+		return out
+	})
+}
+
+// KeyRm drops the keys of a keyed stream.
+func KeyRm[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V]]) runnel.Stream[V] {
+	return stateless(scopeOf(up), stepID, "key_rm", up, nil, func(in []runnel.KV[K, V], out []V) []V {
+		for _, kv := range in {
+			out = append(out, kv.Value)
+		}
+		return out
+	})
+}
+
+// MapValue transforms the value of each keyed item, keeping its key.
+func MapValue[K runnel.Key, V, W any](stepID string, up runnel.Stream[runnel.KV[K, V]], fn func(V) W) runnel.Stream[runnel.KV[K, W]] {
+	return stateless(scopeOf(up), stepID, "map_value", up, nil, func(in []runnel.KV[K, V], out []runnel.KV[K, W]) []runnel.KV[K, W] {
+		for _, kv := range in {
+			out = append(out, runnel.KV[K, W]{Key: kv.Key, Value: fn(kv.Value)})
+		}
+		return out
+	})
+}
+
+// Redistribute spreads items evenly over all workers, round-robin, to
+// balance work after a skewed input. Order between items is not kept.
+func Redistribute[X any](stepID string, up runnel.Stream[X]) runnel.Stream[X] {
+	sc := scopeOf(up)
+	st := &plan.Step{Kind: "redistribute", Outs: 1}
+	st.Build = func(b *engine.Builder) error {
+		n := &statelessNode[X, X]{fn: func(in, out []X) []X { return append(out, in...) }}
+		n.out = engine.NewOutlet[X](b, 0)
+		g := b.NewGate(n)
+		next, workers := b.Worker().Index, b.Worker().Workers
+		engine.Connect(b, g, 0, func(X) int {
+			next++
+			if next >= workers {
+				next = 0
+			}
+			return next
+		}, n.handle)
+		return nil
+	}
+	return add[X](sc, stepID, st, up)
+}
+
+// Merge combines streams of the same type into one. Items keep their order
+// within each input; between inputs, order is not defined.
+func Merge[X any](stepID string, ups ...runnel.Stream[X]) runnel.Stream[X] {
+	if len(ups) == 0 {
+		return runnel.Stream[X]{}
+	}
+	sc := scopeOf(ups[0])
+	st := &plan.Step{Kind: "merge", Outs: 1}
+	st.Build = func(b *engine.Builder) error {
+		n := &statelessNode[X, X]{fn: func(in, out []X) []X { return in }}
+		n.out = engine.NewOutlet[X](b, 0)
+		g := b.NewGate(n)
+		for i := range ups {
+			engine.Connect(b, g, i, nil, n.out.Push)
+		}
+		return nil
+	}
+	inputs := make([]plan.Input, len(ups))
+	for i, u := range ups {
+		inputs[i] = u
+	}
+	return add[X](sc, stepID, st, inputs...)
+}

@@ -1,0 +1,514 @@
+package recovery
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Resume says where a new execution starts, as decided by [Store.Begin].
+type Resume struct {
+	Execution   int    // number of the new execution, 0 for the first
+	Epoch       uint64 // first epoch of the new execution; state is loaded from epochs before it
+	Fresh       bool   // no execution ever began on this store: nothing to load
+	PrevWorkers int    // worker count of the previous execution, 0 when Fresh
+}
+
+// Row is one snapshot row: the encoded state of one key of one step after an
+// epoch, or its deletion.
+type Row struct {
+	Step, Key string
+	Value     []byte // the encoded state; ignored when Deleted
+	Deleted   bool   // the state was discarded in this epoch
+}
+
+type execInfo struct {
+	ex, workers int
+	resume      uint64
+}
+
+// Begin starts a new execution of the dataflow flowID with the given number
+// of workers (over all processes), after checking that the stored data
+// belongs to flowID ([ErrFlowMismatch] names both ids) and that plan loses no
+// state by accident (it returns plan.Err() before modifying anything).
+//
+// The resume epoch is the minimum frontier over the previous execution's
+// workers and over all partitions (a worker with no committed frontier counts
+// as that execution's resume epoch), so that a crash in the middle of a
+// commit resumes from the older epoch. A fresh store resumes at epoch 1 as
+// execution 0.
+//
+// Begin then, in every partition: deletes snapshot rows at or after the
+// resume epoch (they were never committed) and all rows of plan.Dropped; and
+// afterwards records flow id, the steps table (plan.Current) and the new
+// execution. The two phases make a crash during Begin safe: a step whose
+// rows were deleted in only some partitions is still stored in all of them,
+// so the next Begin must drop it again.
+func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
+	if err := s.checkOpen(); err != nil {
+		return Resume{}, err
+	}
+	if flowID == "" {
+		return Resume{}, fmt.Errorf("recovery: begin in %s: empty flow id", s.dir)
+	}
+	if workers < 1 {
+		return Resume{}, fmt.Errorf("recovery: begin flow %s: worker count must be at least 1, got %d", flowID, workers)
+	}
+	if stored := s.FlowID(); stored != "" && stored != flowID {
+		return Resume{}, fmt.Errorf("recovery: begin flow %s: %w: %s holds data of dataflow %q, not %q",
+			flowID, ErrFlowMismatch, s.dir, stored, flowID)
+	}
+	if err := plan.Err(); err != nil {
+		return Resume{}, err
+	}
+
+	// Find the previous execution and its committed frontier.
+	infos := make([]execInfo, len(s.parts))
+	frontiers := make([]map[int]uint64, len(s.parts))
+	err := s.each(func(p *partition) error {
+		i := s.partIndex(p)
+		info, fr, err := lastExecution(p.db)
+		infos[i], frontiers[i] = info, fr
+		return err
+	})
+	if err != nil {
+		return Resume{}, fmt.Errorf("recovery: begin flow %s: %w", flowID, err)
+	}
+	last := execInfo{ex: -1}
+	for _, in := range infos {
+		if in.ex > last.ex {
+			last = in
+		}
+	}
+	res := Resume{Execution: 0, Epoch: 1, Fresh: true}
+	if last.ex >= 0 {
+		res = Resume{Execution: last.ex + 1, Epoch: math.MaxUint64, PrevWorkers: last.workers}
+		for i, in := range infos {
+			if in.ex != last.ex {
+				res.Epoch = min(res.Epoch, last.resume)
+				continue
+			}
+			for w := range last.workers {
+				f, ok := frontiers[i][w]
+				if !ok {
+					f = last.resume
+				}
+				res.Epoch = min(res.Epoch, f)
+			}
+		}
+	}
+	if res.Epoch > math.MaxInt64 {
+		return Resume{}, fmt.Errorf("recovery: begin flow %s: %w: resume epoch %d out of range", flowID, ErrCorrupt, res.Epoch)
+	}
+
+	ctx := context.Background()
+	// Phase 1: forget what was never committed and what the user dropped.
+	err = s.each(func(p *partition) error {
+		return inTx(ctx, p.db, func(tx *sql.Tx) error {
+			if _, err := tx.Exec("DELETE FROM snaps WHERE epoch >= ?", int64(res.Epoch)); err != nil {
+				return fmt.Errorf("delete uncommitted snapshots: %w", err)
+			}
+			for _, step := range plan.Dropped {
+				if _, err := tx.Exec("DELETE FROM snaps WHERE step_id = ?", step); err != nil {
+					return fmt.Errorf("drop state of step %s: %w", step, err)
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return Resume{}, fmt.Errorf("recovery: begin flow %s: %w", flowID, err)
+	}
+	// Phase 2: record the new execution.
+	err = s.each(func(p *partition) error {
+		return inTx(ctx, p.db, func(tx *sql.Tx) error {
+			if _, err := tx.Exec("UPDATE meta SET value = ? WHERE name = 'flow_id'", flowID); err != nil {
+				return fmt.Errorf("write flow id: %w", err)
+			}
+			if _, err := tx.Exec("DELETE FROM steps"); err != nil {
+				return fmt.Errorf("write steps: %w", err)
+			}
+			for step, typ := range plan.Current {
+				if _, err := tx.Exec("INSERT INTO steps(step_id, state_type) VALUES(?, ?)", step, typ); err != nil {
+					return fmt.Errorf("write step %s: %w", step, err)
+				}
+			}
+			if _, err := tx.Exec("INSERT OR REPLACE INTO executions(ex_num, worker_count, resume_epoch) VALUES(?, ?, ?)",
+				res.Execution, workers, int64(res.Epoch)); err != nil {
+				return fmt.Errorf("write execution %d: %w", res.Execution, err)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return Resume{}, fmt.Errorf("recovery: begin flow %s: %w", flowID, err)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flowID = flowID
+	s.begun = true
+	s.ex = res.Execution
+	s.resume = res.Epoch
+	s.fronts = make([]uint64, workers)
+	for w := range s.fronts {
+		s.fronts[w] = res.Epoch
+	}
+	return res, nil
+}
+
+func (s *Store) partIndex(p *partition) int { return p.index }
+
+// lastExecution reads the newest execution recorded in one partition and the
+// frontiers of its workers; ex is -1 when there is none.
+func lastExecution(db *sql.DB) (execInfo, map[int]uint64, error) {
+	info := execInfo{ex: -1}
+	var resume int64
+	err := db.QueryRow("SELECT ex_num, worker_count, resume_epoch FROM executions ORDER BY ex_num DESC LIMIT 1").
+		Scan(&info.ex, &info.workers, &resume)
+	if err == sql.ErrNoRows {
+		return execInfo{ex: -1}, nil, nil
+	}
+	if err != nil {
+		return info, nil, fmt.Errorf("read executions: %w", err)
+	}
+	info.resume = uint64(resume)
+	rows, err := db.Query("SELECT worker_index, worker_frontier FROM fronts WHERE ex_num = ?", info.ex)
+	if err != nil {
+		return info, nil, fmt.Errorf("read fronts of execution %d: %w", info.ex, err)
+	}
+	defer rows.Close()
+	fr := map[int]uint64{}
+	for rows.Next() {
+		var w int
+		var f int64
+		if err := rows.Scan(&w, &f); err != nil {
+			return info, nil, fmt.Errorf("read fronts of execution %d: %w", info.ex, err)
+		}
+		fr[w] = uint64(f)
+	}
+	return info, fr, rows.Err()
+}
+
+func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// insertBatch is how many rows one INSERT statement carries. Multi-row
+// statements cut the per-row cost of database/sql and the driver roughly in
+// half compared to one Exec per row.
+const insertBatch = 128
+
+func insertSQL(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO snaps(step_id, state_key, epoch, ser_change) VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?)")
+	}
+	b.WriteString(" ON CONFLICT(step_id, state_key, epoch) DO UPDATE SET ser_change = excluded.ser_change")
+	return b.String()
+}
+
+var fullInsertSQL = insertSQL(insertBatch)
+
+// WriteEpoch writes the snapshot rows of one epoch: for each row, the state
+// of (Step, Key) after epoch, or its deletion. Rows are grouped by partition
+// ([PartitionFor]) and sorted by (step, key) within each, and each partition
+// is written in one transaction, all partitions in parallel. Writing the same
+// (step, key, epoch) again replaces the row; within one call the last row for
+// a (step, key) wins.
+//
+// Durability: when WriteEpoch returns nil, the rows are in the partitions'
+// fsynced write-ahead logs and survive a process kill or power loss. On an
+// error, some partitions may hold the rows and others not; the epoch is not
+// committed (see [Store.Commit]), so the next [Store.Begin] deletes them.
+// epoch must not be before the execution's resume epoch.
+func (s *Store) WriteEpoch(epoch uint64, rows []Row) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	begun, resume := s.begun, s.resume
+	s.mu.Unlock()
+	if !begun {
+		return fmt.Errorf("recovery: write epoch %d: %w", epoch, ErrNotBegun)
+	}
+	if epoch < resume || epoch > math.MaxInt64 {
+		return fmt.Errorf("recovery: write epoch %d: before the execution's resume epoch %d", epoch, resume)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(s.parts)
+	groups := make([][]int, n)
+	for i := range rows {
+		p := PartitionFor(rows[i].Step, rows[i].Key, n)
+		groups[p] = append(groups[p], i)
+	}
+	err := s.each(func(p *partition) error {
+		idx := groups[p.index]
+		if len(idx) == 0 {
+			return nil
+		}
+		slices.SortStableFunc(idx, func(a, b int) int {
+			if c := strings.Compare(rows[a].Step, rows[b].Step); c != 0 {
+				return c
+			}
+			return strings.Compare(rows[a].Key, rows[b].Key)
+		})
+		return writeRows(p.db, int64(epoch), rows, idx)
+	})
+	if err != nil {
+		return fmt.Errorf("recovery: write epoch %d: %w", epoch, err)
+	}
+	return nil
+}
+
+func writeRows(db *sql.DB, epoch int64, rows []Row, idx []int) error {
+	return inTx(context.Background(), db, func(tx *sql.Tx) error {
+		var full *sql.Stmt
+		if len(idx) >= insertBatch {
+			var err error
+			if full, err = tx.Prepare(fullInsertSQL); err != nil {
+				return err
+			}
+			defer full.Close()
+		}
+		args := make([]any, 0, 4*insertBatch)
+		for start := 0; start < len(idx); start += insertBatch {
+			chunk := idx[start:min(start+insertBatch, len(idx))]
+			args = args[:0]
+			for _, i := range chunk {
+				r := &rows[i]
+				var v any
+				if !r.Deleted {
+					b := r.Value
+					if b == nil {
+						b = []byte{} // nil would bind as NULL, which means deleted
+					}
+					v = b
+				}
+				args = append(args, r.Step, r.Key, epoch, v)
+			}
+			var err error
+			if len(chunk) == insertBatch {
+				_, err = full.Exec(args...)
+			} else {
+				_, err = tx.Exec(insertSQL(len(chunk)), args...)
+			}
+			if err != nil {
+				r := rows[chunk[0]]
+				return fmt.Errorf("write rows from step %s key %q: %w", r.Step, r.Key, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Commit records that every epoch before frontier is durable for the given
+// workers of execution ex (frontier = last durable epoch + 1), in every
+// partition. Call it only after those workers have written their snapshots
+// with [Store.WriteEpoch] and flushed their sinks for every epoch before
+// frontier. Frontiers never move back: a smaller one than recorded is ignored.
+//
+// Once the frontiers are recorded everywhere, Commit garbage-collects rows
+// that no resume from an epoch at or after frontier-keepEpochs can need,
+// where frontier is the minimum over all workers of ex. Collection looks only
+// at keys written since the last collection (the snaps_epoch index), so its
+// cost follows the write rate, not the size of the state.
+//
+// Durability: when Commit returns nil, the frontiers survive a process kill or
+// power loss. On an error the run must stop; some partitions may hold the new
+// frontier and others the old, and the next [Store.Begin] resumes from the
+// older one.
+func (s *Store) Commit(ex int, workers []int, frontier uint64, keepEpochs uint64) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	begun, cur, nw := s.begun, s.ex, len(s.fronts)
+	s.mu.Unlock()
+	if !begun {
+		return fmt.Errorf("recovery: commit execution %d: %w", ex, ErrNotBegun)
+	}
+	if ex != cur {
+		return fmt.Errorf("recovery: commit execution %d: the current execution is %d", ex, cur)
+	}
+	if frontier > math.MaxInt64 {
+		return fmt.Errorf("recovery: commit execution %d: frontier %d out of range", ex, frontier)
+	}
+	for _, w := range workers {
+		if w < 0 || w >= nw {
+			return fmt.Errorf("recovery: commit execution %d: worker %d out of range [0, %d)", ex, w, nw)
+		}
+	}
+	ctx := context.Background()
+	err := s.each(func(p *partition) error {
+		return inTx(ctx, p.db, func(tx *sql.Tx) error {
+			for _, w := range workers {
+				_, err := tx.Exec(`INSERT INTO fronts(ex_num, worker_index, worker_frontier) VALUES(?, ?, ?)
+					ON CONFLICT(ex_num, worker_index) DO UPDATE SET worker_frontier = max(worker_frontier, excluded.worker_frontier)`,
+					ex, w, int64(frontier))
+				if err != nil {
+					return fmt.Errorf("write frontier of worker %d: %w", w, err)
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("recovery: commit execution %d frontier %d: %w", ex, frontier, err)
+	}
+
+	s.mu.Lock()
+	for _, w := range workers {
+		s.fronts[w] = max(s.fronts[w], frontier)
+	}
+	safe := slices.Min(s.fronts)
+	s.mu.Unlock()
+	if safe <= keepEpochs {
+		return nil
+	}
+	horizon := safe - keepEpochs
+	err = s.each(func(p *partition) error {
+		s.mu.Lock()
+		from := s.gcEpoch[p.index]
+		s.mu.Unlock()
+		if horizon <= from {
+			return nil
+		}
+		if err := collect(p.db, from, horizon); err != nil {
+			return fmt.Errorf("garbage-collect epochs before %d: %w", horizon, err)
+		}
+		s.mu.Lock()
+		s.gcEpoch[p.index] = max(s.gcEpoch[p.index], horizon)
+		s.mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recovery: commit execution %d frontier %d: %w", ex, frontier, err)
+	}
+	return nil
+}
+
+// collect deletes, for keys with rows in [from, horizon), every row that a
+// newer row before horizon supersedes, and deletion markers before horizon
+// with nothing older: resuming from any epoch >= horizon reads the same state
+// without them. It records horizon as gc_epoch in the same transaction.
+func collect(db *sql.DB, from, horizon uint64) error {
+	return inTx(context.Background(), db, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`DELETE FROM snaps
+			WHERE (step_id, state_key) IN (SELECT step_id, state_key FROM snaps WHERE epoch >= ?1 AND epoch < ?2)
+			AND epoch < (SELECT max(t.epoch) FROM snaps AS t
+				WHERE t.step_id = snaps.step_id AND t.state_key = snaps.state_key AND t.epoch < ?2)`,
+			int64(from), int64(horizon))
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(`DELETE FROM snaps
+			WHERE epoch >= ?1 AND epoch < ?2 AND ser_change IS NULL
+			AND NOT EXISTS (SELECT 1 FROM snaps AS t
+				WHERE t.step_id = snaps.step_id AND t.state_key = snaps.state_key AND t.epoch < snaps.epoch)`,
+			int64(from), int64(horizon))
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(`INSERT INTO meta(name, value) VALUES('gc_epoch', ?)
+			ON CONFLICT(name) DO UPDATE SET value = excluded.value`, strconv.FormatUint(horizon, 10))
+		return err
+	})
+}
+
+// Load calls fn, for every (step, key) with state, with the newest value
+// written before epoch (normally the resume epoch from [Store.Begin]); keys
+// whose newest row before epoch is a deletion are skipped. Partitions are read
+// one after another, each in order of step, then key. value is owned by fn.
+// Load stops at and returns the first error from fn, wrapped.
+//
+// fn must not call methods of s that write; reading is fine.
+func (s *Store) Load(epoch uint64, fn func(step, key string, value []byte) error) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if epoch > math.MaxInt64 {
+		epoch = math.MaxInt64
+	}
+	for _, p := range s.parts {
+		if err := loadPartition(p, int64(epoch), fn); err != nil {
+			return fmt.Errorf("recovery: load before epoch %d: %s: %w", epoch, p.name(), err)
+		}
+	}
+	return nil
+}
+
+// loadQuery picks, with SQLite's documented bare-column behaviour of max(),
+// the newest row of every (step, key) in one ordered pass over the primary
+// key. "+epoch" keeps the planner off the epoch index, whose order is wrong.
+const loadQuery = `SELECT step_id, state_key, max(epoch), ser_change FROM snaps
+	WHERE +epoch < ? GROUP BY step_id, state_key ORDER BY step_id, state_key`
+
+func loadPartition(p *partition, epoch int64, fn func(step, key string, value []byte) error) error {
+	rows, err := p.db.Query(loadQuery, epoch)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var (
+		step    string
+		rawStep sql.RawBytes
+		key     string
+		e       int64
+		value   []byte
+	)
+	for rows.Next() {
+		value = nil
+		if err := rows.Scan(&rawStep, &key, &e, &value); err != nil {
+			return err
+		}
+		if string(rawStep) != step { // step ids repeat: allocate each once
+			step = string(rawStep)
+		}
+		if value == nil {
+			continue // deleted
+		}
+		if err := fn(step, key, value); err != nil {
+			return fmt.Errorf("step %s key %q: %w", step, key, err)
+		}
+	}
+	return rows.Err()
+}
+
+// Latest returns the newest row stored for (step, key), committed or not,
+// for inspection. ok is false when there is no row or the newest row is a
+// deletion; epoch is then the deletion's epoch (0 when there is no row).
+func (s *Store) Latest(step, key string) (value []byte, epoch uint64, ok bool, err error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, 0, false, err
+	}
+	p := s.parts[PartitionFor(step, key, len(s.parts))]
+	var e int64
+	err = p.db.QueryRow("SELECT epoch, ser_change FROM snaps WHERE step_id = ? AND state_key = ? ORDER BY epoch DESC LIMIT 1",
+		step, key).Scan(&e, &value)
+	if err == sql.ErrNoRows {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("recovery: latest state of step %s key %q: %s: %w", step, key, p.name(), err)
+	}
+	return value, uint64(e), value != nil, nil
+}

@@ -1,0 +1,256 @@
+package recovery
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+)
+
+// Report describes recovery data for `runnel recovery inspect`: enough to
+// answer "where will the next run resume, and how much state is there".
+type Report struct {
+	Dir           string
+	FormatVersion int
+	Codec         string
+	FlowID        string // "" before the first execution
+	Partitions    []PartitionReport
+	Executions    []ExecutionReport // oldest first
+	Steps         []StepReport      // sorted by id; includes steps with rows but no steps entry
+	// ResumeEpoch is where the next execution would resume: the minimum
+	// committed frontier of the last execution over all partitions (1 for a
+	// fresh store).
+	ResumeEpoch uint64
+}
+
+// PartitionReport describes one partition file.
+type PartitionReport struct {
+	Index int
+	File  string
+	// Frontier is the committed frontier recorded in this partition: the
+	// minimum over the last execution's workers (0 when none ran).
+	Frontier uint64
+	Rows     int64  // snapshot rows, including superseded ones and deletions
+	GCEpoch  uint64 // rows before this epoch have been garbage-collected
+}
+
+// ExecutionReport describes one execution (one run).
+type ExecutionReport struct {
+	Num         int
+	Workers     int
+	ResumeEpoch uint64
+	// Fronts holds each worker's committed frontier, the minimum over the
+	// partitions; 0 for a worker that never committed.
+	Fronts []uint64
+}
+
+// StepReport sums up the latest state of one step.
+type StepReport struct {
+	ID        string
+	StateType string // as stored in the steps table; "" if absent
+	Keys      int64  // keys whose newest row holds a value
+	Bytes     int64  // total encoded size of those values
+}
+
+// Inspect opens dir read-only in effect (it writes nothing) and describes it.
+// It fails like [Open] on a directory that is not a valid set of partitions.
+func Inspect(dir string) (Report, error) {
+	s, err := Open(dir)
+	if err != nil {
+		return Report{}, err
+	}
+	defer s.Close()
+	return s.Report()
+}
+
+// Report describes the open store; see [Inspect].
+func (s *Store) Report() (Report, error) {
+	if err := s.checkOpen(); err != nil {
+		return Report{}, err
+	}
+	r := Report{Dir: s.dir, FormatVersion: FormatVersion, FlowID: s.FlowID()}
+	types, err := s.StepTypes()
+	if err != nil {
+		return Report{}, err
+	}
+	steps := map[string]*StepReport{}
+	for id, t := range types {
+		steps[id] = &StepReport{ID: id, StateType: t}
+	}
+	execs := map[int]*ExecutionReport{}
+	lastEx := -1
+	type front struct{ ex, w int }
+	fronts := map[front]uint64{}
+	r.ResumeEpoch = math.MaxUint64
+	for _, p := range s.parts {
+		fail := func(err error) (Report, error) {
+			return Report{}, fmt.Errorf("recovery: inspect %s: %s: %w", s.dir, p.name(), err)
+		}
+		pr := PartitionReport{Index: p.index, File: p.name()}
+		var gc string
+		if err := p.db.QueryRow("SELECT value FROM meta WHERE name = 'codec'").Scan(&r.Codec); err != nil {
+			return fail(err)
+		}
+		if err := p.db.QueryRow("SELECT coalesce((SELECT value FROM meta WHERE name = 'gc_epoch'), '0')").Scan(&gc); err != nil {
+			return fail(err)
+		}
+		fmt.Sscan(gc, &pr.GCEpoch)
+		if err := p.db.QueryRow("SELECT count(*) FROM snaps").Scan(&pr.Rows); err != nil {
+			return fail(err)
+		}
+		rows, err := p.db.Query("SELECT ex_num, worker_count, resume_epoch FROM executions ORDER BY ex_num")
+		if err != nil {
+			return fail(err)
+		}
+		pexec := map[int]*ExecutionReport{}
+		plast := -1
+		for rows.Next() {
+			var e ExecutionReport
+			var resume int64
+			if err := rows.Scan(&e.Num, &e.Workers, &resume); err != nil {
+				rows.Close()
+				return fail(err)
+			}
+			e.ResumeEpoch = uint64(resume)
+			pexec[e.Num] = &e
+			plast = max(plast, e.Num)
+			if execs[e.Num] == nil {
+				c := e
+				execs[e.Num] = &c
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return fail(err)
+		}
+		lastEx = max(lastEx, plast)
+		rows, err = p.db.Query("SELECT ex_num, worker_index, worker_frontier FROM fronts")
+		if err != nil {
+			return fail(err)
+		}
+		pfronts := map[front]uint64{}
+		for rows.Next() {
+			var f front
+			var v int64
+			if err := rows.Scan(&f.ex, &f.w, &v); err != nil {
+				rows.Close()
+				return fail(err)
+			}
+			pfronts[f] = uint64(v)
+			if old, ok := fronts[f]; !ok || uint64(v) < old {
+				fronts[f] = uint64(v)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return fail(err)
+		}
+		if e := pexec[plast]; e != nil {
+			pr.Frontier = math.MaxUint64
+			for w := range e.Workers {
+				f, ok := pfronts[front{plast, w}]
+				if !ok {
+					f = e.ResumeEpoch
+				}
+				pr.Frontier = min(pr.Frontier, f)
+			}
+		}
+		r.Partitions = append(r.Partitions, pr)
+
+		rows, err = p.db.Query(`SELECT step_id, count(*), coalesce(sum(length(ser_change)), 0) FROM
+			(SELECT step_id, state_key, max(epoch), ser_change FROM snaps GROUP BY step_id, state_key)
+			WHERE ser_change IS NOT NULL GROUP BY step_id`)
+		if err != nil {
+			return fail(err)
+		}
+		for rows.Next() {
+			var id string
+			var keys, size int64
+			if err := rows.Scan(&id, &keys, &size); err != nil {
+				rows.Close()
+				return fail(err)
+			}
+			if steps[id] == nil {
+				steps[id] = &StepReport{ID: id}
+			}
+			steps[id].Keys += keys
+			steps[id].Bytes += size
+		}
+		if err := rows.Close(); err != nil {
+			return fail(err)
+		}
+	}
+	for _, e := range execs {
+		e.Fronts = make([]uint64, e.Workers)
+		for w := range e.Workers {
+			e.Fronts[w] = fronts[front{e.Num, w}]
+		}
+		r.Executions = append(r.Executions, *e)
+	}
+	sort.Slice(r.Executions, func(i, j int) bool { return r.Executions[i].Num < r.Executions[j].Num })
+	for _, st := range steps {
+		r.Steps = append(r.Steps, *st)
+	}
+	sort.Slice(r.Steps, func(i, j int) bool { return r.Steps[i].ID < r.Steps[j].ID })
+	if lastEx < 0 {
+		r.ResumeEpoch = 1
+	} else {
+		last := execs[lastEx]
+		for _, p := range r.Partitions {
+			f := p.Frontier
+			if f == 0 { // this partition never recorded the last execution
+				f = last.ResumeEpoch
+			}
+			r.ResumeEpoch = min(r.ResumeEpoch, f)
+		}
+	}
+	return r, nil
+}
+
+// WriteTo writes the report as aligned, human-readable text.
+func (r Report) WriteTo(w io.Writer) (int64, error) {
+	var b strings.Builder
+	flow := r.FlowID
+	if flow == "" {
+		flow = "(none yet)"
+	}
+	fmt.Fprintf(&b, "recovery directory %s\n", r.Dir)
+	fmt.Fprintf(&b, "  format %d, codec %s, %d partition(s)\n", r.FormatVersion, r.Codec, len(r.Partitions))
+	fmt.Fprintf(&b, "  dataflow %s\n", flow)
+	fmt.Fprintf(&b, "  next run resumes at epoch %d\n", r.ResumeEpoch)
+	fmt.Fprintf(&b, "partitions:\n")
+	for _, p := range r.Partitions {
+		fmt.Fprintf(&b, "  %-18s frontier %d, %d rows, collected before epoch %d\n", p.File, p.Frontier, p.Rows, p.GCEpoch)
+	}
+	fmt.Fprintf(&b, "executions:\n")
+	if len(r.Executions) == 0 {
+		fmt.Fprintf(&b, "  (none)\n")
+	}
+	for _, e := range r.Executions {
+		fronts := make([]string, len(e.Fronts))
+		for i, f := range e.Fronts {
+			fronts[i] = fmt.Sprint(f)
+		}
+		fmt.Fprintf(&b, "  #%d: %d worker(s), resumed at epoch %d, worker frontiers [%s]\n",
+			e.Num, e.Workers, e.ResumeEpoch, strings.Join(fronts, " "))
+	}
+	fmt.Fprintf(&b, "steps:\n")
+	if len(r.Steps) == 0 {
+		fmt.Fprintf(&b, "  (none)\n")
+	}
+	for _, st := range r.Steps {
+		typ := st.StateType
+		if typ == "" {
+			typ = "(not in steps table)"
+		}
+		fmt.Fprintf(&b, "  %s (%s): %d key(s), %d byte(s)\n", st.ID, typ, st.Keys, st.Bytes)
+	}
+	n, err := io.WriteString(w, b.String())
+	return int64(n), err
+}
+
+// String returns the text WriteTo writes.
+func (r Report) String() string {
+	var b strings.Builder
+	_, _ = r.WriteTo(&b)
+	return b.String()
+}

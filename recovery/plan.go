@@ -1,0 +1,163 @@
+package recovery
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Plan says what a new execution does with each stored and each current
+// stateful step. It is computed by [MakePlan] before anything is written, so
+// that a user can print it (--recovery-plan) and so that [Store.Begin] can
+// refuse a run that would lose state.
+type Plan struct {
+	New     []string // in the flow, nothing stored: start empty
+	Kept    []string // stored with the type the flow still has: resumed
+	Dropped []string // stored and named in drop: deleted, start empty if still in the flow
+	Missing []string // stored, gone from the flow, not dropped: refused
+	Changed []Change // stored with another type than the flow's, not dropped: refused
+	// UnknownDrops lists drop entries that name no stored step; refused,
+	// because a typo in --drop-state would otherwise go unnoticed.
+	UnknownDrops []string
+
+	// Stored and Current are the inputs of MakePlan; Begin writes Current
+	// as the new steps table.
+	Stored, Current map[string]string
+}
+
+// Change is a stored step whose state type differs from the flow's.
+type Change struct{ Step, Stored, Current string }
+
+// MakePlan compares the stored steps (from [Store.StepTypes]) with the flow's
+// current stateful steps, both mapping step id to state type, given the step
+// ids the user asked to drop. It is a pure function; every list is sorted.
+func MakePlan(stored, current map[string]string, drop []string) Plan {
+	p := Plan{Stored: stored, Current: current}
+	dropped := map[string]bool{}
+	for _, d := range drop {
+		if dropped[d] {
+			continue
+		}
+		dropped[d] = true
+		if _, ok := stored[d]; ok {
+			p.Dropped = append(p.Dropped, d)
+		} else {
+			p.UnknownDrops = append(p.UnknownDrops, d)
+		}
+	}
+	for id, typ := range stored {
+		if dropped[id] {
+			continue
+		}
+		cur, ok := current[id]
+		switch {
+		case !ok:
+			p.Missing = append(p.Missing, id)
+		case cur != typ:
+			p.Changed = append(p.Changed, Change{Step: id, Stored: typ, Current: cur})
+		default:
+			p.Kept = append(p.Kept, id)
+		}
+	}
+	for id := range current {
+		if _, ok := stored[id]; !ok {
+			p.New = append(p.New, id)
+		}
+	}
+	sort.Strings(p.New)
+	sort.Strings(p.Kept)
+	sort.Strings(p.Dropped)
+	sort.Strings(p.Missing)
+	sort.Strings(p.UnknownDrops)
+	sort.Slice(p.Changed, func(i, j int) bool { return p.Changed[i].Step < p.Changed[j].Step })
+	return p
+}
+
+// Err returns nil when the plan loses no state by accident. Otherwise it
+// returns one error listing every step that is gone or changed (wrapping
+// [ErrStateMismatch]) and every drop that names no stored step (wrapping
+// [ErrUnknownStep]), with what to do about it.
+func (p Plan) Err() error {
+	if len(p.Missing) == 0 && len(p.Changed) == 0 && len(p.UnknownDrops) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	var errs []error
+	if n := len(p.Missing) + len(p.Changed); n > 0 {
+		errs = append(errs, ErrStateMismatch)
+		fmt.Fprintf(&b, "%v: %d stateful step(s) would lose state:", ErrStateMismatch, n)
+		for _, id := range p.Missing {
+			fmt.Fprintf(&b, "\n  step %s: stored state type %s, but the step is gone from the dataflow", id, p.Stored[id])
+		}
+		for _, c := range p.Changed {
+			fmt.Fprintf(&b, "\n  step %s: stored state type %s, current state type %s", c.Step, c.Stored, c.Current)
+		}
+		b.WriteString("\nto discard a step's state on purpose, pass --drop-state STEP")
+	}
+	if len(p.UnknownDrops) > 0 {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		errs = append(errs, ErrUnknownStep)
+		known := make([]string, 0, len(p.Stored))
+		for id := range p.Stored {
+			known = append(known, id)
+		}
+		sort.Strings(known)
+		stored := "none"
+		if len(known) > 0 {
+			stored = strings.Join(known, ", ")
+		}
+		fmt.Fprintf(&b, "%v: --drop-state %s (stored steps: %s)", ErrUnknownStep, strings.Join(p.UnknownDrops, ", "), stored)
+	}
+	return &planError{msg: "recovery: " + b.String(), errs: errs}
+}
+
+// planError carries Plan.Err's message, which lists steps verbatim (a step id
+// may contain '%'), and unwraps to the sentinels it reports.
+type planError struct {
+	msg  string
+	errs []error
+}
+
+func (e *planError) Error() string   { return e.msg }
+func (e *planError) Unwrap() []error { return e.errs }
+
+// String renders the plan one line per step, sorted by step id, for
+// --recovery-plan.
+func (p Plan) String() string {
+	type line struct{ id, text string }
+	var lines []line
+	for _, id := range p.New {
+		lines = append(lines, line{id, fmt.Sprintf("new      %s (%s): starts empty", id, p.Current[id])})
+	}
+	for _, id := range p.Kept {
+		lines = append(lines, line{id, fmt.Sprintf("resume   %s (%s)", id, p.Current[id])})
+	}
+	for _, id := range p.Dropped {
+		text := fmt.Sprintf("drop     %s (%s): stored state deleted", id, p.Stored[id])
+		if cur, ok := p.Current[id]; ok {
+			text += fmt.Sprintf(", starts empty (%s)", cur)
+		}
+		lines = append(lines, line{id, text})
+	}
+	for _, id := range p.Missing {
+		lines = append(lines, line{id, fmt.Sprintf("MISSING  %s (%s): gone from the dataflow; pass --drop-state %s to discard", id, p.Stored[id], id)})
+	}
+	for _, c := range p.Changed {
+		lines = append(lines, line{c.Step, fmt.Sprintf("CHANGED  %s: stored %s, now %s; pass --drop-state %s to discard", c.Step, c.Stored, c.Current, c.Step)})
+	}
+	for _, id := range p.UnknownDrops {
+		lines = append(lines, line{id, fmt.Sprintf("UNKNOWN  %s: --drop-state names no stored step", id)})
+	}
+	sort.SliceStable(lines, func(i, j int) bool { return lines[i].id < lines[j].id })
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(l.text)
+		b.WriteByte('\n')
+	}
+	if len(lines) == 0 {
+		b.WriteString("no stateful steps\n")
+	}
+	return b.String()
+}

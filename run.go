@@ -1,0 +1,165 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/runner"
+)
+
+// Config holds the settings of a run; Main fills it from the command-line
+// flags and RUNNEL_* environment variables (see the --help text).
+type Config = config.Config
+
+// DefaultConfig is one worker, one process, 10-second epochs and no
+// recovery.
+func DefaultConfig() Config { return config.Default() }
+
+// ErrInterrupted is wrapped by the error Run returns after a graceful stop
+// (WithStop, or SIGINT/SIGTERM under Main).
+var ErrInterrupted = runner.ErrInterrupted
+
+// InterruptedError says where a stopped run ended and which epoch the next
+// run resumes from.
+type InterruptedError = runner.InterruptedError
+
+// Clock is a run's time source; see WithClock.
+type Clock = runner.Clock
+
+// RunOption changes how Run runs a flow. Options are made by the With…
+// functions of this package only.
+type RunOption interface{ apply(*runner.Options) }
+
+type runOption func(*runner.Options)
+
+func (f runOption) apply(o *runner.Options) { f(o) }
+
+// WithStop stops the run gracefully when stop is closed: every worker
+// closes the same epoch, the epoch's snapshots are committed and sinks
+// flushed, and Run returns an *InterruptedError. Nothing after that epoch
+// is emitted, so a resumed run replays nothing. The default is no stop
+// channel (cancel ctx to abort at once instead).
+func WithStop(stop <-chan struct{}) RunOption {
+	return runOption(func(o *runner.Options) { o.Stop = stop })
+}
+
+// WithClock replaces the wall clock, for tests. The default is the wall
+// clock.
+func WithClock(c Clock) RunOption { return runOption(func(o *runner.Options) { o.Clock = c }) }
+
+// WithOutput sets where Run writes notices and the --recovery-plan report.
+// The default is to discard them (Main uses standard output).
+func WithOutput(w io.Writer) RunOption { return runOption(func(o *runner.Options) { o.Out = w }) }
+
+// WithMaxInFlight sets how many items a worker may have sent to other
+// workers and not seen handled before it stops reading input. The default
+// is 65536. Lower it to bound memory for very large items.
+func WithMaxInFlight(items int) RunOption {
+	return runOption(func(o *runner.Options) { o.MaxOutstanding = int64(items) })
+}
+
+// Run runs flow with cfg until its input ends, a step fails, ctx is
+// cancelled (an abort: nothing more is committed), or a WithStop channel
+// closes (a graceful stop). A failure names the step id path, and the key
+// or partition where it applies. With cfg.RecoveryDir set, Run resumes from
+// the recovery data there and commits snapshots as it goes.
+func Run(ctx context.Context, flow *Dataflow, cfg Config, opts ...RunOption) error {
+	var o runner.Options
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	return runner.Run(ctx, flow, cfg, o)
+}
+
+// Main runs flow as a program: it parses the flags (see Config; --help
+// explains each), runs the flow and exits. It exits 0 when the input ends,
+// 1 on a failure (the message names the step), 2 on bad flags, and 130
+// after a graceful stop on SIGINT or SIGTERM (a second signal aborts at
+// once). The flow must take no positional arguments; use MainFunc for a flow
+// built from them.
+func Main(flow *Dataflow) {
+	MainFunc(func(args []string) (*Dataflow, error) {
+		if len(args) > 0 {
+			return nil, fmt.Errorf("unexpected arguments %q", args)
+		}
+		return flow, nil
+	})
+}
+
+// MainFunc is Main for a flow built from the positional arguments left
+// after the flags, such as input values.
+func MainFunc(build func(args []string) (*Dataflow, error)) {
+	os.Exit(mainWith(os.Args, os.Getenv, os.Stdout, os.Stderr, build))
+}
+
+func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Writer, build func([]string) (*Dataflow, error)) int {
+	prog := filepath.Base(argv[0])
+	cfg, args, err := config.Parse(prog, argv[1:], getenv)
+	if errors.Is(err, config.ErrHelp) {
+		fmt.Fprint(stdout, config.Usage(prog))
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\nRun %s --help for the flags.\n", prog, err, prog)
+		return 2
+	}
+	flow, err := build(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 2
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	stop := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		n := 0
+		for {
+			select {
+			case s := <-sigs:
+				n++
+				if n == 1 {
+					fmt.Fprintf(stderr, "%s: %v: stopping at the next epoch boundary (signal again to abort at once)\n", prog, s)
+					close(stop)
+				} else {
+					cancel(fmt.Errorf("second signal %v", s))
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	err = Run(ctx, flow, cfg, WithStop(stop), WithOutput(stdout))
+	var stopped *InterruptedError
+	switch {
+	case errors.As(err, &stopped):
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 130
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+	return 0
+}
+
+// realClock is the wall clock, exported for tests that mix manual and real
+// time through WithClock.
+var _ Clock = realClock{}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

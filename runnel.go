@@ -1,0 +1,197 @@
+// Package runnel is stateful stream processing for Go with recoverable
+// state: typed dataflows built from operators (package op), run on many
+// workers, that snapshot their state and input positions and resume after a
+// crash or a clean stop without re-reading what they already processed.
+//
+// # Usage
+//
+// A flow is an ordinary Go program:
+//
+//	flow := runnel.NewDataflow("recovery")
+//	nums := op.Input("inp", flow, runneltest.NewSource([]int{0, 1, 2}))
+//	keyed := op.KeyOn("key_stream", nums, func(int) string { return "ALL" })
+//	sums := op.StatefulMap("running_count", keyed,
+//		func(sum int, _ bool, x int) (int, bool, int) { return sum + x, true, sum + x })
+//	op.Output("out", sums, stdio.NewSink[runnel.KV[string, int]]())
+//	runnel.Main(flow)
+//
+// Main parses the standard flags (-w workers, -r recovery directory, -s
+// snapshot interval, -b backup interval, ...; see Config), runs the flow and
+// exits non-zero on error. Run does the same for programs and tests that
+// manage their own flags.
+//
+// # Semantics
+//
+// Every worker runs every step. Keyed stateful steps receive each key on
+// exactly one worker (stable xxhash routing). Inputs stamp items with
+// epochs; at the end of each epoch a barrier flows behind its items, and
+// stateful steps snapshot the keys that changed. With a recovery directory,
+// an epoch is committed once every worker has persisted its snapshots for
+// it; a later run resumes from the last committed epoch. See
+// docs/recovery.md.
+package runnel
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+
+	"github.com/runnel-dev/runnel/internal/codec"
+	"github.com/runnel-dev/runnel/internal/engine"
+	"github.com/runnel-dev/runnel/internal/keys"
+	"github.com/runnel-dev/runnel/internal/plan"
+)
+
+// Dataflow is a graph of steps, built with NewDataflow and the operators in
+// package op. Build mistakes (duplicate step ids, streams from another
+// flow) are recorded on the flow and returned by Run, with the step id.
+type Dataflow = plan.Dataflow
+
+// Stream is a typed stream of items between steps. Operators take streams
+// and return new ones, so a type mismatch between steps is a compile error.
+type Stream[T any] = plan.Stream[T]
+
+// KV is a keyed item, the input and output of keyed operators. It prints
+// as a Python 2-tuple, ('ALL', 0), as Bytewax's StdOutSink does.
+type KV[K Key, V any] = plan.KV[K, V]
+
+// Key constrains state keys to strings and integer kinds. Integer keys are
+// hashed as integers and only become text when a snapshot is written.
+type Key = keys.Key
+
+// NewDataflow returns an empty flow. The id prefixes every step id
+// ("recovery.running_count") and identifies the flow in recovery data.
+func NewDataflow(id string) *Dataflow { return plan.New(id) }
+
+// SourcePartition reads one partition of an input; see engine docs below.
+//
+// NextBatch returns the next items (possibly none); io.EOF ends the
+// partition. The returned slice is lent to Runnel until the next call.
+// NextAwake says when to poll again (zero: at once after a non-empty batch,
+// after a 1ms cool-down after an empty one). Close is called once at the
+// end of the run.
+type SourcePartition[T any] = engine.SourcePartition[T]
+
+// StatefulSourcePartition is a SourcePartition that can resume: Snapshot
+// returns its position after the last item it returned.
+type StatefulSourcePartition[T, S any] = engine.StatefulSourcePartition[T, S]
+
+// PartitionedSource is an input with fixed, named partitions whose
+// positions are recovered (like Bytewax's FixedPartitionedSource). Each
+// partition is read by one worker; a resumed run continues each partition
+// from its snapshotted position. Wrap it with PartitionedInput.
+type PartitionedSource[T, S any] = engine.PartitionedSource[T, S]
+
+// DynamicSource is an input built once per worker that does not resume
+// (like Bytewax's DynamicSource). Wrap it with DynamicInput.
+type DynamicSource[T any] = engine.DynamicSource[T]
+
+// Source is what op.Input reads. Connectors return one; custom inputs are
+// wrapped with PartitionedInput or DynamicInput.
+type Source[T any] = engine.Source[T]
+
+// SinkPartition writes one partition of an output. WriteBatch must not keep
+// the slice after it returns.
+type SinkPartition[T any] = engine.SinkPartition[T]
+
+// StatefulSinkPartition is a SinkPartition whose position (a file offset,
+// say) is recovered; resuming from it gives exactly-once output.
+type StatefulSinkPartition[T, S any] = engine.StatefulSinkPartition[T, S]
+
+// PartitionedSink is an output with fixed, named partitions whose positions
+// are recovered. Wrap it with PartitionedOutput.
+type PartitionedSink[T, S any] = engine.PartitionedSink[T, S]
+
+// DynamicSink is an output built once per worker (at-least-once after a
+// resume). Wrap it with DynamicOutput.
+type DynamicSink[T any] = engine.DynamicSink[T]
+
+// Sink is what op.Output writes to.
+type Sink[T any] = engine.Sink[T]
+
+// PartitionedInput makes a Source of a PartitionedSource. The position type
+// S is encoded with Runnel's codec (CBOR); a type it cannot encode
+// faithfully (unexported fields, funcs, channels) is refused before the run
+// starts.
+func PartitionedInput[T, S any](src PartitionedSource[T, S]) Source[T] {
+	return &partitionedInput[T, S]{src: src}
+}
+
+type partitionedInput[T, S any] struct {
+	src   PartitionedSource[T, S]
+	once  sync.Once
+	parts []string
+	err   error
+}
+
+func (p *partitionedInput[T, S]) BuildInput(b *engine.Builder, out *engine.Outlet[T]) error {
+	return engine.AddPartitioned(b, out, p.src, encodeState[S], decodeState[S])
+}
+
+func (p *partitionedInput[T, S]) StateType() string { return typeName[S]() }
+
+func (p *partitionedInput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
+
+func (p *partitionedInput[T, S]) Route(part string, workers int) (int, error) {
+	p.once.Do(func() { p.parts, p.err = engine.SortedParts(p.src.ListParts()) })
+	if p.err != nil {
+		return 0, p.err
+	}
+	return engine.PartOwner(p.parts, part, workers)
+}
+
+// DynamicInput makes a Source of a DynamicSource.
+func DynamicInput[T any](src DynamicSource[T]) Source[T] { return dynamicInput[T]{src} }
+
+type dynamicInput[T any] struct{ src DynamicSource[T] }
+
+func (d dynamicInput[T]) BuildInput(b *engine.Builder, out *engine.Outlet[T]) error {
+	return engine.AddDynamic(b, out, d.src)
+}
+func (d dynamicInput[T]) StateType() string { return "" }
+func (d dynamicInput[T]) CheckState() error { return nil }
+func (d dynamicInput[T]) Route(string, int) (int, error) {
+	return 0, fmt.Errorf("a dynamic source keeps no recovery state")
+}
+
+// PartitionedOutput makes a Sink of a PartitionedSink. Its position type S
+// is checked and encoded like a PartitionedInput's.
+func PartitionedOutput[T, S any](sink PartitionedSink[T, S]) Sink[T] {
+	return &partitionedOutput[T, S]{sink: sink}
+}
+
+type partitionedOutput[T, S any] struct{ sink PartitionedSink[T, S] }
+
+func (p *partitionedOutput[T, S]) BuildOutput(b *engine.Builder) error {
+	return engine.AddPartitionedSink(b, p.sink, encodeState[S], decodeState[S])
+}
+func (p *partitionedOutput[T, S]) StateType() string { return typeName[S]() }
+func (p *partitionedOutput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
+func (p *partitionedOutput[T, S]) Route(part string, workers int) (int, error) {
+	return engine.SinkPartOwner(slices.Clone(p.sink.ListParts()), part, workers)
+}
+
+// DynamicOutput makes a Sink of a DynamicSink.
+func DynamicOutput[T any](sink DynamicSink[T]) Sink[T] { return dynamicOutput[T]{sink} }
+
+type dynamicOutput[T any] struct{ sink DynamicSink[T] }
+
+func (d dynamicOutput[T]) BuildOutput(b *engine.Builder) error {
+	return engine.AddDynamicSink(b, d.sink)
+}
+func (d dynamicOutput[T]) StateType() string { return "" }
+func (d dynamicOutput[T]) CheckState() error { return nil }
+func (d dynamicOutput[T]) Route(string, int) (int, error) {
+	return 0, fmt.Errorf("a dynamic sink keeps no recovery state")
+}
+
+func encodeState[S any](s S) ([]byte, error) { return codec.Marshal(s) }
+
+func decodeState[S any](b []byte) (S, error) {
+	var s S
+	err := codec.Unmarshal(b, &s)
+	return s, err
+}
+
+func typeName[S any]() string { return reflect.TypeFor[S]().String() }
