@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Resume says where a new execution starts, as decided by [Store.Begin].
@@ -436,9 +437,11 @@ func collect(db *sql.DB, from, horizon uint64) error {
 
 // Load calls fn, for every (step, key) with state, with the newest value
 // written before epoch (normally the resume epoch from [Store.Begin]); keys
-// whose newest row before epoch is a deletion are skipped. Partitions are read
-// one after another, each in order of step, then key. value is owned by fn.
-// Load stops at and returns the first error from fn, wrapped.
+// whose newest row before epoch is a deletion are skipped. Partitions are
+// passed to fn one after another, each in order of step, then key; reading
+// runs ahead of fn in background goroutines, which have all exited when Load
+// returns. fn is called from the calling goroutine and owns value. Load stops
+// at and returns the first error from fn, wrapped.
 //
 // fn must not call methods of s that write; reading is fine.
 func (s *Store) Load(epoch uint64, fn func(step, key string, value []byte) error) error {
@@ -448,22 +451,55 @@ func (s *Store) Load(epoch uint64, fn func(step, key string, value []byte) error
 	if epoch > math.MaxInt64 {
 		epoch = math.MaxInt64
 	}
-	for _, p := range s.parts {
-		if err := loadPartition(p, int64(epoch), fn); err != nil {
-			return fmt.Errorf("recovery: load before epoch %d: %s: %w", epoch, p.name(), err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	chans := make([]chan []loaded, len(s.parts))
+	errs := make([]error, len(s.parts))
+	for i, p := range s.parts {
+		ch := make(chan []loaded, 4)
+		chans[i] = ch
+		wg.Go(func() {
+			defer close(ch)
+			errs[i] = readPartition(ctx, p, int64(epoch), ch)
+		})
+	}
+	for i, ch := range chans {
+		for batch := range ch {
+			for _, e := range batch {
+				if err := fn(e.step, e.key, e.value); err != nil {
+					return fmt.Errorf("recovery: load before epoch %d: %s: step %s key %q: %w",
+						epoch, s.parts[i].name(), e.step, e.key, err)
+				}
+			}
+		}
+		if errs[i] != nil {
+			return fmt.Errorf("recovery: load before epoch %d: %s: %w", epoch, s.parts[i].name(), errs[i])
 		}
 	}
 	return nil
 }
 
+type loaded struct {
+	step, key string
+	value     []byte
+}
+
+const loadBatch = 1024
+
 // loadQuery picks, with SQLite's documented bare-column behaviour of max(),
 // the newest row of every (step, key) in one ordered pass over the primary
 // key. "+epoch" keeps the planner off the epoch index, whose order is wrong.
-const loadQuery = `SELECT step_id, state_key, max(epoch), ser_change FROM snaps
+const loadQuery = `SELECT step_id, state_key, max(epoch), ser_change IS NULL, ser_change FROM snaps
 	WHERE +epoch < ? GROUP BY step_id, state_key ORDER BY step_id, state_key`
 
-func loadPartition(p *partition, epoch int64, fn func(step, key string, value []byte) error) error {
-	rows, err := p.db.Query(loadQuery, epoch)
+// readPartition streams the rows Load wants from one partition into ch in
+// batches, until done or ctx is cancelled.
+func readPartition(ctx context.Context, p *partition, epoch int64, ch chan<- []loaded) error {
+	rows, err := p.db.QueryContext(ctx, loadQuery, epoch)
 	if err != nil {
 		return err
 	}
@@ -473,24 +509,45 @@ func loadPartition(p *partition, epoch int64, fn func(step, key string, value []
 		rawStep sql.RawBytes
 		key     string
 		e       int64
+		deleted bool
 		value   []byte
 	)
+	batch := make([]loaded, 0, loadBatch)
+	send := func() bool {
+		select {
+		case ch <- batch:
+			batch = make([]loaded, 0, loadBatch)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	for rows.Next() {
 		value = nil
-		if err := rows.Scan(&rawStep, &key, &e, &value); err != nil {
+		if err := rows.Scan(&rawStep, &key, &e, &deleted, &value); err != nil {
 			return err
+		}
+		if deleted {
+			continue
 		}
 		if string(rawStep) != step { // step ids repeat: allocate each once
 			step = string(rawStep)
 		}
 		if value == nil {
-			continue // deleted
+			value = []byte{} // the driver returns an empty blob as nil
 		}
-		if err := fn(step, key, value); err != nil {
-			return fmt.Errorf("step %s key %q: %w", step, key, err)
+		batch = append(batch, loaded{step, key, value})
+		if len(batch) == loadBatch && !send() {
+			return ctx.Err()
 		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(batch) > 0 && !send() {
+		return ctx.Err()
+	}
+	return nil
 }
 
 // Latest returns the newest row stored for (step, key), committed or not,
@@ -502,13 +559,20 @@ func (s *Store) Latest(step, key string) (value []byte, epoch uint64, ok bool, e
 	}
 	p := s.parts[PartitionFor(step, key, len(s.parts))]
 	var e int64
-	err = p.db.QueryRow("SELECT epoch, ser_change FROM snaps WHERE step_id = ? AND state_key = ? ORDER BY epoch DESC LIMIT 1",
-		step, key).Scan(&e, &value)
+	var deleted bool
+	err = p.db.QueryRow("SELECT epoch, ser_change IS NULL, ser_change FROM snaps WHERE step_id = ? AND state_key = ? ORDER BY epoch DESC LIMIT 1",
+		step, key).Scan(&e, &deleted, &value)
 	if err == sql.ErrNoRows {
 		return nil, 0, false, nil
 	}
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("recovery: latest state of step %s key %q: %s: %w", step, key, p.name(), err)
 	}
-	return value, uint64(e), value != nil, nil
+	if deleted {
+		return nil, uint64(e), false, nil
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	return value, uint64(e), true, nil
 }

@@ -64,7 +64,7 @@ func TestResumeCycle(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(0, []int{0, 1}, 2, 0); err != nil {
+	if err := s.Commit(0, []int{0, 1}, 2, 10); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.WriteEpoch(2, []Row{
@@ -73,10 +73,10 @@ func TestResumeCycle(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(0, []int{1}, 3, 0); err != nil {
+	if err := s.Commit(0, []int{1}, 3, 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(0, []int{0}, 3, 0); err != nil {
+	if err := s.Commit(0, []int{0}, 3, 10); err != nil {
 		t.Fatal(err)
 	}
 	// Written but never committed: must be forgotten.
@@ -219,6 +219,7 @@ func TestBeginRefusals(t *testing.T) {
 	}
 	s.Close()
 
+	before := snapshotDir(t, dir)
 	s = mustOpen(t, dir)
 	stored, _ := s.StepTypes()
 	if diff := cmp.Diff(map[string]string{"f.a": "int", "f.b": "string"}, stored); diff != "" {
@@ -228,7 +229,6 @@ func TestBeginRefusals(t *testing.T) {
 		!strings.Contains(err.Error(), `"f"`) || !strings.Contains(err.Error(), `"g"`) {
 		t.Errorf("Begin with another flow id = %v", err)
 	}
-	before := snapshotDir(t, dir)
 	_, err := s.Begin("f", 1, MakePlan(stored, map[string]string{"f.a": "int64"}, nil))
 	if !errors.Is(err, ErrStateMismatch) {
 		t.Fatalf("Begin with changed steps = %v", err)
@@ -348,6 +348,7 @@ func TestGarbageCollectionModel(t *testing.T) {
 			begin(t, s, "f", 2, map[string]string{"f.a": "int", "f.b": "int"})
 			history := map[uint64]map[[2]string]string{0: {}} // state after each epoch
 			keys := []string{"k0", "k1", "k2", "k3", "k4"}
+			horizon := uint64(1) // GC only moves forward, even when keep grows
 			for e := uint64(1); e <= 12; e++ {
 				state := map[[2]string]string{}
 				for k, v := range history[e-1] {
@@ -377,9 +378,8 @@ func TestGarbageCollectionModel(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				horizon := uint64(1)
 				if e+1 > keep {
-					horizon = max(1, e+1-keep)
+					horizon = max(horizon, e+1-keep)
 				}
 				for R := horizon; R <= e+1; R++ {
 					want := []kv{}

@@ -1,0 +1,162 @@
+// Command runnel manages Runnel's recovery data.
+//
+//	runnel recovery init DIR N                     create N empty partitions in DIR
+//	runnel recovery inspect DIR                    describe the recovery data in DIR
+//	runnel recovery inspect DIR --step S --key K   print the latest state of one key as JSON
+//
+// init prints nothing on success, like `python -m bytewax.recovery DIR N`.
+// Every command exits 0 on success, 1 on failure and 2 on a usage error.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/spf13/pflag"
+
+	"github.com/runnel-dev/runnel/internal/codec"
+	"github.com/runnel-dev/runnel/recovery"
+)
+
+const usage = `usage:
+  runnel recovery init DIR N                     create N recovery partitions in DIR
+  runnel recovery inspect DIR [--step S --key K] describe recovery data, or print one key's state
+  runnel help                                    show this help
+`
+
+// errUsage marks errors that are the caller's mistake in invoking runnel; they
+// exit 2 and are followed by the usage text.
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the exit code; it is main
+// without the process, so tests can run the CLI in-process.
+func run(args []string, stdout, stderr io.Writer) int {
+	err := dispatch(args, stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, pflag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "runnel: %v\n%s", err, usage)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "runnel: %v\n", err)
+		return 1
+	}
+}
+
+func usageErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageErr("missing command")
+	}
+	switch args[0] {
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "recovery":
+	default:
+		return usageErr("unknown command %q", args[0])
+	}
+	if len(args) < 2 {
+		return usageErr("missing recovery command (init or inspect)")
+	}
+	switch args[1] {
+	case "init":
+		return recoveryInit(args[2:], stdout)
+	case "inspect":
+		return recoveryInspect(args[2:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return usageErr("unknown recovery command %q", args[1])
+	}
+}
+
+// recoveryInit takes positional arguments only, so that "-3" is reported as
+// a bad N rather than as an unknown flag.
+func recoveryInit(args []string, stdout io.Writer) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	if len(args) != 2 {
+		return usageErr("recovery init takes DIR and N, got %d argument(s)", len(args))
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil || n < 1 {
+		return usageErr("N must be a positive integer, got %q", args[1])
+	}
+	return recovery.Init(args[0], n)
+}
+
+func recoveryInspect(args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("runnel recovery inspect", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	step := fs.String("step", "", "step id whose state to print (with --key)")
+	key := fs.String("key", "", "state key to print (with --step)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usageErr("%v", err)
+	}
+	if fs.NArg() != 1 {
+		return usageErr("recovery inspect takes DIR, got %d argument(s)", fs.NArg())
+	}
+	dir := fs.Arg(0)
+	if fs.Changed("step") != fs.Changed("key") {
+		return usageErr("--step and --key go together")
+	}
+	if !fs.Changed("step") {
+		r, err := recovery.Inspect(dir)
+		if err != nil {
+			return err
+		}
+		_, err = r.WriteTo(stdout)
+		return err
+	}
+	s, err := recovery.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	value, epoch, ok, err := s.Latest(*step, *key)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok && epoch == 0:
+		return fmt.Errorf("no state stored for step %s key %q in %s", *step, *key, dir)
+	case !ok:
+		_, err = fmt.Fprintf(stdout, "step %s key %q: deleted in epoch %d\n", *step, *key, epoch)
+		return err
+	}
+	js, err := codec.ToJSON(value)
+	if err != nil {
+		return fmt.Errorf("step %s key %q epoch %d: %w", *step, *key, epoch, err)
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, js, "", "  "); err != nil {
+		return fmt.Errorf("step %s key %q epoch %d: %w", *step, *key, epoch, err)
+	}
+	_, err = fmt.Fprintf(stdout, "step %s key %q: epoch %d\n%s\n", *step, *key, epoch, pretty.Bytes())
+	return err
+}
