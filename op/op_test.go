@@ -231,8 +231,8 @@ func TestErrorAndPanicNameStep(t *testing.T) {
 func TestBuildErrors(t *testing.T) {
 	flow := runnel.NewDataflow("f")
 	s := op.Input("inp", flow, runneltest.NewSource(ints(3)))
-	op.Map("inp", s, func(x int) int { return x })   // duplicate id
-	op.Map("a.b", s, func(x int) int { return x })   // bad id
+	op.Map("inp", s, func(x int) int { return x }) // duplicate id
+	op.Map("a.b", s, func(x int) int { return x }) // bad id
 	op.Map("zero", runnel.Stream[int]{}, func(x int) int { return x })
 	other := runnel.NewDataflow("g")
 	o := op.Input("inp", other, runneltest.NewSource(ints(3)))

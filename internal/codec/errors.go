@@ -20,6 +20,8 @@ type TypeError struct {
 	Reason string       // what is wrong there and why it matters
 }
 
+// Error names the root type and the offending path, e.g. "state type main.S:
+// field .inner is unexported (the codec would drop it silently)".
 func (e *TypeError) Error() string {
 	return fmt.Sprintf("state type %s: %s", e.Type, e.Reason)
 }

@@ -230,7 +230,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	}
 	resume = nil
 	if buildErr != nil {
-		return errors.Join(buildErr, r.closeAll())
+		return errors.Join(buildErr, r.com.close(ctx), r.closeAll())
 	}
 
 	var wg sync.WaitGroup

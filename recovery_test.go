@@ -1,0 +1,379 @@
+package runnel_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+	_ "modernc.org/sqlite"
+
+	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/op"
+	"github.com/runnel-dev/runnel/recovery"
+	"github.com/runnel-dev/runnel/runneltest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// Counts is the per-key state of the test flows.
+type Counts struct {
+	Count int
+	Sum   int
+}
+
+type countOut = runnel.KV[int, Counts]
+
+// countFlow counts and sums the items per key (item mod keys).
+func countFlow(items []int, keys int, opts ...runneltest.SourceOpt) (*runnel.Dataflow, *runneltest.Sink[countOut]) {
+	flow := runnel.NewDataflow("counts")
+	s := op.Input("inp", flow, runneltest.NewSource(items, opts...))
+	k := op.KeyOn("key", s, func(x int) int { return x % keys })
+	c := op.StatefulMap("count", k, func(st Counts, _ bool, x int) (Counts, bool, Counts) {
+		st.Count++
+		st.Sum += x
+		return st, true, st
+	})
+	sink := runneltest.NewSink[countOut]()
+	op.Output("out", c, sink)
+	return flow, sink
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// finalState is each key's last emitted state.
+func finalState(items []countOut) map[int]Counts {
+	m := map[int]Counts{}
+	for _, kv := range items {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+func expectedState(n, keys int) map[int]Counts {
+	m := map[int]Counts{}
+	for x := range n {
+		c := m[x%keys]
+		c.Count++
+		c.Sum += x
+		m[x%keys] = c
+	}
+	return m
+}
+
+func initDir(t *testing.T, parts int) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "db")
+	if err := recovery.Init(dir, parts); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func run(t *testing.T, flow *runnel.Dataflow, cfg runnel.Config) error {
+	t.Helper()
+	return runnel.Run(context.Background(), flow, cfg)
+}
+
+// TestCrashAndResume crashes a flow mid-input and resumes it: the final
+// state per key equals an uninterrupted run's, and the resumed run does not
+// re-read everything.
+func TestCrashAndResume(t *testing.T) {
+	const n, keys = 600, 5
+	for _, workers := range []int{1, 2, 4} {
+		t.Run(fmt.Sprint("w", workers), func(t *testing.T) {
+			dir := initDir(t, 3)
+			cfg := runneltest.Config(workers, 5*time.Millisecond, dir)
+			flow, sink := countFlow(seq(n), keys, runneltest.Parts(3), runneltest.BatchSize(5),
+				runneltest.Pace(500*time.Microsecond), runneltest.FailAt(n/2))
+			err := run(t, flow, cfg)
+			if !errors.Is(err, runneltest.ErrCrash) || !strings.Contains(err.Error(), "counts.inp") {
+				t.Fatalf("first run: err = %v, want the simulated crash in counts.inp", err)
+			}
+			first := len(sink.Items())
+			flow, sink = countFlow(seq(n), keys, runneltest.Parts(3), runneltest.BatchSize(5))
+			if err := run(t, flow, cfg); err != nil {
+				t.Fatalf("resumed run: %v", err)
+			}
+			if diff := cmp.Diff(expectedState(n, keys), finalState(sink.Items())); diff != "" {
+				t.Errorf("final state (-want +got):\n%s", diff)
+			}
+			if second := len(sink.Items()); second >= n {
+				t.Errorf("resumed run re-read everything: %d items after %d before the crash", second, first)
+			}
+		})
+	}
+}
+
+// TestRescale resumes recovery data on other worker counts: 3 -> 1 -> 5.
+func TestRescale(t *testing.T) {
+	const n, keys = 900, 11
+	dir := initDir(t, 2)
+	opts := func(extra ...runneltest.SourceOpt) []runneltest.SourceOpt {
+		return append([]runneltest.SourceOpt{runneltest.Parts(4), runneltest.BatchSize(5),
+			runneltest.Pace(300 * time.Microsecond)}, extra...)
+	}
+	flow, _ := countFlow(seq(n), keys, opts(runneltest.FailAt(n/3))...)
+	if err := run(t, flow, runneltest.Config(3, 5*time.Millisecond, dir)); !errors.Is(err, runneltest.ErrCrash) {
+		t.Fatalf("3 workers: %v", err)
+	}
+	flow, _ = countFlow(seq(n), keys, opts(runneltest.FailAt(2*n/3))...)
+	if err := run(t, flow, runneltest.Config(1, 5*time.Millisecond, dir)); !errors.Is(err, runneltest.ErrCrash) {
+		t.Fatalf("1 worker: %v", err)
+	}
+	flow, sink := countFlow(seq(n), keys, opts()...)
+	if err := run(t, flow, runneltest.Config(5, 5*time.Millisecond, dir)); err != nil {
+		t.Fatalf("5 workers: %v", err)
+	}
+	if diff := cmp.Diff(expectedState(n, keys), finalState(sink.Items())); diff != "" {
+		t.Errorf("final state after 3 -> 1 -> 5 workers (-want +got):\n%s", diff)
+	}
+}
+
+// TestContinuation is the tutorial in-process: a second run with more
+// input continues the first run's state and input position.
+func TestContinuation(t *testing.T) {
+	dir := initDir(t, 1)
+	cfg := runneltest.Config(2, time.Hour, dir)
+	flow, sink := countFlow([]int{0, 1, 2}, 1)
+	if err := run(t, flow, cfg); err != nil {
+		t.Fatal(err)
+	}
+	flow, sink = countFlow([]int{0, 1, 2, 3, 4}, 1)
+	if err := run(t, flow, cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := []countOut{{Key: 0, Value: Counts{4, 6}}, {Key: 0, Value: Counts{5, 10}}}
+	if diff := cmp.Diff(want, sink.Items()); diff != "" {
+		t.Errorf("second run (-want +got):\n%s", diff)
+	}
+	// A third run with no new input emits nothing and keeps the state.
+	flow, sink = countFlow([]int{0, 1, 2, 3, 4}, 1)
+	if err := run(t, flow, cfg); err != nil || len(sink.Items()) != 0 {
+		t.Errorf("third run: err %v, items %v", err, sink.Items())
+	}
+}
+
+func countRows(t *testing.T, dir string) map[string]int {
+	t.Helper()
+	rows := map[string]int{}
+	files, _ := filepath.Glob(filepath.Join(dir, "part-*.sqlite3"))
+	for _, f := range files {
+		db, err := sql.Open("sqlite", "file:"+f+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := db.Query("SELECT step_id, state_key, COUNT(*) FROM snaps GROUP BY step_id, state_key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r.Next() {
+			var step, key string
+			var c int
+			if err := r.Scan(&step, &key, &c); err != nil {
+				t.Fatal(err)
+			}
+			rows[step+"/"+key] += c
+		}
+		r.Close()
+		db.Close()
+	}
+	return rows
+}
+
+// TestGarbageCollection checks that after many epochs each key keeps only
+// the snapshots the backup interval requires.
+func TestGarbageCollection(t *testing.T) {
+	const n, keys = 400, 4
+	for _, tc := range []struct {
+		backup  time.Duration
+		maxRows int
+	}{{0, 1}, {20 * time.Millisecond, 6}} {
+		dir := initDir(t, 2)
+		cfg := runneltest.Config(1, 4*time.Millisecond, dir)
+		cfg.BackupInterval = tc.backup
+		flow, _ := countFlow(seq(n), keys, runneltest.BatchSize(2), runneltest.Pace(200*time.Microsecond))
+		if err := run(t, flow, cfg); err != nil {
+			t.Fatal(err)
+		}
+		rows := countRows(t, dir)
+		if len(rows) != keys+1 {
+			t.Fatalf("backup %v: rows for %d keys, want %d (4 counts + 1 input position): %v", tc.backup, len(rows), keys+1, rows)
+		}
+		for k, c := range rows {
+			if c > tc.maxRows {
+				t.Errorf("backup %v: %s has %d snapshots, want at most %d", tc.backup, k, c, tc.maxRows)
+			}
+		}
+	}
+}
+
+// TestChangedFlow covers a step added, removed and retyped, --drop-state and
+// --recovery-plan.
+func TestChangedFlow(t *testing.T) {
+	dir := initDir(t, 1)
+	cfg := runneltest.Config(1, time.Hour, dir)
+	flow, _ := countFlow(seq(10), 3)
+	if err := run(t, flow, cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	// Retyped: the count step now keeps an int.
+	retyped := func() *runnel.Dataflow {
+		flow := runnel.NewDataflow("counts")
+		s := op.Input("inp", flow, runneltest.NewSource(seq(20)))
+		k := op.KeyOn("key", s, func(x int) int { return x % 3 })
+		c := op.StatefulMap("count", k, func(n int, _ bool, _ int) (int, bool, int) { return n + 1, true, n + 1 })
+		op.Output("out", c, runneltest.NewSink[runnel.KV[int, int]]())
+		return flow
+	}
+	err := run(t, retyped(), cfg)
+	if !errors.Is(err, recovery.ErrStateMismatch) || !strings.Contains(err.Error(), "counts.count") || !strings.Contains(err.Error(), "--drop-state") {
+		t.Fatalf("retyped step: err = %v, want a state mismatch naming counts.count and --drop-state", err)
+	}
+
+	// --recovery-plan prints the plan and refuses the same way, running nothing.
+	var out strings.Builder
+	planCfg := cfg
+	planCfg.RecoveryPlan = true
+	err = runnel.Run(context.Background(), retyped(), planCfg, runnel.WithOutput(&out))
+	if err == nil || !strings.Contains(out.String(), "counts.count") {
+		t.Errorf("--recovery-plan: err %v, output %q", err, out.String())
+	}
+
+	// Removed: a flow without the count step.
+	removed := runnel.NewDataflow("counts")
+	s := op.Input("inp", removed, runneltest.NewSource(seq(20)))
+	op.Output("out", s, runneltest.NewSink[int]())
+	err = run(t, removed, cfg)
+	if !errors.Is(err, recovery.ErrStateMismatch) || !strings.Contains(err.Error(), "counts.count") {
+		t.Fatalf("removed step: err = %v, want it to list counts.count", err)
+	}
+
+	// Nothing was changed by the refusals: the original flow still resumes.
+	flow, sink := countFlow(seq(12), 3)
+	if err := run(t, flow, cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]Counts{1: {4, 1 + 4 + 7 + 10}, 2: {4, 2 + 5 + 8 + 11}}
+	if diff := cmp.Diff(want, finalState(sink.Items())); diff != "" {
+		t.Errorf("resume after refusals (-want +got):\n%s", diff)
+	}
+
+	// Dropping on purpose lets the retyped flow start that step empty.
+	dropCfg := cfg
+	dropCfg.DropState = []string{"counts.count"}
+	if err := run(t, retyped(), dropCfg); err != nil {
+		t.Fatalf("--drop-state: %v", err)
+	}
+
+	// Added: a new stateful step starts empty beside the resumed one.
+	added := runnel.NewDataflow("counts")
+	s = op.Input("inp", added, runneltest.NewSource(seq(25)))
+	k := op.KeyOn("key", s, func(x int) int { return x % 3 })
+	c := op.StatefulMap("count", k, func(n int, _ bool, _ int) (int, bool, int) { return n + 1, true, n + 1 })
+	m := op.StatefulMap("max", k, func(m int, _ bool, x int) (int, bool, int) { return max(m, x), true, max(m, x) })
+	sink2 := runneltest.NewSink[runnel.KV[int, int]]()
+	op.Output("out", op.Merge("both", c, m), sink2)
+	if err := run(t, added, cfg); err != nil {
+		t.Fatalf("added step: %v", err)
+	}
+	if got := len(sink2.Items()); got != 10 {
+		t.Errorf("added step: %d items, want 10 (5 new items, 2 steps)", got)
+	}
+}
+
+// TestBadRecoveryInput checks the errors for unusable recovery data, and
+// that none of them changes the files.
+func TestBadRecoveryInput(t *testing.T) {
+	flow := func() *runnel.Dataflow { f, _ := countFlow(seq(5), 2); return f }
+	missing := filepath.Join(t.TempDir(), "nope")
+	err := run(t, flow(), runneltest.Config(1, time.Hour, missing))
+	if !errors.Is(err, recovery.ErrNotInitialized) || !strings.Contains(err.Error(), "runnel recovery init") {
+		t.Errorf("missing dir: %v", err)
+	}
+	empty := t.TempDir()
+	if err := run(t, flow(), runneltest.Config(1, time.Hour, empty)); !errors.Is(err, recovery.ErrNotInitialized) {
+		t.Errorf("empty dir: %v", err)
+	}
+
+	// Another flow's recovery data.
+	dir := initDir(t, 2)
+	if err := run(t, flow(), runneltest.Config(1, time.Hour, dir)); err != nil {
+		t.Fatal(err)
+	}
+	other := runnel.NewDataflow("other")
+	op.Output("out", op.Input("inp", other, runneltest.NewSource(seq(3))), runneltest.NewSink[int]())
+	if err := run(t, other, runneltest.Config(1, time.Hour, dir)); !errors.Is(err, recovery.ErrFlowMismatch) {
+		t.Errorf("other flow: %v", err)
+	}
+
+	// A missing partition file.
+	gone := initDir(t, 3)
+	os.Remove(filepath.Join(gone, "part-1.sqlite3"))
+	if err := run(t, flow(), runneltest.Config(1, time.Hour, gone)); !errors.Is(err, recovery.ErrPartitionMismatch) {
+		t.Errorf("missing partition: %v", err)
+	}
+
+	// A corrupt partition: the run refuses, and the file is left as it was.
+	bad := initDir(t, 1)
+	junk := []byte("this is not a sqlite database, but it is long enough to look like one..........")
+	path := filepath.Join(bad, "part-0.sqlite3")
+	os.WriteFile(path, junk, 0o644)
+	if err := run(t, flow(), runneltest.Config(1, time.Hour, bad)); !errors.Is(err, recovery.ErrCorrupt) {
+		t.Errorf("corrupt partition: %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != string(junk) {
+		t.Error("the corrupt partition was modified")
+	}
+}
+
+// TestStateThatNoLongerDecodes stores a value that does not decode into the
+// step's state type: the run stops naming the step and key.
+func TestStateThatNoLongerDecodes(t *testing.T) {
+	dir := initDir(t, 1)
+	cfg := runneltest.Config(1, time.Hour, dir)
+	flow, _ := countFlow(seq(4), 2)
+	if err := run(t, flow, cfg); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "part-0.sqlite3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// CBOR text string "x" where a struct is expected.
+	if _, err := db.Exec("UPDATE snaps SET ser_change = x'6178' WHERE step_id = 'counts.count' AND state_key = '1'"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	flow, _ = countFlow(seq(6), 2)
+	err = run(t, flow, cfg)
+	if err == nil || !strings.Contains(err.Error(), "counts.count") || !strings.Contains(err.Error(), `key "1"`) {
+		t.Errorf("err = %v, want it to name counts.count and key 1", err)
+	}
+}
