@@ -1,5 +1,7 @@
 package engine
 
+import "sync"
+
 // BatchSize is the number of items an exchange gathers per destination
 // before it sends them.
 const BatchSize = 1024
@@ -43,6 +45,55 @@ func (o *Outlet[T]) EOF() {
 	}
 }
 
+// freeList recycles the batches of one exchange edge: the receiving worker
+// returns each remote batch once handled, and senders take from it before
+// allocating. Without it every batch that crosses workers is garbage, and the
+// heap runs far above what flow control keeps in flight.
+type freeList[T any] struct {
+	mu   sync.Mutex
+	free [][]T
+}
+
+const maxFree = 64
+
+func (f *freeList[T]) get() []T {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.free); n > 0 {
+		b := f.free[n-1]
+		f.free[n-1] = nil
+		f.free = f.free[:n-1]
+		return b
+	}
+	return nil
+}
+
+func (f *freeList[T]) put(b []T) {
+	if cap(b) != BatchSize {
+		return
+	}
+	clear(b)
+	f.mu.Lock()
+	if len(f.free) < maxFree {
+		f.free = append(f.free, b[:0])
+	}
+	f.mu.Unlock()
+}
+
+// Shared holds what the workers of one process share: the free lists of
+// exchange edges. A nil *Shared disables recycling.
+type Shared struct {
+	lists sync.Map // edge id -> *freeList[T]
+}
+
+func sharedList[T any](s *Shared, edge int) *freeList[T] {
+	if s == nil {
+		return nil
+	}
+	v, _ := s.lists.LoadOrStore(edge, &freeList[T]{})
+	return v.(*freeList[T])
+}
+
 type event[T any] struct {
 	kind   MsgKind
 	epoch  Epoch
@@ -58,6 +109,7 @@ type Input[T any] struct {
 	first  int
 	handle func([]T)
 	queues [][]event[T]
+	free   *freeList[T] // where handled remote batches go back, if any
 }
 
 func newInput[T any](g *Gate, channels int, handle func([]T)) *Input[T] {
@@ -80,6 +132,9 @@ func (in *Input[T]) push(ch int, batch []T, from int, credited bool) {
 	in.call(batch)
 	if credited {
 		g.w.tr.Release(from, len(batch))
+		if in.free != nil {
+			in.free.put(batch)
+		}
 	}
 }
 
@@ -117,6 +172,9 @@ func (in *Input[T]) replay(gch int) {
 		case MsgData:
 			in.call(ev.batch)
 			g.w.tr.Release(ev.from, ev.credit)
+			if in.free != nil && ev.from != g.w.Index {
+				in.free.put(ev.batch)
+			}
 		case MsgBarrier:
 			g.frontier[gch] = ev.epoch
 		case MsgEOF:
@@ -161,6 +219,7 @@ type exchange[T any] struct {
 	bufs  [][]T
 	in    *Input[T] // this worker's receiving side
 	dirty bool
+	free  *freeList[T]
 }
 
 func (x *exchange[T]) Push(batch []T) {
@@ -188,7 +247,14 @@ func (x *exchange[T]) send(d int) {
 		return
 	}
 	x.w.tr.Send(d, Message{Edge: x.edge, From: x.w.Index, Kind: MsgData, Batch: b, Len: len(b)})
-	x.bufs[d] = make([]T, 0, BatchSize)
+	var next []T
+	if x.free != nil {
+		next = x.free.get()
+	}
+	if next == nil {
+		next = make([]T, 0, BatchSize)
+	}
+	x.bufs[d] = next
 }
 
 // flush sends every partial batch; the worker calls it at the end of each

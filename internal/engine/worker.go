@@ -28,6 +28,8 @@ type Config struct {
 	Resume map[string]map[string][]byte
 	// MaxOutstanding overrides DefaultMaxOutstanding when > 0.
 	MaxOutstanding int64
+	// Shared is what the workers of one process share (nil: nothing).
+	Shared *Shared
 }
 
 // Worker runs every step of a dataflow for one worker. It is not safe for
@@ -43,6 +45,7 @@ type Worker struct {
 	snapshots bool
 	resume    map[string]map[string][]byte
 	maxOut    int64
+	shared    *Shared
 
 	epoch      Epoch // the open epoch
 	epochEnd   time.Time
@@ -94,7 +97,7 @@ func NewWorker(c Config) *Worker {
 		Index: c.Index, Workers: c.Workers,
 		clock: c.Clock, tr: c.Transport, committer: c.Committer,
 		interval: c.EpochInterval, start: c.StartEpoch, snapshots: c.Snapshots,
-		resume: c.Resume, maxOut: c.MaxOutstanding,
+		resume: c.Resume, maxOut: c.MaxOutstanding, shared: c.Shared,
 		pending: map[Epoch][]Row{},
 	}
 	if w.start == 0 {
@@ -176,7 +179,8 @@ func Connect[T any](b *Builder, g *Gate, i int, route func(T) int, handle func([
 		return in
 	}
 	in := newInput(g, w.Workers, handle)
-	x := &exchange[T]{w: w, edge: w.nextEdge, route: route, bufs: make([][]T, w.Workers), in: in}
+	in.free = sharedList[T](w.shared, w.nextEdge)
+	x := &exchange[T]{w: w, edge: w.nextEdge, route: route, bufs: make([][]T, w.Workers), in: in, free: in.free}
 	for d := range x.bufs {
 		x.bufs[d] = make([]T, 0, BatchSize)
 	}

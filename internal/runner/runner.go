@@ -210,11 +210,12 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	// (a source that cannot open, recovered state that does not decode)
 	// stops the run before anything is read.
 	var buildErr error
+	shared := &engine.Shared{}
 	for i := range W {
 		w := engine.NewWorker(engine.Config{
 			Index: i, Workers: W, Clock: r.clock, Transport: r.tr, Committer: r.com,
 			EpochInterval: cfg.SnapshotInterval, StartEpoch: start,
-			Snapshots: store != nil, Resume: resume[i], MaxOutstanding: limit,
+			Snapshots: store != nil, Resume: resume[i], MaxOutstanding: limit, Shared: shared,
 		})
 		r.workers = append(r.workers, w)
 		prog := engine.NewProgram()

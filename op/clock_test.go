@@ -1,0 +1,119 @@
+package op_test
+
+import (
+	"io"
+	"sync"
+	"time"
+
+	"github.com/runnel-dev/runnel"
+)
+
+// manualClock is a runnel.Clock that moves only when Advance is called.
+type manualClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	waits []clockWait
+}
+
+type clockWait struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newManualClock() *manualClock {
+	return &manualClock{now: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.now
+		return ch
+	}
+	c.waits = append(c.waits, clockWait{at: c.now.Add(d), ch: ch})
+	return ch
+}
+
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.waits[:0]
+	for _, w := range c.waits {
+		if !w.at.After(c.now) {
+			w.ch <- c.now
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	c.waits = kept
+}
+
+// scriptStep is one step of a scriptSource: an item, or (with advance > 0)
+// a move of the manual clock.
+type scriptStep[T any] struct {
+	item    T
+	advance time.Duration
+}
+
+func item[T any](x T) scriptStep[T]                 { return scriptStep[T]{item: x} }
+func advance[T any](d time.Duration) scriptStep[T] { return scriptStep[T]{advance: d} }
+
+// scriptSource plays a script on worker 0, one item per poll, like
+// Bytewax's TestingSource with PAUSE items: at an advance step it moves the
+// clock and then returns two empty polls, so that the worker runs its
+// wake-ups at the new time before the next item arrives.
+type scriptSource[T any] struct {
+	clock  *manualClock
+	script []scriptStep[T]
+}
+
+func (s *scriptSource[T]) Build(_ string, worker, _ int) (runnel.SourcePartition[T], error) {
+	if worker != 0 {
+		return &scriptPart[T]{}, nil
+	}
+	return &scriptPart[T]{clock: s.clock, script: s.script}, nil
+}
+
+type scriptPart[T any] struct {
+	clock  *manualClock
+	script []scriptStep[T]
+	idle   int
+	one    [1]T
+}
+
+func (p *scriptPart[T]) NextBatch() ([]T, error) {
+	if p.idle > 0 {
+		p.idle--
+		return nil, nil
+	}
+	if len(p.script) == 0 {
+		return nil, io.EOF
+	}
+	st := p.script[0]
+	p.script = p.script[1:]
+	if st.advance > 0 {
+		p.clock.Advance(st.advance)
+		p.idle = 1
+		return nil, nil
+	}
+	p.one[0] = st.item
+	return p.one[:], nil
+}
+
+func (p *scriptPart[T]) NextAwake() time.Time {
+	if p.clock == nil {
+		return time.Time{}
+	}
+	return p.clock.Now()
+}
+
+func (p *scriptPart[T]) Close() error { return nil }
