@@ -223,3 +223,21 @@ func byKey(lines []string) map[string][]string {
 	}
 	return m
 }
+
+// TestSignalsWithoutRecovery: SIGTERM stops a run without -r cleanly, with
+// exit 130 and a message saying so.
+func TestSignalsWithoutRecovery(t *testing.T) {
+	cmd := exec.Command(bin(t, "countflow"), "-w", "2", "-s", "0.05")
+	cmd.Env = append(os.Environ(), "COUNTFLOW_N=100000", "COUNTFLOW_PACE=1000")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(errb.String(), "interrupted: stopped cleanly") {
+		t.Errorf("exit %d, stderr %s", code, errb.String())
+	}
+}

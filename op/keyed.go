@@ -2,41 +2,24 @@ package op
 
 import (
 	"github.com/runnel-dev/runnel"
-	"github.com/runnel-dev/runnel/internal/engine"
-	"github.com/runnel-dev/runnel/internal/plan"
 )
 
 // FlatMapBatch transforms a whole batch of items at once into any number
-// of items.
+// of items: fn appends its output for batch to out and returns it.
 //
 // It is commonly used for: calling a service or a model once per batch
 // instead of once per item, or amortising any per-call overhead.
 //
-// The batch is lent to fn for the duration of the call: fn must not keep
-// it. The slice fn returns is lent to Runnel until fn's next call, so fn may
-// reuse one buffer for every batch (return buf[:0] appended to) and
-// allocate nothing. Batch boundaries depend on the sources, the exchange
-// and the worker count: fn must not give them a meaning. Stateless: each
-// worker transforms the batches it holds.
-func FlatMapBatch[X, Y any](stepID string, up runnel.Stream[X], fn func(batch []X) []Y) runnel.Stream[Y] {
-	st := &plan.Step{Kind: "flat_map_batch", Outs: 1}
-	st.Build = func(b *engine.Builder) error {
-		n := &batchNode[X, Y]{fn: fn}
-		n.out = engine.NewOutlet[Y](b, 0)
-		engine.Connect(b, b.NewGate(n), 0, nil, n.handle)
-		return nil
-	}
-	return add[Y](scopeOf(up), stepID, st, up)
+// out is a buffer owned by the step on the current worker, empty and with
+// the capacity of earlier batches, so a fn that only appends allocates
+// nothing once warmed up. fn must keep neither batch nor out after it
+// returns, and runs on every worker at once (it must not share mutable
+// data without locking). Batch boundaries depend on the sources, the
+// exchange and the worker count: fn must not give them a meaning.
+// Stateless: each worker transforms the batches it holds, in order.
+func FlatMapBatch[X, Y any](stepID string, up runnel.Stream[X], fn func(batch []X, out []Y) []Y) runnel.Stream[Y] {
+	return stateless(scopeOf(up), stepID, "flat_map_batch", up, nil, fn)
 }
-
-type batchNode[X, Y any] struct {
-	fn  func([]X) []Y
-	out *engine.Outlet[Y]
-}
-
-func (n *batchNode[X, Y]) handle(batch []X)         { n.out.Push(n.fn(batch)) }
-func (n *batchNode[X, Y]) OnBarrier(e engine.Epoch) { n.out.Barrier(e) }
-func (n *batchNode[X, Y]) OnEOF()                   { n.out.EOF() }
 
 // Flatten emits the elements of each slice of up, in order.
 //
