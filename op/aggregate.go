@@ -22,9 +22,10 @@ import (
 // Time is the worker's clock (runnel.WithClock in tests), read once per
 // incoming batch: the deadline of a slice is the clock reading of the batch
 // that brought its first value, plus timeout. It is fixed when the slice
-// starts; later values do not extend it (as Bytewax's collect_window, not
-// an inactivity timer). A timeout of zero or less disables it (emit by size
-// and at the end of input only). maxSize below 1 is a build error.
+// starts and later values do not extend it, so a busy key still emits at
+// least every timeout (Bytewax's collect instead restarts the timeout at
+// every value). A timeout of zero or less disables it (emit by size and at
+// the end of input only). maxSize below 1 is a build error.
 //
 // Values keep their arrival order within a slice. With recovery, the
 // partial slices and their deadlines are snapshotted; a resumed run emits

@@ -64,7 +64,7 @@ type scriptStep[T any] struct {
 	advance time.Duration
 }
 
-func item[T any](x T) scriptStep[T]                 { return scriptStep[T]{item: x} }
+func item[T any](x T) scriptStep[T]                { return scriptStep[T]{item: x} }
 func advance[T any](d time.Duration) scriptStep[T] { return scriptStep[T]{advance: d} }
 
 // scriptSource plays a script on worker 0, one item per poll, like

@@ -178,9 +178,10 @@ func addStateful[K runnel.Key, V, S, W any](sc plan.Scope, id, kind string, up r
 }
 
 type entry[S any] struct {
-	state S
-	wake  time.Time
-	mark  engine.Epoch // epoch in which it was last marked changed
+	state  S
+	wake   time.Time    // when OnNotify is due (zero: never)
+	queued time.Time    // the key's entry in the timer heap (zero: none)
+	mark   engine.Epoch // epoch in which it was last marked changed
 }
 
 type statefulNode[K runnel.Key, V, S, W any] struct {
@@ -226,10 +227,7 @@ func (n *statefulNode[K, V, S, W]) apply(key K, e *entry[S], s S, keep bool) {
 		}
 		e.state = s
 		if c.rewake {
-			e.wake = c.wake
-			if !c.wake.IsZero() {
-				heap.Push(&n.timers, wakeAt[K]{c.wake, key})
-			}
+			n.schedule(key, e, c.wake)
 		}
 	} else if e != nil {
 		delete(n.state, key)
@@ -241,6 +239,17 @@ func (n *statefulNode[K, V, S, W]) apply(key K, e *entry[S], s S, keep bool) {
 				e.mark = c.epoch
 			}
 		}
+	}
+}
+
+// schedule sets a key's wake-up. The heap holds at most one live entry per
+// key, at or before its wake time, so a key that pushes its timeout back on
+// every item (a session gap) does not grow the heap by an entry per item.
+func (n *statefulNode[K, V, S, W]) schedule(key K, e *entry[S], at time.Time) {
+	e.wake = at
+	if !at.IsZero() && (e.queued.IsZero() || at.Before(e.queued)) {
+		e.queued = at
+		heap.Push(&n.timers, wakeAt[K]{at, key})
 	}
 }
 
@@ -316,8 +325,16 @@ func (n *statefulNode[K, V, S, W]) Wake(now time.Time) {
 	for len(n.timers) > 0 && !n.timers[0].at.After(now) {
 		t := heap.Pop(&n.timers).(wakeAt[K])
 		e := n.state[t.key]
-		if e == nil || !e.wake.Equal(t.at) {
-			continue // discarded or rescheduled since
+		if e == nil || !e.queued.Equal(t.at) {
+			continue // discarded, or a stale entry of a key made anew
+		}
+		e.queued = time.Time{}
+		if e.wake.IsZero() {
+			continue // cancelled
+		}
+		if e.wake.After(now) {
+			n.schedule(t.key, e, e.wake) // pushed back since
+			continue
 		}
 		e.wake = time.Time{}
 		c.key = t.key
@@ -340,8 +357,7 @@ func (n *statefulNode[K, V, S, W]) resume(rows map[string][]byte) error {
 		}
 		e := &entry[S]{state: rec.State}
 		if rec.NotifyAt != nil {
-			e.wake = *rec.NotifyAt
-			heap.Push(&n.timers, wakeAt[K]{e.wake, k})
+			n.schedule(k, e, *rec.NotifyAt)
 		}
 		n.state[k] = e
 	}

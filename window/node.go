@@ -114,12 +114,14 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 			return int(ops.Hash(k) % uint64(workers)), nil
 		},
 	}
+	var built *node[K, V, S, W] // the node being built, on any worker
 	st.Build = func(b *engine.Builder) error {
 		n := &node[K, V, S, W]{
 			w: b.Worker(), step: b.StepID(), ops: ops, clock: b.Clock(),
 			wdr: wdr, lg: lg, ts: clock.ts, event: clock.kind == eventClock,
 			wait: int64(clock.wait), lateness: o.lateness, ordered: o.ordered && clock.kind == eventClock,
 			state: map[K]*keyState[K, V, S]{}, snapshots: b.Snapshots(),
+			tumbling: wdr.kind == fixedWindower && wdr.length == wdr.offset,
 		}
 		if n.lg.init == nil {
 			n.lg.init = func() (s S) { return s }
@@ -136,11 +138,37 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 			in.connect(b, n.gate, i, n)
 		}
 		b.AddWaker(n)
+		built = n
+		if testHookBuilt != nil {
+			testHookBuilt(n)
+		}
 		return nil
 	}
 	ups := make([]plan.Input, len(inlets))
 	for i, in := range inlets {
 		ups[i] = in.up
+	}
+	// Metadata is only built when a step reads the Meta stream: the ports
+	// are known once the step is added, and the flow is complete when it
+	// runs.
+	var metaPort engine.Port
+	readsMeta := func() bool {
+		for _, s := range flow.Steps() {
+			if slices.Contains(s.Inputs, metaPort) {
+				return true
+			}
+		}
+		return false
+	}
+	build := st.Build
+	st.Build = func(b *engine.Builder) error {
+		if err := build(b); err != nil {
+			return err
+		}
+		if !readsMeta() {
+			built.noMeta = true
+		}
+		return nil
 	}
 	if !plan.Add(plan.FlowScope(flow), stepID, st, ups...) {
 		return Out[K, V, W]{
@@ -149,12 +177,17 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 			Meta: plan.Broken[runnel.KV[K, Meta]](flow),
 		}
 	}
-	return Out[K, V, W]{
+	out = Out[K, V, W]{
 		Down: plan.Out[runnel.KV[K, Result[W]]](flow, 0),
 		Late: plan.Out[runnel.KV[K, Late[V]]](flow, 1),
 		Meta: plan.Out[runnel.KV[K, Meta]](flow, 2),
 	}
+	metaPort = out.Meta.Port()
+	return out
 }
+
+// testHookBuilt, set by tests only, sees every node built.
+var testHookBuilt func(n any)
 
 // keyState is one key's state and its bookkeeping on the worker.
 type keyState[K runnel.Key, V, S any] struct {
@@ -163,6 +196,10 @@ type keyState[K runnel.Key, V, S any] struct {
 	hidx int   // index in the timer heap, -1 when not scheduled
 	wake int64 // scheduled wake-up, Unix ns (valid when hidx >= 0)
 	mark engine.Epoch
+	// one holds the first open window, so that a key with one window (the
+	// common case) keeps it in the same allocation, and cache lines, as
+	// the rest of its state.
+	one [1]OpenWindow[S]
 }
 
 // node is the window step on one worker.
@@ -178,6 +215,8 @@ type node[K runnel.Key, V, S, W any] struct {
 	wait     int64
 	lateness int64
 	ordered  bool
+	tumbling bool
+	noMeta   bool // no step reads the Meta stream
 
 	gate   *engine.Gate
 	state  map[K]*keyState[K, V, S]
@@ -219,6 +258,7 @@ func (n *node[K, V, S, W]) item(k K, v V) {
 	if ks == nil {
 		ks = &keyState[K, V, S]{key: k, hidx: -1}
 		ks.st.Watermark = noWatermark
+		ks.st.Windows = ks.one[:0]
 		n.state[k] = ks
 	}
 	n.cur = k
@@ -237,7 +277,23 @@ func (n *node[K, V, S, W]) item(k K, v V) {
 	if len(st.Queue) > 0 {
 		n.release(ks, wm)
 	}
-	if n.ordered && ts >= wm {
+	// Windows the watermark has passed close before the item is added:
+	// the item is not late for the windows it joins, so those stay open,
+	// and closing first keeps the window list short.
+	if len(st.Windows) > 0 {
+		n.closeDue(ks, wm, false)
+	}
+	if n.tumbling && !n.ordered {
+		// The common case, without the loops of sliding windows.
+		rel := ts - n.wdr.align
+		id := floorDiv(rel, n.wdr.length)
+		open := n.wdr.align + id*n.wdr.length
+		if satAdd(satAdd(open, n.wdr.length), n.lateness) <= wm {
+			n.emitLate(id, v, ts, wm)
+		} else {
+			n.addFixed(ks, id, open, v)
+		}
+	} else if n.ordered && ts >= wm {
 		if n.lateCheck(ts, v, wm) {
 			q := st.Queue
 			i, _ := slices.BinarySearchFunc(q, ts+1, func(p Pending[V], t int64) int {
@@ -251,7 +307,6 @@ func (n *node[K, V, S, W]) item(k K, v V) {
 	} else if n.lateCheck(ts, v, wm) {
 		n.assign(ks, ts, v, wm)
 	}
-	n.closeDue(ks, wm, false)
 	n.settle(ks, now, true)
 }
 
@@ -294,20 +349,30 @@ func (n *node[K, V, S, W]) assign(ks *keyState[K, V, S], ts int64, v V, wm int64
 		if satAdd(closeAt, n.lateness) <= wm {
 			continue // late for this one; reported when it came
 		}
-		ws := ks.st.Windows
-		i := len(ws)
-		for i > 0 && ws[i-1].ID > id {
-			i--
-		}
-		if i == 0 || ws[i-1].ID != id {
-			ws = slices.Insert(ws, i, OpenWindow[S]{ID: id, Open: open, Close: closeAt, State: n.lg.init()})
-			ks.st.Windows = ws
-			i++
-		}
-		w := &ws[i-1]
-		n.setEm(w)
-		w.State = n.lg.value(&n.em, w.State, v)
+		n.addFixed(ks, id, open, v)
 	}
+}
+
+// addFixed adds v to fixed window id, opening it if needed.
+func (n *node[K, V, S, W]) addFixed(ks *keyState[K, V, S], id, open int64, v V) {
+	ws := ks.st.Windows
+	i := len(ws)
+	for i > 0 && ws[i-1].ID > id {
+		i--
+	}
+	if i == 0 || ws[i-1].ID != id {
+		nw := OpenWindow[S]{ID: id, Open: open, Close: open + n.wdr.length, State: n.lg.init()}
+		if i == len(ws) {
+			ws = append(ws, nw)
+		} else {
+			ws = slices.Insert(ws, i, nw)
+		}
+		ks.st.Windows = ws
+		i++
+	}
+	w := &ws[i-1]
+	n.setEm(w)
+	w.State = n.lg.value(&n.em, w.State, v)
 }
 
 func (n *node[K, V, S, W]) assignSession(ks *keyState[K, V, S], ts int64, v V) {
@@ -392,11 +457,18 @@ func (n *node[K, V, S, W]) closeDue(ks *keyState[K, V, S], wm int64, all bool) b
 		if n.lg.close != nil {
 			n.lg.close(&n.em, w.State)
 		}
-		n.metaBuf = append(n.metaBuf, runnel.KV[K, Meta]{Key: n.cur, Value: Meta{
-			ID: w.ID, Open: toTime(w.Open), Close: toTime(w.Close), Merged: w.Merged}})
+		if !n.noMeta {
+			n.metaBuf = append(n.metaBuf, runnel.KV[K, Meta]{Key: n.cur, Value: Meta{
+				ID: w.ID, Open: toTime(w.Open), Close: toTime(w.Close), Merged: w.Merged}})
+		}
 	}
 	if i == 0 {
 		return false
+	}
+	if i == len(ws) {
+		clear(ws)
+		ks.st.Windows = ws[:0]
+		return true
 	}
 	m := copy(ws, ws[i:])
 	clear(ws[m:])

@@ -1,0 +1,54 @@
+package stdio_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/connector/stdio"
+	"github.com/runnel-dev/runnel/op"
+	"github.com/runnel-dev/runnel/runneltest"
+)
+
+type closeCounter struct {
+	*strings.Reader
+	closed int
+}
+
+func (c *closeCounter) Close() error { c.closed++; return nil }
+
+func TestReaderSource(t *testing.T) {
+	for _, w := range []int{1, 3} {
+		in := &closeCounter{Reader: strings.NewReader("one\r\ntwo\n\nthree")}
+		flow := runnel.NewDataflow("f")
+		lines := op.Input("lines", flow, stdio.NewReaderSource(in))
+		sink := runneltest.NewSink[string]()
+		op.Output("out", lines, sink)
+		if err := runneltest.Run(flow, w); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := sink.Items(), []string{"one", "two", "", "three"}; !slices.Equal(got, want) {
+			t.Errorf("%d workers: got %q, want %q", w, got, want)
+		}
+		if in.closed != 1 {
+			t.Errorf("%d workers: closed %d times, want once", w, in.closed)
+		}
+	}
+}
+
+func TestReaderSourceManyLines(t *testing.T) {
+	var b strings.Builder
+	for range 3000 {
+		b.WriteString("x\n")
+	}
+	flow := runnel.NewDataflow("f")
+	sink := runneltest.NewSink[string]()
+	op.Output("out", op.Input("lines", flow, stdio.NewReaderSource(strings.NewReader(b.String()))), sink)
+	if err := runneltest.Run(flow, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sink.Items()); n != 3000 {
+		t.Errorf("got %d lines, want 3000", n)
+	}
+}
