@@ -37,10 +37,11 @@ type execInfo struct {
 // belongs to flowID ([ErrFlowMismatch] names both ids) and that plan loses no
 // state by accident (it returns plan.Err() before modifying anything).
 //
-// The resume epoch is the minimum frontier over the previous execution's
-// workers and over all partitions (a worker with no committed frontier counts
-// as that execution's resume epoch), so that a crash in the middle of a
-// commit resumes from the older epoch. A fresh store resumes at epoch 1 as
+// The resume epoch is the minimum, over all partitions, of the frontiers of
+// the workers of each partition's newest execution (a worker with no
+// committed frontier counts as that execution's resume epoch), so that a
+// crash in the middle of a commit, or a partition restored from an older
+// backup, resumes from the older epoch. A fresh store resumes at epoch 1 as
 // execution 0.
 //
 // Begin then, in every partition: deletes snapshot rows at or after the
@@ -88,15 +89,20 @@ func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
 	res := Resume{Execution: 0, Epoch: 1, Fresh: true}
 	if last.ex >= 0 {
 		res = Resume{Execution: last.ex + 1, Epoch: math.MaxUint64, PrevWorkers: last.workers}
+		// Each partition counts at the frontier of its own newest
+		// execution. A partition can lag behind the others after a crash in
+		// the middle of Begin (then its frontier is the new execution's
+		// resume epoch anyway) or when it was restored from an older
+		// backup (then the whole store must go back to its epoch).
 		for i, in := range infos {
-			if in.ex != last.ex {
-				res.Epoch = min(res.Epoch, last.resume)
+			if in.ex < 0 {
+				res.Epoch = 1 // it knows of no commit at all
 				continue
 			}
-			for w := range last.workers {
+			for w := range in.workers {
 				f, ok := frontiers[i][w]
 				if !ok {
-					f = last.resume
+					f = in.resume
 				}
 				res.Epoch = min(res.Epoch, f)
 			}

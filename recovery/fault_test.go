@@ -340,15 +340,10 @@ func TestFaultInjection(t *testing.T) {
 // TestBackupAcrossRestart copies the partitions of a directory one at a
 // time, as a backup does, with a restart of the flow between two copies,
 // and resumes from the copies. Each partition on its own is a committed
-// state; the set must resume from the older of them.
-//
-// Known bug, skipped until it is fixed: Begin (and Report) count a partition
-// whose newest execution is older than another partition's as being at the
-// newer execution's resume epoch, not at its own committed frontier, so this
-// set resumes at 4 with part-0's key as of epoch 2 and part-1's as of 3.
-// Remove the Skip with the fix.
+// state; the set must resume from the older of them (Begin and Report once
+// counted a lagging partition at the newer execution's resume epoch, and
+// resumed with keys from different epochs).
 func TestBackupAcrossRestart(t *testing.T) {
-	t.Skip("known bug: Begin resumes a backup spanning a restart past an older partition's frontier")
 	dir := mustInit(t, 2)
 	// One key per partition.
 	keyIn := map[int]string{}

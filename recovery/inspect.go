@@ -194,11 +194,12 @@ func (s *Store) Report() (Report, error) {
 	if lastEx < 0 {
 		r.ResumeEpoch = 1
 	} else {
-		last := execs[lastEx]
+		// As in Begin: each partition counts at the frontier of its own
+		// newest execution, and one that records none knows of no commit.
 		for _, p := range r.Partitions {
 			f := p.Frontier
-			if f == 0 { // this partition never recorded the last execution
-				f = last.ResumeEpoch
+			if f == 0 {
+				f = 1
 			}
 			r.ResumeEpoch = min(r.ResumeEpoch, f)
 		}

@@ -156,6 +156,11 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		}
 		p := recovery.MakePlan(stored, current, cfg.DropState)
 		if cfg.RecoveryPlan {
+			rep, err := store.Report()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(opt.Out, "recovery directory %s: the next run resumes at epoch %d\n", cfg.RecoveryDir, rep.ResumeEpoch)
 			fmt.Fprint(opt.Out, p.String())
 			return p.Err()
 		}
