@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync/atomic"
 	"testing"
@@ -25,13 +26,23 @@ type winEvent struct {
 }
 
 // winGenSource generates winEvents events, event i at i ms with key i mod
-// winKeys, in 1024-item batches that reuse one buffer.
-type winGenSource struct{ n int }
+// winKeys, in 1024-item batches that reuse one buffer. With several
+// partitions, partition p generates the events i with i mod parts = p, so
+// each worker reads its share in event-time order.
+type winGenSource struct{ n, parts int }
 
-func (g winGenSource) ListParts() []string { return []string{"gen"} }
+func (g winGenSource) ListParts() []string {
+	names := make([]string, g.parts)
+	for i := range names {
+		names[i] = fmt.Sprint("gen-", i)
+	}
+	return names
+}
 
-func (g winGenSource) BuildPart(_, _ string, resume *int) (runnel.StatefulSourcePartition[winEvent, int], error) {
-	p := &winGenPart{n: g.n, buf: make([]winEvent, 1024)}
+func (g winGenSource) BuildPart(_, part string, resume *int) (runnel.StatefulSourcePartition[winEvent, int], error) {
+	var idx int
+	fmt.Sscanf(part, "gen-%d", &idx)
+	p := &winGenPart{n: g.n, step: g.parts, next: idx, buf: make([]winEvent, 1024)}
 	if resume != nil {
 		p.next = *resume
 	}
@@ -39,20 +50,20 @@ func (g winGenSource) BuildPart(_, _ string, resume *int) (runnel.StatefulSource
 }
 
 type winGenPart struct {
-	n, next int
-	buf     []winEvent
+	n, next, step int
+	buf           []winEvent
 }
 
 func (p *winGenPart) NextBatch() ([]winEvent, error) {
 	if p.next >= p.n {
 		return nil, io.EOF
 	}
-	b := p.buf[:min(len(p.buf), p.n-p.next)]
-	for i := range b {
-		j := int64(p.next + i)
-		b[i] = winEvent{Key: j % winKeys, Ms: j}
+	b := p.buf[:0]
+	for p.next < p.n && len(b) < cap(b) {
+		j := int64(p.next)
+		b = append(b, winEvent{Key: j % winKeys, Ms: j})
+		p.next += p.step
 	}
-	p.next += len(b)
 	return b, nil
 }
 
@@ -118,7 +129,7 @@ func BenchmarkCountWindow(b *testing.B) {
 			for b.Loop() {
 				var n atomic.Int64
 				flow := runnel.NewDataflow("bench")
-				s := op.Input("gen", flow, runnel.PartitionedInput[winEvent, int](winGenSource{winEvents}))
+				s := op.Input("gen", flow, runnel.PartitionedInput[winEvent, int](winGenSource{winEvents, w.workers}))
 				clock := window.EventClock(func(e winEvent) time.Time { return time.UnixMilli(e.Ms) }, 0)
 				out := window.CountWindow("count", s, clock, window.Tumbling(time.Second, time.Unix(0, 0)),
 					func(e winEvent) int64 { return e.Key })
