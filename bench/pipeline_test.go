@@ -201,7 +201,13 @@ var expectedSum = sync.OnceValue(func() int64 { return handLoop(pipelineItems) }
 
 func report(b *testing.B, items int, run func() int64) {
 	b.Helper()
-	want := expectedSum()
+	reportWant(b, items, expectedSum(), run)
+}
+
+// reportWant runs run b.N times, checks its result against want, and
+// reports items/s and allocs/item.
+func reportWant(b *testing.B, items int, want int64, run func() int64) {
+	b.Helper()
 	var ms0, ms1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms0)

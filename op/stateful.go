@@ -164,7 +164,7 @@ func addStateful[K runnel.Key, V, S, W any](sc plan.Scope, id, kind string, up r
 		n.ctx.worker = w.Index
 		n.out = engine.NewOutlet[runnel.KV[K, W]](b, 0)
 		n.gate = b.NewGate(n)
-		if err := n.resume(b.Resume()); err != nil {
+		if err := n.resume(b.ResumeRows()); err != nil {
 			return err
 		}
 		workers := uint64(w.Workers)
@@ -345,8 +345,12 @@ func (n *statefulNode[K, V, S, W]) Wake(now time.Time) {
 	n.flush()
 }
 
-func (n *statefulNode[K, V, S, W]) resume(rows map[string][]byte) error {
-	for text, raw := range rows {
+func (n *statefulNode[K, V, S, W]) resume(rows []engine.StateRow) error {
+	if len(rows) > 0 {
+		n.state = make(map[K]*entry[S], len(rows))
+	}
+	for _, row := range rows {
+		text, raw := row.Key, row.Value
 		k, err := n.ops.Parse(text)
 		if err != nil {
 			return fmt.Errorf("key %q: recovered key does not parse: %w", text, err)

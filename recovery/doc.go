@@ -46,6 +46,7 @@
 //	CREATE TABLE snaps(step_id TEXT NOT NULL, state_key TEXT NOT NULL, epoch INTEGER NOT NULL,
 //	    ser_change BLOB, PRIMARY KEY(step_id, state_key, epoch)) WITHOUT ROWID;
 //	CREATE INDEX snaps_epoch ON snaps(epoch);
+//	CREATE INDEX snaps_deleted ON snaps(epoch) WHERE ser_change IS NULL;
 //
 // meta rows: format_version ("1"), partition_index, partition_count, codec
 // (the state codec, "cbor-core-det/v1"), flow_id ("" until the first

@@ -41,6 +41,7 @@ var schema = []string{
 	`CREATE TABLE snaps(step_id TEXT NOT NULL, state_key TEXT NOT NULL, epoch INTEGER NOT NULL, ser_change BLOB,
 		PRIMARY KEY(step_id, state_key, epoch)) WITHOUT ROWID`,
 	`CREATE INDEX snaps_epoch ON snaps(epoch)`,
+	`CREATE INDEX snaps_deleted ON snaps(epoch) WHERE ser_change IS NULL`,
 }
 
 var tables = []string{"meta", "steps", "executions", "fronts", "snaps"}

@@ -131,7 +131,7 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 		n.late = engine.NewOutlet[runnel.KV[K, Late[V]]](b, 1)
 		n.meta = engine.NewOutlet[runnel.KV[K, Meta]](b, 2)
 		n.gate = b.NewGate(n)
-		if err := n.resume(b.Resume()); err != nil {
+		if err := n.resume(b.ResumeRows()); err != nil {
 			return err
 		}
 		for i, in := range inlets {
@@ -702,12 +702,14 @@ func (n *node[K, V, S, W]) OnEOF() {
 	n.meta.EOF()
 }
 
-func (n *node[K, V, S, W]) resume(rows map[string][]byte) error {
+func (n *node[K, V, S, W]) resume(rows []engine.StateRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	n.state = make(map[K]*keyState[K, V, S], len(rows))
 	now := n.clock.Now().UnixNano()
-	for text, raw := range rows {
+	for _, row := range rows {
+		text, raw := row.Key, row.Value
 		k, err := n.ops.Parse(text)
 		if err != nil {
 			return fmt.Errorf("key %q: recovered key does not parse: %w", text, err)

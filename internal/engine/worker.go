@@ -23,9 +23,8 @@ type Config struct {
 	// Snapshots says whether stateful steps must track and report their
 	// changes (recovery is on).
 	Snapshots bool
-	// Resume holds the recovered state routed to this worker: step id ->
-	// state key -> encoded value.
-	Resume map[string]map[string][]byte
+	// Resume holds the recovered state routed to this worker, by step id.
+	Resume map[string][]StateRow
 	// MaxOutstanding overrides DefaultMaxOutstanding when > 0.
 	MaxOutstanding int64
 	// Shared is what the workers of one process share (nil: nothing).
@@ -43,7 +42,7 @@ type Worker struct {
 	interval  time.Duration
 	start     Epoch
 	snapshots bool
-	resume    map[string]map[string][]byte
+	resume    map[string][]StateRow
 	maxOut    int64
 	shared    *Shared
 
@@ -135,8 +134,27 @@ func (b *Builder) Worker() *Worker { return b.w }
 // Snapshots says whether the step must record its state changes.
 func (b *Builder) Snapshots() bool { return b.w.snapshots }
 
-// Resume is the recovered state of this step that this worker owns.
-func (b *Builder) Resume() map[string][]byte { return b.w.resume[b.stepID] }
+// StateRow is one recovered key's encoded state.
+type StateRow struct {
+	Key   string
+	Value []byte
+}
+
+// ResumeRows is the recovered state of this step that this worker owns, in
+// no particular order. Keyed steps with many keys read it once while they
+// build their state.
+func (b *Builder) ResumeRows() []StateRow { return b.w.resume[b.stepID] }
+
+// Resume is ResumeRows as a map by key, for steps with few keys (the
+// partitions of a source or sink).
+func (b *Builder) Resume() map[string][]byte {
+	rows := b.ResumeRows()
+	m := make(map[string][]byte, len(rows))
+	for _, r := range rows {
+		m[r.Key] = r.Value
+	}
+	return m
+}
 
 // Clock is the worker's clock.
 func (b *Builder) Clock() Clock { return b.w.clock }

@@ -130,9 +130,9 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	r.tr = newTransport(W, limit)
 
 	start := engine.Epoch(1)
-	resume := make([]map[string]map[string][]byte, W)
+	resume := make([]map[string][]engine.StateRow, W)
 	for i := range resume {
-		resume[i] = map[string]map[string][]byte{}
+		resume[i] = map[string][]engine.StateRow{}
 	}
 	var store *recovery.Store
 	var execution int
@@ -183,16 +183,14 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 			if !ok {
 				return fmt.Errorf("recovery data holds state for step %s, which is not in the flow", step)
 			}
-			w, err := st.Route(key, W)
-			if err != nil {
-				return fmt.Errorf("step %s, key %q: %w", step, key, err)
+			w := 0
+			if W > 1 { // with one worker, the step checks each key as it loads it
+				var rerr error
+				if w, rerr = st.Route(key, W); rerr != nil {
+					return fmt.Errorf("step %s, key %q: %w", step, key, rerr)
+				}
 			}
-			m := resume[w][step]
-			if m == nil {
-				m = map[string][]byte{}
-				resume[w][step] = m
-			}
-			m[key] = value
+			resume[w][step] = append(resume[w][step], engine.StateRow{Key: key, Value: value})
 			return nil
 		})
 		if err != nil {
