@@ -377,3 +377,39 @@ func TestStateThatNoLongerDecodes(t *testing.T) {
 		t.Errorf("err = %v, want it to name counts.count and key 1", err)
 	}
 }
+
+// TestRemovedPartition: recovery data for a partition the source no longer
+// lists stops the run instead of being ignored.
+func TestRemovedPartition(t *testing.T) {
+	dir := initDir(t, 1)
+	cfg := runneltest.Config(1, time.Hour, dir)
+	flow, _ := countFlow(seq(10), 2, runneltest.Parts(3))
+	if err := run(t, flow, cfg); err != nil {
+		t.Fatal(err)
+	}
+	flow, _ = countFlow(seq(10), 2, runneltest.Parts(2))
+	err := run(t, flow, cfg)
+	if err == nil || !strings.Contains(err.Error(), `partition "part-2"`) || !strings.Contains(err.Error(), "counts.inp") {
+		t.Errorf("err = %v, want it to name counts.inp and part-2", err)
+	}
+}
+
+// TestDirectoryLocked: a second run on a directory in use is refused.
+func TestDirectoryLocked(t *testing.T) {
+	dir := initDir(t, 1)
+	st, err := recovery.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	flow, _ := countFlow(seq(5), 2)
+	if err := run(t, flow, runneltest.Config(1, time.Hour, dir)); !errors.Is(err, recovery.ErrLocked) {
+		t.Errorf("second run: err = %v, want ErrLocked", err)
+	}
+	if _, err := recovery.Inspect(dir); err != nil {
+		t.Errorf("inspect while locked: %v", err)
+	}
+}

@@ -50,3 +50,7 @@ var ErrClosed = errors.New("recovery store closed")
 // successful [Store.Begin]: without an execution there is no resume epoch to
 // write after and no worker set to commit for.
 var ErrNotBegun = errors.New("recovery execution not begun")
+
+// ErrLocked is returned by [Store.Lock] when another run (in this or another
+// process on the same machine) holds the recovery directory.
+var ErrLocked = errors.New("recovery directory is in use by another run")

@@ -81,6 +81,7 @@ type Store struct {
 	resume  uint64   // its resume epoch
 	fronts  []uint64 // per worker of the current execution: last committed frontier
 	gcEpoch []uint64 // per partition: horizon of the last garbage collection
+	lock    *os.File // held by Lock until Close
 }
 
 type partition struct {
@@ -535,10 +536,34 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	lock := s.lock
+	s.lock = nil
 	s.mu.Unlock()
+	if lock != nil {
+		lock.Close()
+	}
 	if err := s.closeAll(); err != nil {
 		return fmt.Errorf("recovery: close %s: %w", s.dir, err)
 	}
+	return nil
+}
+
+// Lock claims the directory for one run until Close: a second run on the
+// same directory (two replicas given one volume, say) gets [ErrLocked]
+// instead of interleaving its commits with the first. Read-only uses such
+// as [Inspect] do not lock. It uses flock on part-0.sqlite3, so it guards
+// against runs on the same machine (or a file system that honours flock).
+func (s *Store) Lock() error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	f, err := lockFile(s.parts[0].path)
+	if err != nil {
+		return fmt.Errorf("recovery: lock %s: %w", s.dir, err)
+	}
+	s.mu.Lock()
+	s.lock = f
+	s.mu.Unlock()
 	return nil
 }
 

@@ -156,6 +156,9 @@ func AddPartitionedSink[T, S any](b *Builder, sink PartitionedSink[T, S], encode
 	}
 	n := &partitionedSinkNode[T]{w: b.w, step: b.stepID, partOf: partOf, mine: map[int]*sinkPart[T]{}}
 	resume := b.Resume()
+	if err := knownParts(resume, parts); err != nil {
+		return err
+	}
 	for i, key := range parts {
 		if i%b.w.Workers != b.w.Index {
 			continue

@@ -206,6 +206,9 @@ func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[
 	}
 	n := &inputNode[T]{w: b.w, step: b.stepID, out: out}
 	resume := b.Resume()
+	if err := knownParts(resume, parts); err != nil {
+		return err
+	}
 	for _, key := range AssignParts(parts, b.w.Index, b.w.Workers) {
 		var at *S
 		if raw, ok := resume[key]; ok {
@@ -241,5 +244,16 @@ func AddDynamic[T any](b *Builder, out *Outlet[T], src DynamicSource[T]) error {
 	n := &inputNode[T]{w: b.w, step: b.stepID, out: out,
 		parts: []*part[T]{{key: fmt.Sprintf("worker-%d", b.w.Index), p: p}}}
 	b.w.sources = append(b.w.sources, n)
+	return nil
+}
+
+// knownParts refuses recovered positions of partitions the source or sink
+// no longer lists: resuming without them would silently re-read or skip.
+func knownParts(resume map[string][]byte, parts []string) error {
+	for key := range resume {
+		if !slices.Contains(parts, key) {
+			return fmt.Errorf("recovery data holds a position for partition %q, which is not among the partitions %q any more", key, parts)
+		}
+	}
 	return nil
 }

@@ -146,6 +146,11 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 				err = cerr
 			}
 		}()
+		if !cfg.RecoveryPlan {
+			if err := store.Lock(); err != nil {
+				return err
+			}
+		}
 		if id := store.FlowID(); id != "" && id != flow.ID() {
 			return fmt.Errorf("recovery directory %s: %w: it holds dataflow %q, this is %q; use another directory",
 				cfg.RecoveryDir, recovery.ErrFlowMismatch, id, flow.ID())

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package recovery
+
+import "os"
+
+// lockFile does nothing where flock is not available: there, keeping one
+// run per recovery directory is up to the user.
+func lockFile(string) (*os.File, error) { return nil, nil }
