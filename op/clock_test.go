@@ -2,59 +2,16 @@ package op_test
 
 import (
 	"io"
-	"sync"
 	"time"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/runneltest"
 )
 
-// manualClock is a runnel.Clock that moves only when Advance is called.
-type manualClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	waits []clockWait
-}
-
-type clockWait struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newManualClock() *manualClock {
-	return &manualClock{now: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waits = append(c.waits, clockWait{at: c.now.Add(d), ch: ch})
-	return ch
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waits[:0]
-	for _, w := range c.waits {
-		if !w.at.After(c.now) {
-			w.ch <- c.now
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	c.waits = kept
+// newManualClock is the clock the timeout tests drive: it moves only when
+// the test (or a scriptSource) advances it.
+func newManualClock() *runneltest.Clock {
+	return runneltest.NewClock(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
 }
 
 // scriptStep is one step of a scriptSource: an item, or (with advance > 0)
@@ -72,7 +29,7 @@ func advance[T any](d time.Duration) scriptStep[T] { return scriptStep[T]{advanc
 // clock and then returns two empty polls, so that the worker runs its
 // wake-ups at the new time before the next item arrives.
 type scriptSource[T any] struct {
-	clock  *manualClock
+	clock  *runneltest.Clock
 	script []scriptStep[T]
 }
 
@@ -84,7 +41,7 @@ func (s *scriptSource[T]) Build(_ string, worker, _ int) (runnel.SourcePartition
 }
 
 type scriptPart[T any] struct {
-	clock  *manualClock
+	clock  *runneltest.Clock
 	script []scriptStep[T]
 	idle   int
 	one    [1]T

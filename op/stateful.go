@@ -139,42 +139,11 @@ type stateRecord[S any] struct {
 }
 
 func addStateful[K runnel.Key, V, S, W any](sc plan.Scope, id, kind string, up runnel.Stream[runnel.KV[K, V]], logic statefulLogic[K, V, S, W]) runnel.Stream[runnel.KV[K, W]] {
-	ops := keys.For[K]()
-	stateType := fmt.Sprintf("key %s, state %s", reflect.TypeFor[K](), reflect.TypeFor[S]())
-	st := &plan.Step{Kind: kind, Outs: 1}
-	st.State = &plan.State{
-		Type:  stateType,
-		Check: func() error { return codec.CheckType(reflect.TypeFor[S]()) },
-		Route: func(key string, workers int) (int, error) {
-			k, err := ops.Parse(key)
-			if err != nil {
-				return 0, err
-			}
-			return int(ops.Hash(k) % uint64(workers)), nil
-		},
+	connect := func(b *engine.Builder, i int, n *statefulNode[K, V, S, W]) {
+		workers := uint64(b.Worker().Workers)
+		engine.Connect(b, n.gate, i, func(kv runnel.KV[K, V]) int { return int(n.ops.Hash(kv.Key) % workers) }, n.handle)
 	}
-	st.Build = func(b *engine.Builder) error {
-		w := b.Worker()
-		n := &statefulNode[K, V, S, W]{
-			w: w, step: b.StepID(), logic: logic, ops: ops,
-			state:     map[K]*entry[S]{},
-			snapshots: b.Snapshots(),
-		}
-		n.ctx.clock = b.Clock()
-		n.ctx.worker = w.Index
-		n.out = engine.NewOutlet[runnel.KV[K, W]](b, 0)
-		n.gate = b.NewGate(n)
-		if err := n.resume(b.ResumeRows()); err != nil {
-			return err
-		}
-		workers := uint64(w.Workers)
-		engine.Connect(b, n.gate, 0, func(kv runnel.KV[K, V]) int { return int(ops.Hash(kv.Key) % workers) }, n.handle)
-		if logic.notify != nil {
-			b.AddWaker(n)
-		}
-		return nil
-	}
-	return add[runnel.KV[K, W]](sc, id, st, up)
+	return addStatefulSides(sc, id, kind, logic, []sideConnect[K, V, S, W]{connect}, up)
 }
 
 type entry[S any] struct {
@@ -261,18 +230,10 @@ func (n *statefulNode[K, V, S, W]) flush() {
 
 func (n *statefulNode[K, V, S, W]) OnBarrier(e engine.Epoch) {
 	if n.snapshots && len(n.changed) > 0 {
-		seen := make(map[K]struct{}, len(n.changed))
-		rows := make([]engine.Row, 0, len(n.changed))
-		for _, k := range n.changed {
-			if _, dup := seen[k]; dup {
-				continue
-			}
-			seen[k] = struct{}{}
-			text := n.ops.Format(k)
+		rows, key, err := engine.ChangedRows(n.step, n.changed, n.ops.Format, func(k K) ([]byte, bool, error) {
 			ent, ok := n.state[k]
 			if !ok {
-				rows = append(rows, engine.Row{Step: n.step, Key: text, Deleted: true})
-				continue
+				return nil, false, nil
 			}
 			rec := stateRecord[S]{State: ent.state}
 			if !ent.wake.IsZero() {
@@ -280,11 +241,12 @@ func (n *statefulNode[K, V, S, W]) OnBarrier(e engine.Epoch) {
 				rec.NotifyAt = &t
 			}
 			b, err := codec.Marshal(rec)
-			if err != nil {
-				n.w.Fail(n.step, text, fmt.Errorf("snapshot: state does not encode: %w", err))
-			}
-			rows = append(rows, engine.Row{Step: n.step, Key: text, Value: b})
+			return b, true, err
+		})
+		if err != nil {
+			n.w.Fail(n.step, key, fmt.Errorf("snapshot: state does not encode: %w", err))
 		}
+		clear(n.changed)
 		n.changed = n.changed[:0]
 		n.w.Record(e, rows...)
 	}

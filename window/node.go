@@ -653,24 +653,16 @@ func (n *node[K, V, S, W]) flush() {
 
 func (n *node[K, V, S, W]) OnBarrier(e engine.Epoch) {
 	if n.snapshots && len(n.changed) > 0 {
-		seen := make(map[K]struct{}, len(n.changed))
-		rows := make([]engine.Row, 0, len(n.changed))
-		for _, k := range n.changed {
-			if _, dup := seen[k]; dup {
-				continue
-			}
-			seen[k] = struct{}{}
-			text := n.ops.Format(k)
+		rows, key, err := engine.ChangedRows(n.step, n.changed, n.ops.Format, func(k K) ([]byte, bool, error) {
 			ks, ok := n.state[k]
 			if !ok {
-				rows = append(rows, engine.Row{Step: n.step, Key: text, Deleted: true})
-				continue
+				return nil, false, nil
 			}
 			b, err := codec.Marshal(&ks.st)
-			if err != nil {
-				n.w.Fail(n.step, text, fmt.Errorf("snapshot: window state does not encode: %w", err))
-			}
-			rows = append(rows, engine.Row{Step: n.step, Key: text, Value: b})
+			return b, true, err
+		})
+		if err != nil {
+			n.w.Fail(n.step, key, fmt.Errorf("snapshot: window state does not encode: %w", err))
 		}
 		clear(n.changed)
 		n.changed = n.changed[:0]

@@ -102,3 +102,29 @@ type Committer interface {
 	EpochDone(worker int, e Epoch, rows []Row)
 	Done(worker int, last Epoch)
 }
+
+// ChangedRows turns the keys a keyed step changed in an epoch into recovery
+// rows, one per key however often it is listed. encode returns a key's
+// encoded state, or ok false when the key has none any more (a deletion).
+// An encoding error is returned with the key's text.
+func ChangedRows[K comparable](step string, changed []K, format func(K) string, encode func(K) (value []byte, ok bool, err error)) (rows []Row, key string, err error) {
+	seen := make(map[K]struct{}, len(changed))
+	rows = make([]Row, 0, len(changed))
+	for _, k := range changed {
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		text := format(k)
+		b, ok, err := encode(k)
+		switch {
+		case err != nil:
+			return nil, text, err
+		case !ok:
+			rows = append(rows, Row{Step: step, Key: text, Deleted: true})
+		default:
+			rows = append(rows, Row{Step: step, Key: text, Value: b})
+		}
+	}
+	return rows, "", nil
+}
