@@ -211,10 +211,12 @@ func Redistribute[X any](stepID string, up runnel.Stream[X]) runnel.Stream[X] {
 // Merge combines streams of the same type into one. Items keep their order
 // within each input; between inputs, order is not defined.
 func Merge[X any](stepID string, ups ...runnel.Stream[X]) runnel.Stream[X] {
-	if len(ups) == 0 {
-		return runnel.Stream[X]{}
+	var sc plan.Scope
+	for _, u := range ups {
+		if sc = scopeOf(u); sc.Flow != nil {
+			break // a zero stream among the others is reported by plan.Add
+		}
 	}
-	sc := scopeOf(ups[0])
 	st := &plan.Step{Kind: "merge", Outs: 1}
 	st.Build = func(b *engine.Builder) error {
 		n := &statelessNode[X, X]{fn: func(in, out []X) []X { return in }}

@@ -237,8 +237,9 @@ func TestBuildErrors(t *testing.T) {
 	other := runnel.NewDataflow("g")
 	o := op.Input("inp", other, runneltest.NewSource(ints(3)))
 	op.Merge("mix", s, o)
+	op.Merge("half", runnel.Stream[int]{}, s)
 	err := runneltest.Run(flow, 1)
-	for _, want := range []string{"f.inp: the id is used twice", "f.a.b", "comes from dataflow \"g\"", "no output step"} {
+	for _, want := range []string{"f.inp: the id is used twice", "f.a.b", "comes from dataflow \"g\"", "f.half: input 0 is a zero Stream", "no output step"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want it to mention %q", err, want)
 		}
