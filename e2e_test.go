@@ -188,7 +188,9 @@ func TestGracefulStop(t *testing.T) {
 		t.Run(fmt.Sprint("w", workers), func(t *testing.T) {
 			dir := t.TempDir()
 			runCmd(t, dir, nil, "runnel", "recovery", "init", "db", "2")
-			env := []string{fmt.Sprint("COUNTFLOW_N=", n), fmt.Sprint("COUNTFLOW_KEYS=", keys), "COUNTFLOW_PACE=500"}
+			// About 600ms of input, so that the signal at 150ms lands mid-run
+			// even on a fast machine.
+			env := []string{fmt.Sprint("COUNTFLOW_N=", n), fmt.Sprint("COUNTFLOW_KEYS=", keys), "COUNTFLOW_PACE=2000"}
 			args := []string{"-w", fmt.Sprint(workers), "-r", "db", "-s", "0.02", "-b", "0"}
 			cmd, out := startCount(t, dir, env, args...)
 			time.Sleep(150 * time.Millisecond)

@@ -46,6 +46,11 @@ func crashAndResume[T any](t *testing.T, failAt int, build crashBuild[T]) (full,
 		t.Fatalf("crashing run: err = %v, want ErrCrash", err)
 	}
 	first = sink.Items()
+	rep, err := recovery.Inspect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastResume = rep.ResumeEpoch
 
 	flow = runnel.NewDataflow("crash")
 	sink = build(flow, pace...)
@@ -56,6 +61,12 @@ func crashAndResume[T any](t *testing.T, failAt int, build crashBuild[T]) (full,
 	t.Logf("uninterrupted %d items, crashed %d, resumed %d", len(full), len(first), len(second))
 	return full, first, second
 }
+
+// lastResume is the epoch the last crashAndResume resumed from. Whether an
+// epoch was committed before the crash depends on timing (a loaded machine
+// may not get there), so checks that the resumed run did not start over
+// apply only when it is above 1.
+var lastResume uint64
 
 // checkCombined checks at-least-once output per key: the crashed run's
 // output is a prefix of the uninterrupted run's, the resumed run's a
@@ -104,7 +115,7 @@ func TestCrashResumeStatefulFlatMap(t *testing.T) {
 	if len(first) >= len(full) {
 		t.Fatalf("the crash came too late: %d of %d items", len(first), len(full))
 	}
-	if len(second) >= len(full) {
+	if lastResume > 1 && len(second) >= len(full) {
 		t.Errorf("the resumed run emitted all %d items: it did not resume from a snapshot", len(second))
 	}
 	checkCombined(t, full, first, second)
@@ -148,7 +159,7 @@ func TestCrashResumeFinals(t *testing.T) {
 	if len(first) != 0 {
 		t.Errorf("the crashed run emitted final values: %v", first)
 	}
-	if n := read.Load(); n >= 100 {
+	if n := read.Load(); lastResume > 1 && n >= 100 {
 		t.Errorf("the resumed run read all %d items: it did not resume from a snapshot", n)
 	}
 	slices.SortFunc(full, kvCompare)
