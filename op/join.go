@@ -41,6 +41,7 @@ type Joined2[A, B any] struct {
 	B Option[B]
 }
 
+// String prints the row as a Python tuple, None for a missing side.
 func (j Joined2[A, B]) String() string { return "(" + j.A.String() + ", " + j.B.String() + ")" }
 
 // Joined3 is one row of a three-way Join3; see Joined2.
@@ -50,6 +51,7 @@ type Joined3[A, B, C any] struct {
 	C Option[C]
 }
 
+// String prints the row as a Python tuple, None for a missing side.
 func (j Joined3[A, B, C]) String() string {
 	return "(" + j.A.String() + ", " + j.B.String() + ", " + j.C.String() + ")"
 }
@@ -71,6 +73,7 @@ const (
 	JoinInsertProduct
 )
 
+// String names the mode as Bytewax does ("first", "last", "product").
 func (m JoinInsert) String() string {
 	switch m {
 	case JoinInsertLast:
@@ -100,6 +103,7 @@ const (
 	JoinEmitRunning
 )
 
+// String names the mode as Bytewax does ("complete", "final", "running").
 func (m JoinEmit) String() string {
 	switch m {
 	case JoinEmitComplete:

@@ -17,6 +17,7 @@ type StepError struct {
 	Err    error
 }
 
+// Error starts with the step id path, then the worker and key.
 func (e *StepError) Error() string {
 	if e.Key != "" {
 		return fmt.Sprintf("step %s (worker %d, key %q): %v", e.Step, e.Worker, e.Key, e.Err)
@@ -24,6 +25,7 @@ func (e *StepError) Error() string {
 	return fmt.Sprintf("step %s (worker %d): %v", e.Step, e.Worker, e.Err)
 }
 
+// Unwrap returns the cause.
 func (e *StepError) Unwrap() error { return e.Err }
 
 // panicError carries a recovered panic value and its stack.

@@ -56,6 +56,7 @@ type InterruptedError struct {
 	Resume engine.Epoch
 }
 
+// Error says the run stopped cleanly and where the next one resumes.
 func (e *InterruptedError) Error() string {
 	if e.Resume == 0 {
 		return "interrupted: stopped cleanly; without -r the next run starts from the beginning"
@@ -63,6 +64,7 @@ func (e *InterruptedError) Error() string {
 	return fmt.Sprintf("interrupted: stopped cleanly after committing epoch %d; the next run resumes from epoch %d", e.Resume-1, e.Resume)
 }
 
+// Unwrap returns ErrInterrupted.
 func (e *InterruptedError) Unwrap() error { return ErrInterrupted }
 
 type run struct {
