@@ -12,20 +12,20 @@ import (
 )
 
 // Collect gathers the values of each key into a slice and emits it when
-// it holds maxSize values, when timeout has passed since the first value of
-// the slice was collected, or at the end of input, whichever comes first.
-// The key's state is then discarded and the next value starts a new slice.
+// it holds maxSize values, when timeout has passed without a new value for
+// the key (an inactivity timeout, as in Bytewax), or at the end of input,
+// whichever comes first. The key's state is then discarded and the next
+// value starts a new slice.
 //
 // It is commonly used for: batching writes to an external system per key,
 // grouping events that arrive close together.
 //
 // Time is the worker's clock (runnel.WithClock in tests), read once per
-// incoming batch: the deadline of a slice is the clock reading of the batch
-// that brought its first value, plus timeout. It is fixed when the slice
-// starts and later values do not extend it, so a busy key still emits at
-// least every timeout (Bytewax's collect instead restarts the timeout at
-// every value). A timeout of zero or less disables it (emit by size and at
-// the end of input only). maxSize below 1 is a build error.
+// incoming batch: each value moves the slice's deadline to the clock reading
+// of its batch plus timeout. A key that keeps receiving values within
+// timeout therefore emits by size (or at the end) only. A timeout of zero or
+// less disables it (emit by size and at the end of input only). maxSize
+// below 1 is a build error.
 //
 // Values keep their arrival order within a slice. With recovery, the
 // partial slices and their deadlines are snapshotted; a resumed run emits
@@ -46,7 +46,7 @@ func Collect[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V
 			if len(s) >= maxSize {
 				return emit(c, s)
 			}
-			if !ok && timeout > 0 {
+			if timeout > 0 {
 				c.NotifyAt(c.Now().Add(timeout))
 			}
 			return s, true

@@ -218,15 +218,15 @@ func TestCollectTable(t *testing.T) {
 			map[string][][]int{"a": {{1}, {2}}}, []string{"a", "a"}},
 		{"eof", time.Hour, 10, []scriptStep[kv]{it("a", 1), it("b", 1), it("a", 2)},
 			map[string][][]int{"a": {{1, 2}}, "b": {{1}}}, nil},
-		{"timeout", 10 * time.Second, 10, []scriptStep[kv]{it("a", 1), adv(5 * time.Second), it("a", 2), adv(6 * time.Second), it("a", 3)},
+		{"timeout", 10 * time.Second, 10, []scriptStep[kv]{it("a", 1), adv(5 * time.Second), it("a", 2), adv(11 * time.Second), it("a", 3)},
 			map[string][][]int{"a": {{1, 2}, {3}}}, nil},
-		// The deadline is fixed by the first item: a later item does not
-		// extend it.
-		{"timeout since first item", 10 * time.Second, 10, []scriptStep[kv]{it("a", 1), adv(9 * time.Second), it("a", 2), adv(2 * time.Second), it("a", 3)},
-			map[string][][]int{"a": {{1, 2}, {3}}}, nil},
+		// An inactivity timeout: every value moves the deadline, so values
+		// less than the timeout apart stay in one slice.
+		{"timeout restarts at each value", 10 * time.Second, 10, []scriptStep[kv]{it("a", 1), adv(9 * time.Second), it("a", 2), adv(9 * time.Second), it("a", 3)},
+			map[string][][]int{"a": {{1, 2, 3}}}, nil},
 		{"timeout not reached", 10 * time.Second, 10, []scriptStep[kv]{it("a", 1), adv(9 * time.Second), it("a", 2)},
 			map[string][][]int{"a": {{1, 2}}}, nil},
-		{"timeout per key", 10 * time.Second, 10, []scriptStep[kv]{it("a", 1), adv(5 * time.Second), it("b", 1), adv(6 * time.Second), it("b", 2), adv(5 * time.Second), it("a", 2)},
+		{"timeout per key", 10 * time.Second, 10, []scriptStep[kv]{it("a", 1), adv(5 * time.Second), it("b", 1), adv(6 * time.Second), it("b", 2), adv(11 * time.Second), it("a", 2)},
 			map[string][][]int{"a": {{1}, {2}}, "b": {{1, 2}}}, []string{"a", "b", "a"}},
 		{"size before timeout", 10 * time.Second, 2, []scriptStep[kv]{it("a", 1), it("a", 2), adv(20 * time.Second), it("a", 3)},
 			map[string][][]int{"a": {{1, 2}, {3}}}, []string{"a", "a"}},
