@@ -3,7 +3,6 @@ package op
 import (
 	"cmp"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/runnel-dev/runnel"
@@ -212,25 +211,9 @@ func reduceFinal[X any, K runnel.Key, V any](sc plan.Scope, stepID, kind string,
 	return addStateful(inner, "reduce", kind, pre, logic)
 }
 
-// compositeScope checks a composite operator's own id and returns the
+// compositeScope claims a composite operator's own id and returns the
 // scope of its inner steps ("flow.id.inner"). ok is false when the flow is
-// nil or the id is bad (the error is recorded on the flow).
+// nil or the id is bad or taken (the error is recorded on the flow).
 func compositeScope(sc plan.Scope, stepID string) (plan.Scope, bool) {
-	if sc.Flow == nil {
-		return sc, false
-	}
-	var msg string
-	switch {
-	case stepID == "":
-		msg = "step id is empty"
-	case strings.Contains(stepID, "."):
-		msg = fmt.Sprintf("step id %q contains '.', which separates the parts of a step path", stepID)
-	case strings.ContainsAny(stepID, "\x00\n"):
-		msg = fmt.Sprintf("step id %q contains a NUL or newline", stepID)
-	}
-	if msg != "" {
-		plan.Fail(sc.Flow, stepID, msg)
-		return sc, false
-	}
-	return sc.Inner(stepID), true
+	return plan.Reserve(sc, stepID)
 }

@@ -364,6 +364,12 @@ func TestCompositeIDs(t *testing.T) {
 	if want := []string{"f.inp", "f.sum.combine", "f.sum.reduce", "f.out"}; !slices.Equal(ids, want) {
 		t.Errorf("step ids %v, want %v", ids, want)
 	}
+
+	// A composite's own id is taken like any step's.
+	op.Map("sum", r, func(kv runnel.KV[string, int]) int { return kv.Value })
+	if err := flow.Err(); err == nil || !strings.Contains(err.Error(), "f.sum: the id is used twice") {
+		t.Errorf("err = %v, want the reused composite id reported", err)
+	}
 }
 
 func TestEnrichCachedTTL(t *testing.T) {

@@ -220,3 +220,24 @@ func (d *Dataflow) Validate() error {
 func Fail(d *Dataflow, id, msg string) {
 	d.errs = append(d.errs, fmt.Errorf("step %s.%s: %s", d.id, id, msg))
 }
+
+// Reserve claims the id of a composite operator, whose inner steps nest
+// under it ("flow.id.inner"), and returns their scope. Like Add, it
+// records a bad or duplicate id on the flow and reports ok false.
+func Reserve(sc Scope, id string) (inner Scope, ok bool) {
+	d := sc.Flow
+	if d == nil {
+		return sc, false
+	}
+	full := sc.Path + "." + id
+	if err := checkID(id); err != nil {
+		d.errs = append(d.errs, fmt.Errorf("step %s: %w", full, err))
+		return sc, false
+	}
+	if d.ids[full] {
+		d.errs = append(d.errs, fmt.Errorf("step %s: the id is used twice; step ids must be unique", full))
+		return sc, false
+	}
+	d.ids[full] = true
+	return sc.Inner(id), true
+}
