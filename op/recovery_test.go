@@ -140,7 +140,7 @@ func TestCrashResumeFinals(t *testing.T) {
 		read = new(atomic.Int64)
 		n := read
 		s := op.Input("inp", flow, runneltest.NewSource(ints(100), opts...))
-		s = op.Inspect("count", s, func(int) { n.Add(1) })
+		s = op.Inspect("read", s, func(int) { n.Add(1) })
 		k := op.KeyOn("key", s, func(x int) string { return fmt.Sprint(x % 4) })
 		fold := op.FoldFinal("fold", k, func() []int { return nil }, func(acc []int, x int) []int { return append(acc, x) })
 		sum := op.ReduceFinal("sum", k, func(a, b int) int { return a + b })
