@@ -425,3 +425,27 @@ func TestDirectoryLocked(t *testing.T) {
 		t.Errorf("inspect while locked: %v", err)
 	}
 }
+
+type badState struct {
+	Count  int
+	hidden string // the codec would drop this silently
+}
+
+// TestUnencodableStateRefusedBeforeRun: a state type the codec cannot
+// round-trip stops the run before any item is read, naming the step.
+func TestUnencodableStateRefusedBeforeRun(t *testing.T) {
+	flow := runnel.NewDataflow("f")
+	read := 0
+	s := op.Input("inp", flow, runneltest.NewSource(seq(3)))
+	s = op.Inspect("read", s, func(int) { read++ })
+	k := op.KeyOn("key", s, func(x int) int { return x })
+	c := op.StatefulMap("bad", k, func(st badState, _ bool, _ int) (badState, bool, int) {
+		st.hidden = "x"
+		return st, true, st.Count
+	})
+	op.Output("out", c, runneltest.NewSink[runnel.KV[int, int]]())
+	err := runneltest.Run(flow, 1)
+	if err == nil || !strings.Contains(err.Error(), "f.bad") || !strings.Contains(err.Error(), "hidden") || read != 0 {
+		t.Errorf("err = %v (read %d items), want a refusal naming f.bad and the field before reading", err, read)
+	}
+}
