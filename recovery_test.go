@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,6 +23,14 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Property tests run real flows (and SQLite under -race): keep rapid's
+	// example count small unless asked for more with -rapid.checks.
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "rapid.checks" })
+	if !set {
+		_ = flag.Set("rapid.checks", "20")
+	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -97,6 +106,10 @@ func initDir(t *testing.T, parts int) string {
 
 func run(t *testing.T, flow *runnel.Dataflow, cfg runnel.Config) error {
 	t.Helper()
+	return runnelRun(flow, cfg)
+}
+
+func runnelRun(flow *runnel.Dataflow, cfg runnel.Config) error {
 	return runnel.Run(context.Background(), flow, cfg)
 }
 
