@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/runner"
@@ -154,12 +153,3 @@ func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Write
 	}
 	return 0
 }
-
-// realClock is the wall clock, exported for tests that mix manual and real
-// time through WithClock.
-var _ Clock = realClock{}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

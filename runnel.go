@@ -64,7 +64,7 @@ type Key = keys.Key
 // ("recovery.running_count") and identifies the flow in recovery data.
 func NewDataflow(id string) *Dataflow { return plan.New(id) }
 
-// SourcePartition reads one partition of an input; see engine docs below.
+// SourcePartition reads one partition of an input.
 //
 // NextBatch returns the next items (possibly none); io.EOF ends the
 // partition. The returned slice is lent to Runnel until the next call.
