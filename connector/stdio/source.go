@@ -2,10 +2,9 @@ package stdio
 
 import (
 	"bufio"
-	"bytes"
-	"errors"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/runnel-dev/runnel"
@@ -20,63 +19,90 @@ const maxLines = 1024
 // dynamic source: it keeps no position, so a resumed run reads standard
 // input again from where the new process finds it.
 //
-// A poll returns the lines already buffered, or waits for one line: while
-// standard input is an idle terminal or pipe, worker 0 waits in the read
-// and runs nothing else. Input ends at end of file.
+// A goroutine reads ahead (at most 64Ki lines) so that a poll never waits:
+// while standard input is idle, epochs still close, other workers' items
+// are still handled and a SIGTERM still stops the run at an epoch boundary.
+// Input ends at end of file. A read that is still waiting when the run ends
+// is abandoned (standard input cannot be interrupted); it ends with the
+// process.
 func NewSource() runnel.Source[string] { return NewReaderSource(io.NopCloser(os.Stdin)) }
 
 // NewReaderSource is NewSource reading r (a file, a network stream). If r
-// is an io.Closer, it is closed when the run ends.
+// is an io.Closer, it is closed when the run ends, which also ends a read
+// that is waiting.
 func NewReaderSource(r io.Reader) runnel.Source[string] {
 	return runnel.DynamicInput[string](&lineSource{r: r})
 }
+
+// readAhead is how many lines the reading goroutine holds before it waits
+// for the flow to take them.
+const readAhead = 64 << 10
 
 type lineSource struct{ r io.Reader }
 
 func (s *lineSource) Build(_ string, worker, _ int) (runnel.SourcePartition[string], error) {
 	if worker != 0 {
-		return &linePart{done: true}, nil
+		return &linePart{err: io.EOF}, nil
 	}
-	return &linePart{r: bufio.NewReaderSize(s.r, 64<<10), c: s.r}, nil
+	p := &linePart{c: s.r}
+	p.cond = sync.NewCond(&p.mu)
+	go p.read(bufio.NewReaderSize(s.r, 64<<10))
+	return p, nil
 }
 
+// linePart hands the lines its reading goroutine has gathered to the
+// worker, a batch at a time.
 type linePart struct {
-	r     *bufio.Reader
-	c     io.Reader
-	batch []string
-	done  bool
+	mu     sync.Mutex
+	cond   *sync.Cond // the reader waits here while readAhead lines are held
+	ready  []string
+	err    error // io.EOF at the end, or the read error
+	closed bool
+	batch  []string
+	c      io.Reader
+}
+
+func (p *linePart) read(r *bufio.Reader) {
+	for {
+		line, err := r.ReadString('\n')
+		p.mu.Lock()
+		for len(p.ready) >= readAhead && !p.closed {
+			p.cond.Wait()
+		}
+		if p.closed {
+			p.mu.Unlock()
+			return
+		}
+		if len(line) > 0 {
+			p.ready = append(p.ready, line[:len(line)-len(trailingEOL(line))])
+		}
+		if err != nil {
+			p.err = err
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+	}
 }
 
 func (p *linePart) NextBatch() ([]string, error) {
-	if p.done {
-		return nil, io.EOF
+	if p.cond == nil {
+		return nil, p.err
 	}
-	p.batch = p.batch[:0]
-	for len(p.batch) < maxLines {
-		// Block for the first line only; then take lines while a whole one
-		// is already buffered.
-		if len(p.batch) > 0 {
-			buf, _ := p.r.Peek(p.r.Buffered())
-			if bytes.IndexByte(buf, '\n') < 0 {
-				break
-			}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ready) == 0 {
+		if p.err != nil {
+			return nil, p.err
 		}
-		line, err := p.r.ReadString('\n')
-		if len(line) > 0 {
-			line = line[:len(line)-len(trailingEOL(line))]
-			p.batch = append(p.batch, line)
-		}
-		if errors.Is(err, io.EOF) {
-			p.done = true
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+		return nil, nil
 	}
-	if p.done && len(p.batch) == 0 {
-		return nil, io.EOF
-	}
+	n := min(len(p.ready), maxLines)
+	p.batch = append(p.batch[:0], p.ready[:n]...)
+	rest := copy(p.ready, p.ready[n:])
+	clear(p.ready[rest:])
+	p.ready = p.ready[:rest]
+	p.cond.Signal()
 	return p.batch, nil
 }
 
@@ -90,9 +116,18 @@ func trailingEOL(line string) string {
 	return ""
 }
 
+// NextAwake is always "at once": after an empty poll the engine waits its
+// short cool-down before polling again.
 func (p *linePart) NextAwake() time.Time { return time.Time{} }
 
 func (p *linePart) Close() error {
+	if p.cond == nil {
+		return nil
+	}
+	p.mu.Lock()
+	p.closed = true
+	p.cond.Broadcast()
+	p.mu.Unlock()
 	if c, ok := p.c.(io.Closer); ok {
 		return c.Close()
 	}

@@ -1,15 +1,23 @@
 package stdio_test
 
 import (
+	"context"
+	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/connector/stdio"
 	"github.com/runnel-dev/runnel/op"
 	"github.com/runnel-dev/runnel/runneltest"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type closeCounter struct {
 	*strings.Reader
@@ -50,5 +58,33 @@ func TestReaderSourceManyLines(t *testing.T) {
 	}
 	if n := len(sink.Items()); n != 3000 {
 		t.Errorf("got %d lines, want 3000", n)
+	}
+}
+
+// An idle input must not hold the worker: epochs close and a graceful stop
+// ends the run while nothing arrives.
+func TestIdleReaderDoesNotBlock(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	flow := runnel.NewDataflow("idle")
+	sink := runneltest.NewSink[string]()
+	op.Output("out", op.Input("inp", flow, stdio.NewReaderSource(pr)), sink)
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- runnel.Run(context.Background(), flow, runneltest.Config(2, time.Millisecond, ""), runnel.WithStop(stop))
+	}()
+	if _, err := io.WriteString(pw, "one\n"); err != nil {
+		t.Fatal(err)
+	}
+	for len(sink.Items()) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	if err := <-done; !errors.Is(err, runnel.ErrInterrupted) {
+		t.Fatalf("err = %v, want a clean stop while the input is idle", err)
+	}
+	if got := sink.Items(); len(got) != 1 || got[0] != "one" {
+		t.Errorf("got %q", got)
 	}
 }
