@@ -95,9 +95,9 @@ func (p *countdownPart) NextBatch() ([]string, error) {
 	p.next--
 	return []string{fmt.Sprintf("%s %d", p.name, p.next+1)}, nil
 }
-func (p *countdownPart) NextAwake() time.Time { return time.Time{} }
-func (p *countdownPart) Snapshot() int        { return p.next }
-func (p *countdownPart) Close() error         { return nil }
+func (p *countdownPart) NextAwake() time.Time   { return time.Time{} }
+func (p *countdownPart) Snapshot() (int, error) { return p.next, nil }
+func (p *countdownPart) Close() error           { return nil }
 
 // A custom source: implement PartitionedSource and wrap it with
 // PartitionedInput.

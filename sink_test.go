@@ -80,11 +80,8 @@ func (p *filePart) WriteBatch(lines []string) error {
 	return nil
 }
 
-func (p *filePart) Snapshot() int64 {
-	if err := p.w.Flush(); err != nil {
-		panic(err) // the engine reports it with the step id
-	}
-	return p.at
+func (p *filePart) Snapshot() (int64, error) {
+	return p.at, p.w.Flush()
 }
 
 func (p *filePart) Close() error {
@@ -153,5 +150,34 @@ func TestPartitionedSinkExactlyOnce(t *testing.T) {
 				t.Errorf("output files (-uninterrupted +crashed and resumed):\n%s", diff)
 			}
 		})
+	}
+}
+
+type failingSnapshot struct{ filePart }
+
+func (f *failingSnapshot) Snapshot() (int64, error) { return 0, errDisk }
+
+var errDisk = errors.New("disk on fire")
+
+type failingSink struct{ fileSink }
+
+func (s failingSink) BuildPart(step, part string, resume *int64) (runnel.StatefulSinkPartition[string, int64], error) {
+	p, err := s.fileSink.BuildPart(step, part, resume)
+	if err != nil {
+		return nil, err
+	}
+	return &failingSnapshot{*p.(*filePart)}, nil
+}
+
+// TestSinkSnapshotError: a sink that cannot make its output durable stops
+// the run at the barrier, naming the output step and partition, with the
+// cause reachable through errors.Is.
+func TestSinkSnapshotError(t *testing.T) {
+	flow := runnel.NewDataflow("f")
+	s := op.Map("fmt", op.Input("inp", flow, runneltest.NewSource(seq(5))), func(x int) string { return fmt.Sprint(x, " x") })
+	op.Output("out", s, runnel.PartitionedOutput[string, int64](failingSink{fileSink{t.TempDir(), 1}}))
+	err := run(t, flow, runneltest.Config(1, time.Hour, initDir(t, 1)))
+	if !errors.Is(err, errDisk) || !strings.Contains(err.Error(), "step f.out") || !strings.Contains(err.Error(), "out-0.txt") {
+		t.Errorf("err = %v, want the disk error at step f.out, partition out-0.txt", err)
 	}
 }

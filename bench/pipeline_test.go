@@ -65,9 +65,9 @@ func (p *genPart) NextBatch() ([]int, error) {
 	return p.buf, nil
 }
 
-func (p *genPart) NextAwake() time.Time { return time.Time{} }
-func (p *genPart) Snapshot() int        { return p.next }
-func (p *genPart) Close() error         { return nil }
+func (p *genPart) NextAwake() time.Time   { return time.Time{} }
+func (p *genPart) Snapshot() (int, error) { return p.next, nil }
+func (p *genPart) Close() error           { return nil }
 
 // sumSink adds up the counts it receives, per worker, into one total.
 type sumSink[K runnel.Key] struct{ total *atomic.Int64 }

@@ -67,9 +67,9 @@ func (p *winGenPart) NextBatch() ([]winEvent, error) {
 	return b, nil
 }
 
-func (p *winGenPart) NextAwake() time.Time { return time.Time{} }
-func (p *winGenPart) Snapshot() int        { return p.next }
-func (p *winGenPart) Close() error         { return nil }
+func (p *winGenPart) NextAwake() time.Time   { return time.Time{} }
+func (p *winGenPart) Snapshot() (int, error) { return p.next, nil }
+func (p *winGenPart) Close() error           { return nil }
 
 // winCountSink counts what reaches it.
 type winCountSink[T any] struct{ n *atomic.Int64 }

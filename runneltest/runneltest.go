@@ -138,9 +138,9 @@ func (p *listPart[T]) NextBatch() ([]T, error) {
 	return batch, nil
 }
 
-func (p *listPart[T]) NextAwake() time.Time { return p.awake }
-func (p *listPart[T]) Snapshot() int        { return p.next }
-func (p *listPart[T]) Close() error         { return nil }
+func (p *listPart[T]) NextAwake() time.Time   { return p.awake }
+func (p *listPart[T]) Snapshot() (int, error) { return p.next, nil }
+func (p *listPart[T]) Close() error           { return nil }
 
 // Sink collects every item written to it, from all workers, safely.
 type Sink[T any] struct {

@@ -38,4 +38,11 @@ func (p *panicError) Error() string {
 	return fmt.Sprintf("panic: %v\n%s", p.value, p.stack)
 }
 
-func (p *panicError) Unwrap() error { return ErrPanic }
+// Unwrap returns ErrPanic and, when the panic value is an error, that
+// error, so that errors.Is sees the cause.
+func (p *panicError) Unwrap() []error {
+	if err, ok := p.value.(error); ok {
+		return []error{ErrPanic, err}
+	}
+	return []error{ErrPanic}
+}

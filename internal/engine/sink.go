@@ -13,12 +13,14 @@ type SinkPartition[T any] interface {
 }
 
 // StatefulSinkPartition is a sink partition that can resume: Snapshot
-// returns its position after everything written so far (a file offset, say).
-// Resuming from that position (truncating past it) gives exactly-once
-// output.
+// returns its position after everything written so far (a file offset, say),
+// once what was written is durable. Resuming from that position (truncating
+// past it) gives exactly-once output. The engine calls Snapshot at each
+// epoch's barrier, before the epoch can commit; an error stops the run and
+// the epoch is never committed.
 type StatefulSinkPartition[T, S any] interface {
 	SinkPartition[T]
-	Snapshot() S
+	Snapshot() (S, error)
 }
 
 // PartitionedSink is an output with a fixed set of named partitions whose
@@ -122,6 +124,7 @@ func (n *partitionedSinkNode[T]) OnBarrier(e Epoch) {
 	if !n.w.snapshots {
 		return
 	}
+	defer n.w.guard(n.step)
 	for _, sp := range n.mine {
 		b, err := sp.snapshot()
 		if err != nil {
@@ -176,7 +179,13 @@ func AddPartitionedSink[T, S any](b *Builder, sink PartitionedSink[T, S], encode
 			return fmt.Errorf("partition %q: %w", key, err)
 		}
 		b.OnClose(p.Close)
-		sp := &sinkPart[T]{key: key, p: p.WriteBatch, snapshot: func() ([]byte, error) { return encode(p.Snapshot()) }}
+		sp := &sinkPart[T]{key: key, p: p.WriteBatch, snapshot: func() ([]byte, error) {
+			s, err := p.Snapshot()
+			if err != nil {
+				return nil, err
+			}
+			return encode(s)
+		}}
 		if at != nil {
 			sp.last = resume[key]
 		}

@@ -27,10 +27,11 @@ type SourcePartition[T any] interface {
 
 // StatefulSourcePartition is a partition that can resume: Snapshot returns
 // its position after the last item it returned, and BuildPart receives it
-// again in the next execution.
+// again in the next execution. An error from Snapshot stops the run (the
+// epoch is not committed), naming the step and partition.
 type StatefulSourcePartition[T, S any] interface {
 	SourcePartition[T]
-	Snapshot() S
+	Snapshot() (S, error)
 }
 
 // PartitionedSource is an input with a fixed set of named partitions whose
@@ -134,6 +135,7 @@ func (n *inputNode[T]) next(p *part[T]) ([]T, error) {
 }
 
 func (n *inputNode[T]) closeEpoch(e Epoch) {
+	defer n.w.guard(n.step)
 	if n.w.snapshots {
 		for _, p := range n.parts {
 			if p.snapshot == nil {
@@ -223,7 +225,13 @@ func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[
 			return fmt.Errorf("partition %q: %w", key, err)
 		}
 		pt := &part[T]{key: key, p: p}
-		pt.snapshot = func() ([]byte, error) { return encode(p.Snapshot()) }
+		pt.snapshot = func() ([]byte, error) {
+			s, err := p.Snapshot()
+			if err != nil {
+				return nil, err
+			}
+			return encode(s)
+		}
 		if at != nil {
 			pt.last = resume[key]
 		}

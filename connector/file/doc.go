@@ -1,0 +1,38 @@
+// Package file connects a dataflow to files of lines, like Bytewax's
+// bytewax.connectors.files: NewSource and NewDirSource read lines and
+// resume from a byte offset; NewSink and NewDirSink write lines and, with
+// recovery, give exactly-once output by truncating what the last committed
+// epoch did not cover.
+//
+// # Usage
+//
+//	flow := runnel.NewDataflow("upper")
+//	lines := op.Input("inp", flow, file.NewSource("in.txt"))
+//	upper := op.Map("upper", lines, strings.ToUpper)
+//	op.Output("out", upper, file.NewSink("out.txt"))
+//	runnel.Main(flow)
+//
+// Run it with a recovery directory (runnel recovery init db/ 1, then
+// go run . -r db/ -s 5 -b 0). If the run crashes, run it again: it
+// continues in.txt from the byte offset of the last committed epoch and
+// cuts out.txt back to the length it had at that epoch before writing
+// again, so out.txt ends up exactly as an uninterrupted run would have left
+// it, line for line. If in.txt grows after a run ended, the next run reads
+// only the new lines and appends their results.
+//
+// # Positions
+//
+// Every partition's position is an int64 byte offset. For a source it is
+// the offset of the next unread line; for a sink it is the length of the
+// file after the last written line. Both are stored in the recovery
+// directory under the step id and the partition name (the file's base name
+// for NewSource and NewSink, the name relative to the directory for
+// NewDirSource, "part-I.txt" for NewDirSink).
+//
+// # Files shared by processes
+//
+// A partition is opened by exactly one worker of the run, but every process
+// lists the partitions itself: in a run of several processes, every process
+// must see the same files (a shared volume), as with Bytewax's file
+// connectors.
+package file

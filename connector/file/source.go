@@ -1,0 +1,311 @@
+package file
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/runnel-dev/runnel"
+)
+
+// DefaultBatchSize is how many lines a source partition returns per poll
+// unless BatchSize says otherwise (as in Bytewax's FileSource).
+const DefaultBatchSize = 1000
+
+// readBuffer is the size of a partition's read buffer. Longer lines are
+// read whole, in several pieces.
+const readBuffer = 64 << 10
+
+// SourceOpt configures NewSource and NewDirSource. Options are made by this
+// package's functions (BatchSize); the interface is sealed.
+type SourceOpt interface{ apply(*sourceConfig) }
+
+type sourceConfig struct {
+	batch int
+}
+
+type sourceOpt func(*sourceConfig)
+
+func (o sourceOpt) apply(c *sourceConfig) { o(c) }
+
+// BatchSize sets the most lines a partition returns per poll, overriding
+// the default DefaultBatchSize (1000). A batch is also cut short at the end
+// of the file. n below 1 makes the run fail before it starts.
+func BatchSize(n int) SourceOpt { return sourceOpt(func(c *sourceConfig) { c.batch = n }) }
+
+func newSourceConfig(opts []SourceOpt) sourceConfig {
+	c := sourceConfig{batch: DefaultBatchSize}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return c
+}
+
+func (c sourceConfig) validate() error {
+	if c.batch < 1 {
+		return fmt.Errorf("file: batch size %d must be at least 1", c.batch)
+	}
+	return nil
+}
+
+// NewSource reads the lines of the file at path, in order, in one partition
+// named by the file's base name (filepath.Base(path)), like Bytewax's
+// FileSource.
+//
+// Each item is one line without its line ending ("\n" or "\r\n"; a lone
+// "\r" inside a line is kept). Empty lines are items too. A last line
+// without a newline at the end of the file is returned as well, and the
+// input ends there: the source does not wait for the file to grow. Lines of
+// any length are read whole.
+//
+// The position is the byte offset of the next unread line. A resumed run
+// opens the file and seeks there, so it neither re-reads nor skips a line;
+// a file that grew between runs is continued with the lines appended to it
+// (append whole lines: text appended to a last line that had no newline is
+// read as a new line). A file shorter than the recovered position fails the
+// run with ErrPastEnd. A missing or unreadable file fails the run before
+// the first item, with an error naming the path.
+//
+// The partition name is part of the recovery data: a file renamed between
+// runs is refused (its old name's position is not among the partitions).
+// The file is only read, never modified; a nil error from the run means
+// every line up to the end of the file, as it was when the partition reached
+// it, was emitted.
+func NewSource(path string, opts ...SourceOpt) runnel.Source[string] {
+	return runnel.PartitionedInput[string, int64](&fileSource{
+		path: path,
+		part: filepath.Base(path),
+		cfg:  newSourceConfig(opts),
+	})
+}
+
+type fileSource struct {
+	path string
+	part string
+	cfg  sourceConfig
+}
+
+func (s *fileSource) ListParts() []string { return []string{s.part} }
+
+func (s *fileSource) BuildPart(_, part string, resume *int64) (runnel.StatefulSourcePartition[string, int64], error) {
+	if part != s.part {
+		return nil, fmt.Errorf("file: no partition %q in source %s", part, s.path)
+	}
+	return openPart(s.path, s.cfg, resume)
+}
+
+// NewDirSource reads the files in dir whose names match glob (as
+// filepath.Glob matches filepath.Join(dir, glob); directories are skipped),
+// one partition per file, each read like NewSource, like Bytewax's
+// DirSource. Partitions are named by the file's path relative to dir
+// (with forward slashes) and spread over the workers by the engine; lines
+// of one file keep their order, lines of different files interleave.
+//
+// The directory is listed once per Source value, when the run first asks
+// for the partitions, so that every worker of the run sees the same list:
+// build the flow again to see files added since. A file that is no longer
+// listed but has a recovered position makes the run refuse to resume. A
+// missing dir, a dir that is not a directory or a malformed glob fails the
+// run before the first item, naming the path; a dir with no matching file
+// is an input with no partitions, which ends at once.
+func NewDirSource(dir, glob string, opts ...SourceOpt) runnel.Source[string] {
+	return runnel.PartitionedInput[string, int64](&dirSource{
+		dir:  dir,
+		glob: glob,
+		cfg:  newSourceConfig(opts),
+	})
+}
+
+type dirSource struct {
+	dir, glob string
+	cfg       sourceConfig
+
+	once  sync.Once
+	parts []string
+	err   error
+}
+
+func (s *dirSource) list() {
+	pattern := filepath.Join(s.dir, s.glob)
+	fi, err := os.Stat(s.dir)
+	if err != nil {
+		s.err = fmt.Errorf("file: list %s: %w", pattern, err)
+		return
+	}
+	if !fi.IsDir() {
+		s.err = fmt.Errorf("file: list %s: %s is not a directory", pattern, s.dir)
+		return
+	}
+	matches, err := filepath.Glob(pattern)
+	if err != nil {
+		s.err = fmt.Errorf("file: list %s: %w", pattern, err)
+		return
+	}
+	for _, m := range matches {
+		fi, err := os.Stat(m)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue // gone since the glob, or not a file
+		}
+		rel, err := filepath.Rel(s.dir, m)
+		if err != nil {
+			s.err = fmt.Errorf("file: list %s: %w", pattern, err)
+			return
+		}
+		s.parts = append(s.parts, filepath.ToSlash(rel))
+	}
+	slices.Sort(s.parts)
+}
+
+// ListParts lists the matching files. When listing failed it names one
+// partition, the pattern, whose BuildPart returns the error: the interface
+// has no error result, and an empty list would silently read nothing.
+func (s *dirSource) ListParts() []string {
+	s.once.Do(s.list)
+	if s.err != nil {
+		return []string{filepath.Join(s.dir, s.glob)}
+	}
+	return s.parts
+}
+
+func (s *dirSource) BuildPart(_, part string, resume *int64) (runnel.StatefulSourcePartition[string, int64], error) {
+	s.once.Do(s.list)
+	if s.err != nil {
+		return nil, s.err
+	}
+	if _, ok := slices.BinarySearch(s.parts, part); !ok {
+		return nil, fmt.Errorf("file: no partition %q in %s", part, filepath.Join(s.dir, s.glob))
+	}
+	return openPart(filepath.Join(s.dir, filepath.FromSlash(part)), s.cfg, resume)
+}
+
+// openPart opens path for reading at the resume offset (0 without one).
+func openPart(path string, cfg sourceConfig, resume *int64) (*sourcePart, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("file: open source: %w", err) // *PathError names the path
+	}
+	p := &sourcePart{path: path, f: f, batchSize: cfg.batch}
+	if resume != nil && *resume != 0 {
+		if err := p.seek(*resume); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	p.r = bufio.NewReaderSize(f, readBuffer)
+	return p, nil
+}
+
+// sourcePart reads one file. It is used by one worker only.
+type sourcePart struct {
+	path      string
+	f         *os.File
+	r         *bufio.Reader
+	batchSize int
+	pos       int64    // offset of the next unread line
+	batch     []string // lent to the engine until the next call
+	long      []byte   // the pieces of a line longer than the buffer
+	eof       bool
+}
+
+func (p *sourcePart) seek(off int64) error {
+	if off < 0 {
+		return fmt.Errorf("file: source %s: recovered position %d is negative", p.path, off)
+	}
+	fi, err := p.f.Stat()
+	if err != nil {
+		return fmt.Errorf("file: source: %w", err)
+	}
+	if off > fi.Size() {
+		return fmt.Errorf("file: source %s: %w (position %d, size %d)", p.path, ErrPastEnd, off, fi.Size())
+	}
+	if _, err := p.f.Seek(off, io.SeekStart); err != nil {
+		return fmt.Errorf("file: source: %w", err)
+	}
+	p.pos = off
+	return nil
+}
+
+// NextBatch returns up to batchSize lines; io.EOF once the file is read.
+func (p *sourcePart) NextBatch() ([]string, error) {
+	if p.eof {
+		return nil, io.EOF
+	}
+	clear(p.batch)
+	p.batch = p.batch[:0]
+	for len(p.batch) < p.batchSize {
+		line, n, err := p.readLine()
+		if n > 0 {
+			p.batch = append(p.batch, line)
+			p.pos += int64(n)
+		}
+		if err == io.EOF {
+			p.eof = true
+			if len(p.batch) == 0 {
+				return nil, io.EOF
+			}
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("file: read %s at offset %d: %w", p.path, p.pos, err)
+		}
+	}
+	return p.batch, nil
+}
+
+// readLine reads one line and returns it without its line ending, with the
+// number of bytes it took in the file. The line is the only allocation:
+// short lines are converted straight from the read buffer, long ones are
+// gathered in a reused scratch slice first.
+func (p *sourcePart) readLine() (string, int, error) {
+	b, err := p.r.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		p.long = append(p.long[:0], b...)
+		for err == bufio.ErrBufferFull {
+			b, err = p.r.ReadSlice('\n')
+			p.long = append(p.long, b...)
+		}
+		b = p.long
+	}
+	n := len(b)
+	if err != nil && err != io.EOF {
+		// Nothing is returned for a failed read: the position stays at
+		// the start of the line, so a resumed run reads it again.
+		return "", 0, err
+	}
+	return string(trimEOL(b)), n, err
+}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// NextAwake is always "at once": a file is read as fast as the flow takes
+// its lines.
+func (p *sourcePart) NextAwake() time.Time { return time.Time{} }
+
+// Snapshot is the offset of the next unread line.
+func (p *sourcePart) Snapshot() (int64, error) { return p.pos, nil }
+
+func (p *sourcePart) Close() error {
+	if err := p.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("file: close source: %w", err)
+	}
+	return nil
+}
