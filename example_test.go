@@ -67,12 +67,12 @@ func ExampleKV_String() {
 // counting down to 1. Its position (the next value) is recovered.
 type countdown struct{ starts map[string]int }
 
-func (c countdown) ListParts() []string {
+func (c countdown) ListParts() ([]string, error) {
 	parts := make([]string, 0, len(c.starts))
 	for p := range c.starts {
 		parts = append(parts, p)
 	}
-	return parts
+	return parts, nil
 }
 
 func (c countdown) BuildPart(step, part string, resume *int) (runnel.StatefulSourcePartition[string, int], error) {

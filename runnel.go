@@ -134,7 +134,14 @@ func (p *partitionedInput[T, S]) StateType() string { return typeName[S]() }
 func (p *partitionedInput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
 
 func (p *partitionedInput[T, S]) Route(part string, workers int) (int, error) {
-	p.once.Do(func() { p.parts, p.err = engine.SortedParts(p.src.ListParts()) })
+	p.once.Do(func() {
+		listed, err := p.src.ListParts()
+		if err != nil {
+			p.err = fmt.Errorf("list partitions: %w", err)
+			return
+		}
+		p.parts, p.err = engine.SortedParts(listed)
+	})
 	if p.err != nil {
 		return 0, p.err
 	}
@@ -169,7 +176,11 @@ func (p *partitionedOutput[T, S]) BuildOutput(b *engine.Builder) error {
 func (p *partitionedOutput[T, S]) StateType() string { return typeName[S]() }
 func (p *partitionedOutput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
 func (p *partitionedOutput[T, S]) Route(part string, workers int) (int, error) {
-	return engine.SinkPartOwner(slices.Clone(p.sink.ListParts()), part, workers)
+	parts, err := p.sink.ListParts()
+	if err != nil {
+		return 0, fmt.Errorf("list partitions: %w", err)
+	}
+	return engine.SinkPartOwner(slices.Clone(parts), part, workers)
 }
 
 // DynamicOutput makes a Sink of a DynamicSink.

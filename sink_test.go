@@ -25,12 +25,12 @@ type fileSink struct {
 	parts int
 }
 
-func (s fileSink) ListParts() []string {
+func (s fileSink) ListParts() ([]string, error) {
 	names := make([]string, s.parts)
 	for i := range names {
 		names[i] = fmt.Sprintf("out-%d.txt", i)
 	}
-	return names
+	return names, nil
 }
 
 func (s fileSink) PartFor(line string) int {

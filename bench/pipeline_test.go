@@ -30,12 +30,12 @@ type genSource struct {
 	n, parts int
 }
 
-func (g genSource) ListParts() []string {
+func (g genSource) ListParts() ([]string, error) {
 	names := make([]string, g.parts)
 	for i := range names {
 		names[i] = "gen-" + strconv.Itoa(i)
 	}
-	return names
+	return names, nil
 }
 
 func (g genSource) BuildPart(_, part string, resume *int) (runnel.StatefulSourcePartition[int, int], error) {

@@ -31,12 +31,12 @@ type winEvent struct {
 // each worker reads its share in event-time order.
 type winGenSource struct{ n, parts int }
 
-func (g winGenSource) ListParts() []string {
+func (g winGenSource) ListParts() ([]string, error) {
 	names := make([]string, g.parts)
 	for i := range names {
 		names[i] = fmt.Sprint("gen-", i)
 	}
-	return names
+	return names, nil
 }
 
 func (g winGenSource) BuildPart(_, part string, resume *int) (runnel.StatefulSourcePartition[winEvent, int], error) {

@@ -79,7 +79,7 @@ type listSource[T any] struct {
 	failed atomic.Bool
 }
 
-func (s *listSource[T]) ListParts() []string { return s.names }
+func (s *listSource[T]) ListParts() ([]string, error) { return s.names, nil }
 
 func (s *listSource[T]) BuildPart(step, part string, resume *int) (runnel.StatefulSourcePartition[T, int], error) {
 	items, ok := s.parts[part]

@@ -111,7 +111,7 @@ type fileSink[T any] struct {
 	badParts bool
 }
 
-func (s *fileSink[T]) ListParts() []string { return s.names }
+func (s *fileSink[T]) ListParts() ([]string, error) { return s.names, nil }
 
 func (s *fileSink[T]) PartFor(x T) int {
 	if s.partFor == nil {

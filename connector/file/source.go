@@ -93,7 +93,7 @@ type fileSource struct {
 	cfg  sourceConfig
 }
 
-func (s *fileSource) ListParts() []string { return []string{s.part} }
+func (s *fileSource) ListParts() ([]string, error) { return []string{s.part}, nil }
 
 func (s *fileSource) BuildPart(_, part string, resume *int64) (runnel.StatefulSourcePartition[string, int64], error) {
 	if part != s.part {
@@ -164,15 +164,11 @@ func (s *dirSource) list() {
 	slices.Sort(s.parts)
 }
 
-// ListParts lists the matching files. When listing failed it names one
-// partition, the pattern, whose BuildPart returns the error: the interface
-// has no error result, and an empty list would silently read nothing.
-func (s *dirSource) ListParts() []string {
+// ListParts lists the matching files, once per Source value, so that
+// every worker sees the same list; a listing error stops the run.
+func (s *dirSource) ListParts() ([]string, error) {
 	s.once.Do(s.list)
-	if s.err != nil {
-		return []string{filepath.Join(s.dir, s.glob)}
-	}
-	return s.parts
+	return s.parts, s.err
 }
 
 func (s *dirSource) BuildPart(_, part string, resume *int64) (runnel.StatefulSourcePartition[string, int64], error) {

@@ -27,8 +27,9 @@ type StatefulSinkPartition[T, S any] interface {
 // positions are part of recovery data. Items are routed to a partition by
 // PartFor, and partitions are spread over all workers.
 type PartitionedSink[T, S any] interface {
-	// ListParts names the partitions, the same in every process.
-	ListParts() []string
+	// ListParts names the partitions, the same in every process. An error
+	// stops the run before it starts.
+	ListParts() ([]string, error)
 	// PartFor picks the partition of an item: an index into ListParts
 	// (taken modulo its length).
 	PartFor(item T) int
@@ -142,7 +143,10 @@ func (n *partitionedSinkNode[T]) OnEOF() {}
 // AddPartitionedSink builds an output node owning this worker's share of
 // the sink's partitions; items cross workers to their partition's owner.
 func AddPartitionedSink[T, S any](b *Builder, sink PartitionedSink[T, S], encode func(S) ([]byte, error), decode func([]byte) (S, error)) error {
-	parts := sink.ListParts()
+	parts, err := sink.ListParts()
+	if err != nil {
+		return fmt.Errorf("list partitions: %w", err)
+	}
 	if _, err := SortedParts(parts); err != nil {
 		return err
 	}

@@ -39,8 +39,9 @@ type StatefulSourcePartition[T, S any] interface {
 // Partitions are spread over all workers; each is read by exactly one.
 type PartitionedSource[T, S any] interface {
 	// ListParts names the partitions. The list must be the same in every
-	// process and execution that shares recovery data.
-	ListParts() []string
+	// process and execution that shares recovery data. An error (a
+	// directory that cannot be listed, say) stops the run before it starts.
+	ListParts() ([]string, error)
 	// BuildPart opens one partition; resume is the position snapshotted by
 	// an earlier execution, or nil for a fresh start.
 	BuildPart(step, part string, resume *S) (StatefulSourcePartition[T, S], error)
@@ -202,7 +203,11 @@ func PartOwner(parts []string, part string, workers int) (int, error) {
 // AddPartitioned builds an input node on the builder's worker that reads
 // the partitions it owns.
 func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[T, S], encode func(S) ([]byte, error), decode func([]byte) (S, error)) error {
-	parts, err := SortedParts(src.ListParts())
+	listed, err := src.ListParts()
+	if err != nil {
+		return fmt.Errorf("list partitions: %w", err)
+	}
+	parts, err := SortedParts(listed)
 	if err != nil {
 		return err
 	}
