@@ -132,6 +132,25 @@ type statefulLogic[K runnel.Key, V, S, W any] struct {
 	// exchange (ReduceFinal's pre-aggregation).
 }
 
+// encodeRecord encodes stateRecord{state, wake} without reflecting over the
+// wrapper: the CBOR map header and the "state" key are written by hand
+// around the state's own encoding. It gives the same bytes as
+// codec.Marshal(stateRecord) (tested), which stays the decoder.
+func encodeRecord[S any](state S, wake time.Time) ([]byte, error) {
+	if !wake.IsZero() {
+		return codec.Marshal(stateRecord[S]{State: state, NotifyAt: &wake})
+	}
+	b, err := codec.Marshal(state)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(recordHeader)+len(b))
+	return append(append(out, recordHeader...), b...), nil
+}
+
+// recordHeader is a one-entry CBOR map (0xa1) with the text key "state".
+var recordHeader = []byte{0xa1, 0x65, 's', 't', 'a', 't', 'e'}
+
 // stateRecord is how a key's state is stored in recovery data.
 type stateRecord[S any] struct {
 	State    S          `cbor:"state"`
@@ -235,12 +254,7 @@ func (n *statefulNode[K, V, S, W]) OnBarrier(e engine.Epoch) {
 			if !ok {
 				return nil, false, nil
 			}
-			rec := stateRecord[S]{State: ent.state}
-			if !ent.wake.IsZero() {
-				t := ent.wake
-				rec.NotifyAt = &t
-			}
-			b, err := codec.Marshal(rec)
+			b, err := encodeRecord(ent.state, ent.wake)
 			return b, true, err
 		})
 		if err != nil {
