@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,18 +13,6 @@ import (
 const text = `To be, or not to be, that is the question:
 Whether 'tis nobler in the mind to suffer
 The slings and arrows of outrageous fortune,`
-
-// lockedBuilder is a strings.Builder safe for the sink's writes.
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
 
 func TestWordcount(t *testing.T) {
 	want := `("'tis", 1)
@@ -50,7 +37,7 @@ func TestWordcount(t *testing.T) {
 ('whether', 1)
 `
 	for _, w := range []int{1, 4} {
-		var out lockedBuilder
+		var out strings.Builder // the stdio sink serializes writes; read after Run
 		flow := wordcount(stdio.NewReaderSource(strings.NewReader(text)), &out)
 		cfg := runnel.DefaultConfig()
 		cfg.WorkersPerProcess = w
@@ -58,7 +45,7 @@ func TestWordcount(t *testing.T) {
 		if err := runnel.Run(context.Background(), flow, cfg); err != nil {
 			t.Fatal(err)
 		}
-		if got := out.b.String(); got != want {
+		if got := out.String(); got != want {
 			t.Errorf("%d workers: got\n%s\nwant\n%s", w, got, want)
 		}
 	}
