@@ -243,3 +243,30 @@ func TestSignalsWithoutRecovery(t *testing.T) {
 		t.Errorf("exit %d, stderr %s", code, errb.String())
 	}
 }
+
+// TestPrintFlowTutorial pins what --print-flow prints for the tutorial's
+// flow, in every format, and checks that it runs nothing.
+func TestPrintFlowTutorial(t *testing.T) {
+	dir := t.TempDir()
+	for _, format := range []string{"mermaid", "dot", "json"} {
+		want, err := os.ReadFile(filepath.Join("testdata", "tutorial-flow."+format))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// -r on an uninitialised directory would fail a run: printing must
+		// not open it.
+		out, code := runCmd(t, dir, nil, "recovery", "--print-flow", format, "-r", "missing/", "-s", "30", "-b", "0")
+		if code != 0 {
+			t.Fatalf("--print-flow %s: exit %d", format, code)
+		}
+		if diff := cmp.Diff(string(want), out); diff != "" {
+			t.Errorf("--print-flow %s (-want +got):\n%s", format, diff)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing")); !os.IsNotExist(err) {
+		t.Errorf("--print-flow touched the recovery directory: %v", err)
+	}
+	if _, code := runCmd(t, dir, nil, "recovery", "--print-flow", "svg"); code != 2 {
+		t.Errorf("--print-flow svg: exit %d, want 2", code)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/runnel-dev/runnel/internal/config"
+	"github.com/runnel-dev/runnel/internal/plan"
 	"github.com/runnel-dev/runnel/internal/runner"
 )
 
@@ -29,6 +30,18 @@ var ErrInterrupted = runner.ErrInterrupted
 // InterruptedError says where a stopped run ended and which epoch the next
 // run resumes from.
 type InterruptedError = runner.InterruptedError
+
+// FlowGraph describes a flow's steps and the streams between them; get it
+// with Dataflow.Graph. Its JSON form is what --print-flow json prints and
+// the /dataflow endpoint serves; Mermaid and DOT render it for humans.
+type FlowGraph = plan.Graph
+
+// FlowGraphStep is one step of a FlowGraph.
+type FlowGraphStep = plan.GraphStep
+
+// FlowGraphEdge is one stream of a FlowGraph, from a step's output to
+// another step's input.
+type FlowGraphEdge = plan.GraphEdge
 
 // Clock is a run's time source; see WithClock.
 type Clock = runner.Clock
@@ -114,6 +127,22 @@ func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Write
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 2
+	}
+	if cfg.PrintFlow != "" {
+		if err := flow.Validate(); err != nil {
+			fmt.Fprintf(stderr, "%s: dataflow %q: %v\n", prog, flow.ID(), err)
+			return 1
+		}
+		g := flow.Graph()
+		switch cfg.PrintFlow {
+		case "mermaid":
+			fmt.Fprint(stdout, g.Mermaid())
+		case "dot":
+			fmt.Fprint(stdout, g.DOT())
+		default:
+			fmt.Fprint(stdout, g.JSON())
+		}
+		return 0
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)

@@ -14,13 +14,15 @@
 //	-b, --backup-interval T       RUNNEL_BACKUP_INTERVAL       required with -r, only with -r
 //	    --drop-state STEP         (flag only)
 //	    --recovery-plan           (flag only)
+//	    --print-flow FORMAT       (flag only) mermaid, dot or json
 //
 // A flag given on the command line beats its environment variable, and the
 // variable beats the default. An empty variable counts as unset. Intervals
 // (T) are plain seconds ("30", "0.05") or Go durations ("30s", "50ms"); see
 // [ParseInterval].
 //
-// --drop-state and --recovery-plan have no environment variables on purpose:
+// --drop-state, --recovery-plan and --print-flow have no environment
+// variables on purpose:
 // they are one-off operator actions, and a variable would repeat them on
 // every restart of a supervised process.
 //
@@ -96,6 +98,11 @@ type Config struct {
 	// which epoch, and what would be dropped) to be printed instead of
 	// running the flow (--recovery-plan). Needs RecoveryDir.
 	RecoveryPlan bool
+
+	// PrintFlow asks for the flow's graph to be printed on standard output
+	// instead of running it (--print-flow mermaid|dot|json). Empty (the
+	// default) runs the flow.
+	PrintFlow string
 }
 
 // Default returns the configuration used when no flag and no environment
@@ -110,14 +117,15 @@ func Default() Config {
 
 // Flag names as they appear in messages.
 const (
-	flagW    = "-w/--workers-per-process"
-	flagI    = "-i/--process-id"
-	flagA    = "-a/--addresses"
-	flagR    = "-r/--recovery-directory"
-	flagS    = "-s/--snapshot-interval"
-	flagB    = "-b/--backup-interval"
-	flagDrop = "--drop-state"
-	flagPlan = "--recovery-plan"
+	flagW     = "-w/--workers-per-process"
+	flagI     = "-i/--process-id"
+	flagA     = "-a/--addresses"
+	flagR     = "-r/--recovery-directory"
+	flagS     = "-s/--snapshot-interval"
+	flagB     = "-b/--backup-interval"
+	flagDrop  = "--drop-state"
+	flagPlan  = "--recovery-plan"
+	flagPrint = "--print-flow"
 )
 
 // Validate checks c and reports every broken rule at once, one per line of
@@ -208,6 +216,11 @@ func (c Config) check(g *given) []error {
 	}
 	if !recovery && c.RecoveryPlan {
 		add("%s needs %s (there is nothing to plan without recovery data)", flagPlan, flagR)
+	}
+	switch c.PrintFlow {
+	case "", "mermaid", "dot", "json":
+	default:
+		add("%s must be mermaid, dot or json (got %q)", flagPrint, c.PrintFlow)
 	}
 	return errs
 }

@@ -80,6 +80,8 @@ func TestParse(t *testing.T) {
 		{name: "--recovery-plan", args: []string{"--recovery-plan", "-r", "db/", "-s", "30", "-b", "0"},
 			want: with(func(c *Config) { rec(c); c.RecoveryPlan = true })},
 		{name: "--recovery-plan=false without -r", args: []string{"--recovery-plan=false"}, want: Default()},
+		{name: "--print-flow", args: []string{"--print-flow", "mermaid"}, want: with(func(c *Config) { c.PrintFlow = "mermaid" })},
+		{name: "--print-flow=json", args: []string{"--print-flow=json"}, want: with(func(c *Config) { c.PrintFlow = "json" })},
 
 		// Environment fallback and precedence.
 		{name: "env only",
@@ -230,6 +232,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "-b 0 without -r", args: []string{"-b", "0"}, want: [][]string{{"-b/--backup-interval is only allowed with -r/--recovery-directory"}}},
 		{name: "env -b without -r", env: map[string]string{envBackup: "0"}, want: [][]string{{"-b/--backup-interval is only allowed with -r"}}},
 		{name: "--recovery-plan without -r", args: []string{"--recovery-plan"}, want: [][]string{{"--recovery-plan needs -r/--recovery-directory"}}},
+		{name: "--print-flow bad", args: []string{"--print-flow", "svg"}, want: [][]string{{"--print-flow", `"svg"`, "mermaid, dot, json"}}},
 		{name: "--drop-state without -r", args: []string{"--drop-state", "f.x"}, want: [][]string{{"--drop-state needs -r/--recovery-directory"}}},
 		{name: "-i without -a", args: []string{"-i", "1"}, want: [][]string{{"-i/--process-id must be 0 without -a/--addresses (got 1)"}}},
 		{name: "-i out of range", args: []string{"-i", "2", "-a", "h0:1;h1:1"}, want: [][]string{{"-i/--process-id must be less than the number of -a/--addresses, 2 (got 2)"}}},

@@ -63,6 +63,8 @@ func newFlagSet(program string, c *Config) *pflag.FlagSet {
 		"discard the stored state of this step")
 	fs.BoolVar(&c.RecoveryPlan, "recovery-plan", false,
 		"print the recovery plan and exit")
+	fs.Var(&choiceValue{p: &c.PrintFlow, choices: []string{"mermaid", "dot", "json"}}, "print-flow",
+		"print the flow's graph (mermaid, dot or json) and exit")
 	return fs
 }
 
@@ -272,6 +274,25 @@ func (v *stepsValue) Set(s string) error {
 func (v *stepsValue) String() string { return strings.Join(*v.p, ",") }
 func (v *stepsValue) Type() string   { return "step" }
 
+// choiceValue is one of a fixed set of words.
+type choiceValue struct {
+	p       *string
+	choices []string
+}
+
+func (v *choiceValue) Set(s string) error {
+	for _, c := range v.choices {
+		if s == c {
+			*v.p = s
+			return nil
+		}
+	}
+	return fmt.Errorf("want one of %s", strings.Join(v.choices, ", "))
+}
+
+func (v *choiceValue) String() string { return *v.p }
+func (v *choiceValue) Type() string   { return strings.Join(v.choices, "|") }
+
 // Usage returns the --help text for a flow binary called program: every
 // flag, its environment variable, default and units, and the tutorial's
 // commands as an example.
@@ -321,6 +342,10 @@ Flags:
       --recovery-plan            Print what would be resumed, from which epoch,
                                  and what would be dropped, then exit without
                                  running. Needs -r.
+      --print-flow FORMAT        Print the flow's graph and exit without
+                                 running: FORMAT is mermaid (paste into any
+                                 Mermaid renderer), dot (Graphviz) or json
+                                 (the same document as the /dataflow endpoint).
   -h, --help                     Print this help and exit.
 
 Intervals (T) are plain seconds ("30", "0.05") or Go durations ("30s",
