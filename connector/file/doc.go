@@ -1,8 +1,10 @@
-// Package file connects a dataflow to files of lines, like Bytewax's
-// bytewax.connectors.files: NewSource and NewDirSource read lines and
-// resume from a byte offset; NewSink and NewDirSink write lines and, with
-// recovery, give exactly-once output by truncating what the last committed
-// epoch did not cover.
+// Package file connects a dataflow to files of lines and CSV files, like
+// Bytewax's bytewax.connectors.files: NewSource and NewDirSource read
+// lines, NewCSVSource and NewCSVDirSource decode CSV records into structs
+// by header name, and all of them resume from a byte offset (exactly-once
+// input); NewSink and NewDirSink write lines and, with recovery, give
+// exactly-once output by truncating what the last committed epoch did not
+// cover.
 //
 // # Usage
 //
@@ -26,8 +28,20 @@
 // the offset of the next unread line; for a sink it is the length of the
 // file after the last written line. Both are stored in the recovery
 // directory under the step id and the partition name (the file's base name
-// for NewSource and NewSink, the name relative to the directory for
-// NewDirSource, "part-I.txt" for NewDirSink).
+// for NewSource, NewCSVSource and NewSink, the name relative to the
+// directory for NewDirSource and NewCSVDirSource, "part-I.txt" for
+// NewDirSink). A CSV source's position is the offset of the next record;
+// its header is read again by every run.
+//
+// # Bad input
+//
+// Every error names the file, and for a read, the byte offset of the line
+// or record that failed: a missing file or directory (before the first
+// item), a line over MaxLineLength (ErrLineTooLong), a malformed CSV
+// record or field, a file shorter than its recovered position
+// (ErrPastEnd). Nothing is skipped: the run stops, and the committed
+// position still points at the line that failed, so a run after the file
+// is fixed continues there.
 //
 // # Files shared by processes
 //

@@ -1,6 +1,7 @@
 package file_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -122,4 +123,70 @@ func ExampleNewDirSinkFunc() {
 	// Output:
 	// sensor 0: 1.5
 	// sensor 0: 3.25
+}
+
+// Decode a CSV file into structs by its header's column names: the order
+// of the columns does not matter, and columns without a field are ignored.
+func ExampleNewCSVSource() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	in := filepath.Join(dir, "trades.csv")
+	os.WriteFile(in, []byte("price,symbol,venue\n101.5,ACME,X\n99.25,\"Foo, Inc\",Y\n"), 0o644)
+
+	type trade struct {
+		Symbol string  `csv:"symbol"`
+		Price  float64 `csv:"price"`
+	}
+	flow := runnel.NewDataflow("trades")
+	trades := op.Input("inp", flow, file.NewCSVSource[trade](in))
+	sink := runneltest.NewSink[trade]()
+	op.Output("out", trades, sink)
+	if err := runneltest.Run(flow, 1); err != nil {
+		fmt.Println(err)
+	}
+	for _, t := range sink.Items() {
+		fmt.Printf("%s %.2f\n", t.Symbol, t.Price)
+	}
+	// Output:
+	// ACME 101.50
+	// Foo, Inc 99.25
+}
+
+// Read every CSV file of a directory, one partition per file, each with
+// its own header; map[string]string receives every column.
+func ExampleNewCSVDirSource() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	os.WriteFile(filepath.Join(dir, "eu.csv"), []byte("city;temp\nOslo;-3\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "us.csv"), []byte("temp;city\n25;Austin\n"), 0o644)
+
+	flow := runnel.NewDataflow("temps")
+	rows := op.Input("inp", flow, file.NewCSVDirSource[map[string]string](dir, "*.csv", file.Comma(';')))
+	lines := op.Map("fmt", rows, func(r map[string]string) string { return r["city"] + "=" + r["temp"] })
+	sink := runneltest.NewSink[string]()
+	op.Output("out", lines, sink)
+	if err := runneltest.Run(flow, 2); err != nil {
+		fmt.Println(err)
+	}
+	items := sink.Items()
+	slices.Sort(items)
+	fmt.Println(items)
+	// Output:
+	// [Austin=25 Oslo=-3]
+}
+
+// A line longer than the limit stops the run, naming the file and the
+// line's byte offset, instead of filling memory.
+func ExampleMaxLineLength() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	in := filepath.Join(dir, "in.txt")
+	os.WriteFile(in, []byte("short\n"+strings.Repeat("x", 100)+"\n"), 0o644)
+
+	flow := runnel.NewDataflow("read")
+	op.Output("out", op.Input("inp", flow, file.NewSource(in, file.MaxLineLength(80))), runneltest.NewSink[string]())
+	err := runneltest.Run(flow, 1)
+	fmt.Println(errors.Is(err, file.ErrLineTooLong), strings.Contains(err.Error(), "in.txt at offset 6"))
+	// Output:
+	// true true
 }

@@ -22,22 +22,42 @@ const DefaultBatchSize = 1000
 // read whole, in several pieces.
 const readBuffer = 64 << 10
 
-// SourceOpt configures NewSource and NewDirSource. Options are made by this
-// package's functions (BatchSize); the interface is sealed.
-type SourceOpt interface{ apply(*sourceConfig) }
+// SourceOpt configures NewSource, NewDirSource and the CSV sources.
+// Options are made by this package's functions (BatchSize, MaxLineLength);
+// the interface is sealed.
+type SourceOpt interface {
+	apply(*sourceConfig)
+	applyCSV(*csvConfig) // every SourceOpt is a CSVOpt too
+}
 
 type sourceConfig struct {
-	batch int
+	batch   int
+	maxLine int // 0: no limit
+	maxSet  bool
 }
 
 type sourceOpt func(*sourceConfig)
 
 func (o sourceOpt) apply(c *sourceConfig) { o(c) }
 
+func (o sourceOpt) applyCSV(c *csvConfig) { o(&c.sourceConfig) }
+
 // BatchSize sets the most lines a partition returns per poll, overriding
 // the default DefaultBatchSize (1000). A batch is also cut short at the end
 // of the file. n below 1 makes the run fail before it starts.
 func BatchSize(n int) SourceOpt { return sourceOpt(func(c *sourceConfig) { c.batch = n }) }
+
+// MaxLineLength limits a line to n bytes, not counting its line ending
+// (for the CSV sources: a record to n bytes, with its quotes and
+// separators). A longer line stops the run with an error wrapping
+// ErrLineTooLong that names the file and the line's byte offset; the
+// position stays at the start of that line, so the run can be resumed
+// after the file is fixed (or with a higher limit). Without the option,
+// lines of any length are read whole. n below 1 makes the run fail before
+// it starts.
+func MaxLineLength(n int) SourceOpt {
+	return sourceOpt(func(c *sourceConfig) { c.maxLine = n; c.maxSet = true })
+}
 
 func newSourceConfig(opts []SourceOpt) sourceConfig {
 	c := sourceConfig{batch: DefaultBatchSize}
@@ -53,6 +73,9 @@ func (c sourceConfig) validate() error {
 	if c.batch < 1 {
 		return fmt.Errorf("file: batch size %d must be at least 1", c.batch)
 	}
+	if c.maxSet && c.maxLine < 1 {
+		return fmt.Errorf("file: maximum line length %d must be at least 1", c.maxLine)
+	}
 	return nil
 }
 
@@ -64,7 +87,7 @@ func (c sourceConfig) validate() error {
 // "\r" inside a line is kept). Empty lines are items too. A last line
 // without a newline at the end of the file is returned as well, and the
 // input ends there: the source does not wait for the file to grow. Lines of
-// any length are read whole.
+// any length are read whole unless MaxLineLength limits them.
 //
 // The position is the byte offset of the next unread line. A resumed run
 // opens the file and seeks there, so it neither re-reads nor skips a line;
@@ -118,22 +141,35 @@ func (s *fileSource) BuildPart(_, part string, resume *int64) (runnel.StatefulSo
 // is an input with no partitions, which ends at once.
 func NewDirSource(dir, glob string, opts ...SourceOpt) runnel.Source[string] {
 	return runnel.PartitionedInput[string, int64](&dirSource{
-		dir:  dir,
-		glob: glob,
-		cfg:  newSourceConfig(opts),
+		dirLister: dirLister{dir: dir, glob: glob},
+		cfg:       newSourceConfig(opts),
 	})
 }
 
 type dirSource struct {
+	dirLister
+	cfg sourceConfig
+}
+
+func (s *dirSource) BuildPart(_, part string, resume *int64) (runnel.StatefulSourcePartition[string, int64], error) {
+	path, err := s.path(part)
+	if err != nil {
+		return nil, err
+	}
+	return openPart(path, s.cfg, resume)
+}
+
+// dirLister lists the files of a directory source once, so that every
+// worker of the run sees the same list.
+type dirLister struct {
 	dir, glob string
-	cfg       sourceConfig
 
 	once  sync.Once
 	parts []string
 	err   error
 }
 
-func (s *dirSource) list() {
+func (s *dirLister) list() {
 	pattern := filepath.Join(s.dir, s.glob)
 	fi, err := os.Stat(s.dir)
 	if err != nil {
@@ -166,20 +202,21 @@ func (s *dirSource) list() {
 
 // ListParts lists the matching files, once per Source value, so that
 // every worker sees the same list; a listing error stops the run.
-func (s *dirSource) ListParts() ([]string, error) {
+func (s *dirLister) ListParts() ([]string, error) {
 	s.once.Do(s.list)
 	return s.parts, s.err
 }
 
-func (s *dirSource) BuildPart(_, part string, resume *int64) (runnel.StatefulSourcePartition[string, int64], error) {
+// path is the file of a listed partition.
+func (s *dirLister) path(part string) (string, error) {
 	s.once.Do(s.list)
 	if s.err != nil {
-		return nil, s.err
+		return "", s.err
 	}
 	if _, ok := slices.BinarySearch(s.parts, part); !ok {
-		return nil, fmt.Errorf("file: no partition %q in %s", part, filepath.Join(s.dir, s.glob))
+		return "", fmt.Errorf("file: no partition %q in %s", part, filepath.Join(s.dir, s.glob))
 	}
-	return openPart(filepath.Join(s.dir, filepath.FromSlash(part)), s.cfg, resume)
+	return filepath.Join(s.dir, filepath.FromSlash(part)), nil
 }
 
 // openPart opens path for reading at the resume offset (0 without one).
@@ -191,7 +228,7 @@ func openPart(path string, cfg sourceConfig, resume *int64) (*sourcePart, error)
 	if err != nil {
 		return nil, fmt.Errorf("file: open source: %w", err) // *PathError names the path
 	}
-	p := &sourcePart{path: path, f: f, batchSize: cfg.batch}
+	p := &sourcePart{path: path, f: f, batchSize: cfg.batch, maxLine: cfg.maxLine}
 	if resume != nil && *resume != 0 {
 		if err := p.seek(*resume); err != nil {
 			f.Close()
@@ -208,6 +245,7 @@ type sourcePart struct {
 	f         *os.File
 	r         *bufio.Reader
 	batchSize int
+	maxLine   int      // 0: no limit
 	pos       int64    // offset of the next unread line
 	batch     []string // lent to the engine until the next call
 	long      []byte   // the pieces of a line longer than the buffer
@@ -268,6 +306,11 @@ func (p *sourcePart) readLine() (string, int, error) {
 	if err == bufio.ErrBufferFull {
 		p.long = append(p.long[:0], b...)
 		for err == bufio.ErrBufferFull {
+			if p.maxLine > 0 && len(p.long) > p.maxLine+1 {
+				// Too long whatever follows: stop before reading the
+				// rest of it into memory.
+				return "", 0, p.tooLong()
+			}
 			b, err = p.r.ReadSlice('\n')
 			p.long = append(p.long, b...)
 		}
@@ -279,7 +322,15 @@ func (p *sourcePart) readLine() (string, int, error) {
 		// the start of the line, so a resumed run reads it again.
 		return "", 0, err
 	}
-	return string(trimEOL(b)), n, err
+	line := trimEOL(b)
+	if p.maxLine > 0 && len(line) > p.maxLine {
+		return "", 0, p.tooLong()
+	}
+	return string(line), n, err
+}
+
+func (p *sourcePart) tooLong() error {
+	return fmt.Errorf("%w: longer than %d bytes", ErrLineTooLong, p.maxLine)
 }
 
 func trimEOL(b []byte) []byte {
