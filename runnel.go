@@ -29,6 +29,23 @@
 // an epoch is committed once every worker has persisted its snapshots for
 // it; a later run resumes from the last committed epoch. See
 // docs/recovery.md.
+//
+// # Two-phase sinks
+//
+// A sink whose output must appear exactly once in a system with
+// transactions (Kafka, a database) implements TwoPhaseSink. At each
+// epoch's barrier the engine calls PreCommit(e): the sink flushes its open
+// transaction without committing it and returns what it needs to finish it
+// (for Kafka: transactional id, producer id and producer epoch), which is
+// stored with snapshot e. Once epoch e is durable, Committed(e) commits
+// it. A resumed run hands the stored pre-commit states back to Build,
+// which must commit them first (a commit that already happened succeeds
+// again) and abort anything newer, since those epochs are replayed. A run
+// that fails never commits epochs that are not durable. Partitioned sinks
+// get the same hooks when their partitions have a Committed method (their
+// Snapshot is then the pre-commit). The full contract is in
+// internal/engine's package documentation; docs/connectors.md has a
+// complete example.
 package runnel
 
 import (
@@ -110,6 +127,28 @@ type DynamicSink[T any] = engine.DynamicSink[T]
 // Sink is what op.Output writes to.
 type Sink[T any] = engine.Sink[T]
 
+// Epoch numbers the intervals of input between snapshots (the -s
+// interval); a two-phase sink is told which epoch it pre-commits and which
+// epochs became durable.
+type Epoch = engine.Epoch
+
+// TwoPhaseSinkPartition is one worker's share of a TwoPhaseSink: its writes
+// stay invisible until Committed. At each epoch's barrier PreCommit(e)
+// makes them durable but invisible (flushes a transaction) and returns
+// what is stored with snapshot e to finish them later; Committed(e) is
+// called once epoch e is durable and commits everything pre-committed for
+// epochs <= e. The contract is spelled out under "Two-phase sinks" in the
+// package documentation.
+type TwoPhaseSinkPartition[T, S any] = engine.TwoPhaseSinkPartition[T, S]
+
+// TwoPhaseSink is an output built once per worker whose writes become
+// visible only with the epoch that made them (like Flink's two-phase
+// commit sinks): Kafka transactions, a database transaction per epoch. On
+// resume, Build receives the pre-commit states stored with the last
+// committed snapshot, which it must finish (commit) before writing. Wrap
+// it with TwoPhaseOutput.
+type TwoPhaseSink[T, S any] = engine.TwoPhaseSink[T, S]
+
 // PartitionedInput makes a Source of a PartitionedSource. The position type
 // S is encoded with Runnel's codec (CBOR); a type it cannot encode
 // faithfully (unexported fields, funcs, channels) is refused before the run
@@ -181,6 +220,25 @@ func (p *partitionedOutput[T, S]) Route(part string, workers int) (int, error) {
 		return 0, fmt.Errorf("list partitions: %w", err)
 	}
 	return engine.SinkPartOwner(slices.Clone(parts), part, workers)
+}
+
+// TwoPhaseOutput makes a Sink of a TwoPhaseSink. Its pre-commit state S is
+// checked and encoded like a PartitionedInput's position, and stored per
+// worker ("worker-N"), so a run with fewer workers hands the states of the
+// old workers to the remaining ones.
+func TwoPhaseOutput[T, S any](sink TwoPhaseSink[T, S]) Sink[T] {
+	return &twoPhaseOutput[T, S]{sink: sink}
+}
+
+type twoPhaseOutput[T, S any] struct{ sink TwoPhaseSink[T, S] }
+
+func (p *twoPhaseOutput[T, S]) BuildOutput(b *engine.Builder) error {
+	return engine.AddTwoPhaseSink(b, p.sink, encodeState[S], decodeState[S])
+}
+func (p *twoPhaseOutput[T, S]) StateType() string { return "pre-commit " + typeName[S]() }
+func (p *twoPhaseOutput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
+func (p *twoPhaseOutput[T, S]) Route(key string, workers int) (int, error) {
+	return engine.WorkerStateOwner(key, workers)
 }
 
 // DynamicOutput makes a Sink of a DynamicSink.

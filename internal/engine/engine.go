@@ -25,6 +25,51 @@
 // wait until barrier e has arrived on all of them. A stateful step that has
 // aligned barrier e therefore holds exactly the items of epochs <= e, which
 // is what it snapshots. End of input is a barrier at infinity (EOF).
+//
+// # Two-phase sinks
+//
+// A two-phase sink makes its output visible only together with the epoch
+// that produced it, as Flink's TwoPhaseCommitSinkFunction and Kafka
+// transactions do. The contract between the engine and a sink partition,
+// in the order things happen:
+//
+//  1. Write. WriteBatch receives the items of the open epoch. They may go
+//     to the external system at once, but must stay invisible to readers
+//     (inside an open transaction).
+//  2. Pre-commit. When barrier e has reached the sink on this worker, the
+//     engine calls PreCommit(e). The partition makes everything written so
+//     far durable but still invisible (flushes the transaction) and returns
+//     what it needs to finish it later: a transactional id, a producer id
+//     and epoch. With a recovery directory the engine stores that value in
+//     snapshot e, in the same commit as every other step's state for e. An
+//     error stops the run before e can commit. PreCommit is called at every
+//     barrier, with or without a recovery directory.
+//  3. Committed. Once epoch e is durable (every worker's snapshots for e
+//     are written and the frontier says e+1; without a recovery directory,
+//     once every worker has passed barrier e), the engine calls
+//     Committed(e) on the worker that owns the partition, on that worker's
+//     goroutine. The partition commits everything it pre-committed for
+//     epochs <= e. One call may cover several epochs, and items of later
+//     epochs may already have arrived through WriteBatch: a partition that
+//     can hold one transaction at a time needs a second one (a pool) for
+//     them. An error from Committed stops the run; the next run finishes
+//     the commit from the stored state (step 4), so nothing is lost.
+//     At the end of a run (end of input or a clean stop) the last epoch is
+//     committed before Close.
+//  4. Resume. The next execution hands the state stored with the newest
+//     committed snapshot back to the sink's Build. Its epoch is committed
+//     in recovery data, so the sink must finish what that state names
+//     (commit it; a commit that already happened must succeed again, and a
+//     commit that cannot be done is an error, never a silent loss), and
+//     abort anything newer: those epochs are replayed.
+//  5. Failure. A run that fails, or is killed, never calls Committed for
+//     the epochs that were not durable, and Close must not commit.
+//
+// Rescaling: a TwoPhaseSink keeps one state per worker (key "worker-N").
+// When a run has fewer workers than the last, worker i also receives the
+// states of the old workers j >= workers with j mod workers == i, finishes
+// them in Build, and the engine deletes them from recovery data at the
+// first barrier, once the new run's own states replace them.
 package engine
 
 import (

@@ -18,6 +18,11 @@ type SinkPartition[T any] interface {
 // past it) gives exactly-once output. The engine calls Snapshot at each
 // epoch's barrier, before the epoch can commit; an error stops the run and
 // the epoch is never committed.
+//
+// A partition that also has a method Committed(e Epoch) error is a
+// two-phase partition: Snapshot is its pre-commit and is called at every
+// barrier (with or without recovery), and Committed(e) is called once epoch
+// e is durable. See TwoPhaseSinkPartition for the full contract.
 type StatefulSinkPartition[T, S any] interface {
 	SinkPartition[T]
 	Snapshot() (S, error)
@@ -88,6 +93,7 @@ type sinkPart[T any] struct {
 	snapshot func() ([]byte, error)
 	last     []byte
 	buf      []T
+	twoPhase bool // the partition implements Committed: pre-commit at every barrier
 }
 
 type partitionedSinkNode[T any] struct {
@@ -122,16 +128,16 @@ func (n *partitionedSinkNode[T]) write(batch []T) {
 }
 
 func (n *partitionedSinkNode[T]) OnBarrier(e Epoch) {
-	if !n.w.snapshots {
-		return
-	}
 	defer n.w.guard(n.step)
 	for _, sp := range n.mine {
+		if !n.w.snapshots && !sp.twoPhase {
+			continue
+		}
 		b, err := sp.snapshot()
 		if err != nil {
 			n.w.Fail(n.step, sp.key, fmt.Errorf("snapshot of partition %q: %w", sp.key, err))
 		}
-		if !bytes.Equal(b, sp.last) {
+		if n.w.snapshots && !bytes.Equal(b, sp.last) {
 			sp.last = b
 			n.w.Record(e, Row{Step: n.step, Key: sp.key, Value: b})
 		}
@@ -192,6 +198,12 @@ func AddPartitionedSink[T, S any](b *Builder, sink PartitionedSink[T, S], encode
 		}}
 		if at != nil {
 			sp.last = resume[key]
+		}
+		if c, ok := p.(interface{ Committed(Epoch) error }); ok {
+			// A two-phase partition (see "Two-phase sinks" in the package documentation):
+			// Snapshot is its pre-commit, and it is told when epochs commit.
+			sp.twoPhase = true
+			b.w.commits = append(b.w.commits, commitHook{step: b.stepID, key: key, f: c.Committed})
 		}
 		n.mine[i] = sp
 	}

@@ -60,10 +60,12 @@ type Worker struct {
 	terminals []*Gate
 	closers   []closer
 
-	reported Epoch // epochs <= reported were handed to the committer
-	pending  map[Epoch][]Row
-	done     bool
-	nextEdge int
+	reported  Epoch // epochs <= reported were handed to the committer
+	committed Epoch // epochs <= committed are durable (see Committed)
+	commits   []commitHook
+	pending   map[Epoch][]Row
+	done      bool
+	nextEdge  int
 }
 
 // source is an input step's instance.
@@ -107,6 +109,7 @@ func NewWorker(c Config) *Worker {
 	}
 	w.epoch = w.start
 	w.reported = w.start - 1
+	w.committed = w.start - 1
 	return w
 }
 

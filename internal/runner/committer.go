@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/recovery"
@@ -32,6 +33,10 @@ type committer struct {
 	keep    uint64
 	workers []int
 	fail    context.CancelCauseFunc
+	// durable mirrors committed for the workers' loops, which hand it to
+	// two-phase sinks (engine.Worker.Committed); notify wakes them.
+	durable atomic.Uint64
+	notify  func()
 }
 
 type job struct {
@@ -147,6 +152,10 @@ func (c *committer) persist(jobs []job) error {
 	c.mu.Lock()
 	c.committed = last
 	c.mu.Unlock()
+	c.durable.Store(last)
+	if c.notify != nil {
+		c.notify()
+	}
 	return nil
 }
 

@@ -215,6 +215,12 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		keep = uint64(math.Ceil(float64(cfg.BackupInterval) / float64(cfg.SnapshotInterval)))
 	}
 	r.com = newCommitter(W, start, store, execution, keep, cancel)
+	r.com.durable.Store(start - 1)
+	r.com.notify = func() {
+		for _, b := range r.tr.boxes {
+			b.signal()
+		}
+	}
 
 	// Build every worker's steps before starting any, so a build error
 	// (a source that cannot open, recovered state that does not decode)
@@ -267,6 +273,19 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	close(stopDone)
 	stopWG.Wait()
 	comErr := r.com.close(ctx)
+	var commitErr error
+	if comErr == nil && context.Cause(ctx) == nil {
+		// The workers' goroutines have ended: tell two-phase sinks about
+		// the last durable epoch (end of input or a clean stop) here,
+		// before they are closed.
+		last := r.com.committedEpoch()
+		for _, w := range r.workers {
+			if err := w.Committed(last); err != nil {
+				commitErr = err
+				break
+			}
+		}
+	}
 	closeErr := r.closeAll()
 
 	var first error
@@ -281,6 +300,8 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		return errors.Join(first, closeErr)
 	case comErr != nil:
 		return errors.Join(comErr, closeErr)
+	case commitErr != nil:
+		return errors.Join(commitErr, closeErr)
 	case context.Cause(ctx) != nil && ctx.Err() != nil:
 		return errors.Join(fmt.Errorf("aborted: %w", context.Cause(ctx)), closeErr)
 	case closeErr != nil:
@@ -310,9 +331,15 @@ func (r *run) loop(i int) error {
 	box := r.tr.boxes[i]
 	var buf []engine.Message
 	paused, stopped := false, false
+	hooks := w.HasCommitHooks()
 	for {
 		if r.ctx.Err() != nil {
 			return nil
+		}
+		if hooks {
+			if err := w.Committed(r.com.durable.Load()); err != nil {
+				return err
+			}
 		}
 		if !paused {
 			select {
