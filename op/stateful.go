@@ -71,6 +71,10 @@ func OnNotify[K runnel.Key, S, W any](fn func(c *Context[K, W], state S) (S, boo
 // OnEOF is called for every key that holds state when the input ends, to
 // flush what it holds. It returns the new state and whether to keep it.
 //
+// It is not called on a graceful stop (SIGINT, SIGTERM, runnel.WithStop):
+// the input did not end, and the next run resumes the state as it was at
+// the stop's barrier.
+//
 // The state a later run resumes from is the one snapshotted at the last
 // barrier before the end, so a continuation (more input in a later run)
 // resumes as if the end had not happened.

@@ -331,7 +331,12 @@ func (w *Worker) Step() (progress bool, err error) {
 			for w.epoch <= w.stopAt {
 				w.closeEpoch()
 			}
-			w.endInputs(false)
+			// Read no more, and end nothing: the stop barrier is the last
+			// event on every edge. Ending the inputs would run end-of-input
+			// logic (OnEOF hooks, *Final operators, open windows) and emit
+			// results past the committed epoch that the next run would emit
+			// again, complete.
+			w.inputsDone = true
 			progress = true
 		} else if !w.paused {
 			if !now.Before(w.epochEnd) {
@@ -348,7 +353,7 @@ func (w *Worker) Step() (progress bool, err error) {
 				}
 				if all {
 					w.closeEpoch()
-					w.endInputs(true)
+					w.endInputs()
 					progress = true
 				}
 			}
@@ -375,17 +380,12 @@ func (w *Worker) closeEpoch() {
 	w.flush()
 }
 
-// endInputs ends every source. At the end of input (eof) the sources' EOF
-// flows on, so that steps flush what they hold; when stopping at an epoch
-// the run ends right after the last barrier instead, so that nothing past
-// the committed epoch is emitted and the next run replays nothing.
-func (w *Worker) endInputs(eof bool) {
+// endInputs ends every source at the end of input: their EOF flows on, so
+// that steps flush what they hold. A stop (StopAt) never comes here.
+func (w *Worker) endInputs() {
 	w.inputsDone = true
 	for _, s := range w.sources {
 		s.end()
-	}
-	if !eof {
-		return
 	}
 	w.flush()
 }
