@@ -88,3 +88,46 @@ func TestIdleReaderDoesNotBlock(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestReaderSourceMaxLineLength(t *testing.T) {
+	in := "0123456789\r\nok\n" + strings.Repeat("x", 200<<10) + "\nnever\n"
+	flow := runnel.NewDataflow("f")
+	sink := runneltest.NewSink[string]()
+	op.Output("out", op.Input("lines", flow, stdio.NewReaderSource(strings.NewReader(in), stdio.MaxLineLength(10))), sink)
+	err := runneltest.Run(flow, 2)
+	if !errors.Is(err, stdio.ErrLineTooLong) || !strings.Contains(err.Error(), "the input at offset 15") || !strings.Contains(err.Error(), "f.lines") {
+		t.Fatalf("err = %v, want ErrLineTooLong naming the step and offset 15", err)
+	}
+	if got, want := sink.Items(), []string{"0123456789", "ok"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+
+	flow = runnel.NewDataflow("f")
+	op.Output("out", op.Input("lines", flow, stdio.NewReaderSource(strings.NewReader(in), stdio.MaxLineLength(0))), runneltest.NewSink[string]())
+	if err := runneltest.Run(flow, 1); err == nil || !strings.Contains(err.Error(), "maximum line length 0") {
+		t.Fatalf("err = %v, want a bad option error", err)
+	}
+}
+
+type failingReader struct{ n int }
+
+func (r *failingReader) Read(b []byte) (int, error) {
+	if r.n == 0 {
+		r.n++
+		return copy(b, "one\ntw"), nil
+	}
+	return 0, errors.New("disk on fire")
+}
+
+func TestReaderSourceReadError(t *testing.T) {
+	flow := runnel.NewDataflow("f")
+	sink := runneltest.NewSink[string]()
+	op.Output("out", op.Input("lines", flow, stdio.NewReaderSource(&failingReader{})), sink)
+	err := runneltest.Run(flow, 1)
+	if err == nil || !strings.Contains(err.Error(), "the input at offset 4: disk on fire") {
+		t.Fatalf("err = %v, want the read error at offset 4, the start of the line it cut", err)
+	}
+	if got := sink.Items(); !slices.Equal(got, []string{"one"}) {
+		t.Errorf("got %q, want only the whole line", got)
+	}
+}
