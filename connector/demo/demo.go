@@ -97,7 +97,7 @@ func (c config) validate() error {
 // bad option fails the run before the first item.
 func NewSource[T any](gen func(r *rand.Rand, n int64) T, opts ...Opt) runnel.Source[T] {
 	s := &source[T]{gen: gen, cfg: newConfig(config{count: -1, parts: 1, batch: 1000}, opts)}
-	return runclock.Wrap(runnel.PartitionedInput[T, int64](s), s.clock.Set)
+	return runclock.Wrap(runnel.PartitionedInput[T, Position](s), s.clock.Set)
 }
 
 // NewRandomMetricSource emits (name, value) pairs with a random integer
@@ -111,7 +111,15 @@ func NewRandomMetricSource(name string, opts ...Opt) runnel.Source[runnel.KV[str
 		},
 		cfg: newConfig(config{count: -1, parts: 1, batch: 1000, interval: 700 * time.Millisecond}, opts),
 	}
-	return runclock.Wrap(runnel.PartitionedInput[runnel.KV[string, int], int64](s), s.clock.Set)
+	return runclock.Wrap(runnel.PartitionedInput[runnel.KV[string, int], Position](s), s.clock.Set)
+}
+
+// Position is a demo partition's position: the number of the next item,
+// and the partition count it was made with, so that a run with another
+// Parts is refused rather than repeating or skipping items.
+type Position struct {
+	Next  int64
+	Parts int
 }
 
 type source[T any] struct {
@@ -131,7 +139,7 @@ func (s *source[T]) ListParts() ([]string, error) {
 	return names, nil
 }
 
-func (s *source[T]) BuildPart(_, name string, resume *int64) (runnel.StatefulSourcePartition[T, int64], error) {
+func (s *source[T]) BuildPart(_, name string, resume *Position) (runnel.StatefulSourcePartition[T, Position], error) {
 	if err := s.cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -144,10 +152,13 @@ func (s *source[T]) BuildPart(_, name string, resume *int64) (runnel.StatefulSou
 	p.rng = rand.New(p.pcg)
 	if resume != nil {
 		at := *resume
-		if at < 0 || at%int64(s.cfg.parts) != int64(idx) {
-			return nil, fmt.Errorf("demo: partition %q: recovered position %d is not one of its items (were Parts changed?)", name, at)
+		if at.Parts != s.cfg.parts {
+			return nil, fmt.Errorf("demo: partition %q: recovered with Parts(%d), now Parts(%d): the partition count must not change between runs that share recovery data", name, at.Parts, s.cfg.parts)
 		}
-		p.next = at
+		if at.Next < 0 || at.Next%int64(s.cfg.parts) != int64(idx) {
+			return nil, fmt.Errorf("demo: partition %q: recovered position %d is not one of its items", name, at.Next)
+		}
+		p.next = at.Next
 	}
 	return p, nil
 }
@@ -205,6 +216,8 @@ func mix(x uint64) uint64 {
 func (p *part[T]) NextAwake() time.Time { return p.due }
 
 // Snapshot is the number of the next item.
-func (p *part[T]) Snapshot() (int64, error) { return p.next, nil }
+func (p *part[T]) Snapshot() (Position, error) {
+	return Position{Next: p.next, Parts: p.src.cfg.parts}, nil
+}
 
 func (p *part[T]) Close() error { return nil }

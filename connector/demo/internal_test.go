@@ -49,7 +49,7 @@ func TestInterval(t *testing.T) {
 			t.Errorf("at %v: next awake %v, want %v", tc.at, next.Sub(t0), tc.next)
 		}
 	}
-	if pos, _ := p.Snapshot(); pos != 11 {
-		t.Errorf("position %d, want 11", pos)
+	if pos, _ := p.Snapshot(); pos != (Position{Next: 11, Parts: 1}) {
+		t.Errorf("position %+v, want 11", pos)
 	}
 }
