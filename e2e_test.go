@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/runnel-dev/runnel/internal/testflow"
 )
 
 // These tests build real binaries and run them as OS processes: the
@@ -28,6 +30,7 @@ var (
 		"runnel":    "./cmd/runnel",
 		"recovery":  "./examples/recovery",
 		"countflow": "./internal/testprog/countflow",
+		"families":  "./internal/testprog/families",
 	}
 )
 
@@ -215,6 +218,77 @@ func TestGracefulStop(t *testing.T) {
 			t.Logf("%d lines before the stop, %d after", strings.Count(out.String(), "\n"), strings.Count(out2, "\n"))
 		})
 	}
+}
+
+// TestGracefulStopEveryOperatorProcess sends SIGTERM to a real process
+// running one step of every stateful operator family (internal/testflow)
+// and resumes it, on other worker counts too. The stopped process prints
+// no end-of-input result (it did not reach the end), and the two processes'
+// stdout together equals one uninterrupted run's, per step and key and in
+// order: stdout keeps no position, so a result emitted past the stop epoch
+// would show as a duplicate.
+func TestGracefulStopEveryOperatorProcess(t *testing.T) {
+	env := []string{"FAMILIES_N=3000", "FAMILIES_PARTS=2", "FAMILIES_KEYS=2"}
+	ref, code := runCmd(t, t.TempDir(), env, "families")
+	if code != 0 {
+		t.Fatalf("uninterrupted run: exit %d", code)
+	}
+	want := byStepKeyLines(t, ref)
+	for _, workers := range [][2]string{{"1", "1"}, {"3", "3"}, {"2", "1"}} {
+		t.Run("w"+workers[0]+"-then-w"+workers[1], func(t *testing.T) {
+			dir := t.TempDir()
+			runCmd(t, dir, nil, "runnel", "recovery", "init", "db", "2")
+			// About 600ms of input, so that the signal at 150ms lands
+			// mid-run even on a fast machine.
+			paced := append(env, "FAMILIES_PACE=2000")
+			cmd := exec.Command(bin(t, "families"), "-w", workers[0], "-r", "db", "-s", "0.02", "-b", "0")
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), paced...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(150 * time.Millisecond)
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+			if code := cmd.ProcessState.ExitCode(); code != 130 {
+				t.Fatalf("stopped run exit %d, want 130", code)
+			}
+			first := out.String()
+			for _, line := range strings.Split(first, "\n") {
+				step, _, _ := strings.Cut(line, " ")
+				if slices.Contains(testflow.FinalSteps, step) {
+					t.Errorf("the stopped process printed an end-of-input result: %q", line)
+				}
+			}
+			second, code := runCmd(t, dir, env, "families", "-w", workers[1], "-r", "db", "-s", "0.02", "-b", "0")
+			if code != 0 {
+				t.Fatalf("resumed run exit %d", code)
+			}
+			if diff := cmp.Diff(want, byStepKeyLines(t, first+second)); diff != "" {
+				t.Errorf("stdout of both runs per step and key (-uninterrupted +stopped and resumed):\n%s", diff)
+			}
+			t.Logf("%d lines before the stop, %d after", strings.Count(first, "\n"), strings.Count(second, "\n"))
+		})
+	}
+}
+
+// byStepKeyLines groups "step key value" lines by step and key, in order.
+func byStepKeyLines(t *testing.T, out string) map[string][]string {
+	t.Helper()
+	m := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.SplitN(line, " ", 3)
+		if len(f) != 3 {
+			t.Fatalf("malformed line %q", line)
+		}
+		m[f[0]+" "+f[1]] = append(m[f[0]+" "+f[1]], f[2])
+	}
+	return m
 }
 
 func byKey(lines []string) map[string][]string {
