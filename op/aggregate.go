@@ -67,8 +67,8 @@ func Collect[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V
 // input (a file, a bounded backfill). On unbounded input it never emits:
 // use a window operator (FoldWindow) instead.
 //
-// The state is discarded after the emit. The keys are emitted in no
-// particular order. With recovery, accumulators are snapshotted per epoch;
+// The state is discarded after the emit. Keys are emitted in key order
+// on each worker (see Stateful's OnEOF). With recovery, accumulators are snapshotted per epoch;
 // the snapshot a later run resumes from is the one at the last barrier
 // before the end, so a continuation with more input keeps folding into the
 // same accumulators. S must be encodable (see Stateful).
@@ -104,7 +104,7 @@ func FoldFinal[K runnel.Key, V, S any](stepID string, up runnel.Stream[runnel.KV
 //
 // ReduceFinal is a composite of two steps, "<id>.combine" (stateless,
 // before the exchange) and "<id>.reduce" (keyed state, snapshotted per
-// epoch as in FoldFinal). Keys are emitted in no particular order.
+// epoch as in FoldFinal). Keys are emitted in key order on each worker.
 func ReduceFinal[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V]], reducer func(V, V) V) runnel.Stream[runnel.KV[K, V]] {
 	return reduceFinal(scopeOf(up), stepID, "reduce_final", up, func(kv runnel.KV[K, V]) (K, V) { return kv.Key, kv.Value }, reducer)
 }
@@ -116,7 +116,7 @@ func ReduceFinal[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[
 // finite input. Use CountWindow on unbounded input.
 //
 // It is a ReduceFinal of 1s with pre-aggregation: only per-batch partial
-// counts cross workers. Keys are emitted in no particular order.
+// counts cross workers. Keys are emitted in key order on each worker.
 func CountFinal[X any, K runnel.Key](stepID string, up runnel.Stream[X], key func(X) K) runnel.Stream[runnel.KV[K, int]] {
 	return reduceFinal(scopeOf(up), stepID, "count_final", up, func(x X) (K, int) { return key(x), 1 },
 		func(a, b int) int { return a + b })

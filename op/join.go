@@ -5,8 +5,8 @@ import (
 	"reflect"
 
 	"github.com/runnel-dev/runnel"
-	"github.com/runnel-dev/runnel/internal/codec"
 	"github.com/runnel-dev/runnel/internal/engine"
+	"github.com/runnel-dev/runnel/internal/keyed"
 	"github.com/runnel-dev/runnel/internal/keys"
 	"github.com/runnel-dev/runnel/internal/plan"
 )
@@ -379,10 +379,8 @@ type sideConnect[K runnel.Key, V, S, W any] func(b *engine.Builder, i int, n *st
 // reused buffer per input: no allocation per item.
 func sideOf[K runnel.Key, X, V, S, W any](conv func(X) V) sideConnect[K, V, S, W] {
 	return func(b *engine.Builder, i int, n *statefulNode[K, V, S, W]) {
-		workers := uint64(b.Worker().Workers)
-		hash := n.ops.Hash
 		var buf []runnel.KV[K, V]
-		engine.Connect(b, n.gate, i, func(kv runnel.KV[K, X]) int { return int(hash(kv.Key) % workers) },
+		keyed.Connect(b, n.gate, i, n.table.Ops, func(kv *runnel.KV[K, X]) K { return kv.Key },
 			func(batch []runnel.KV[K, X]) {
 				for _, kv := range batch {
 					buf = append(buf, runnel.KV[K, V]{Key: kv.Key, Value: conv(kv.Value)})
@@ -400,23 +398,12 @@ func sideOf[K runnel.Key, X, V, S, W any](conv func(X) V) sideConnect[K, V, S, W
 func addStatefulSides[K runnel.Key, V, S, W any](sc plan.Scope, id, kind string, logic statefulLogic[K, V, S, W], sides []sideConnect[K, V, S, W], inputs ...plan.Input) runnel.Stream[runnel.KV[K, W]] {
 	ops := keys.For[K]()
 	st := &plan.Step{Kind: kind, Outs: 1}
-	st.State = &plan.State{
-		Type:  fmt.Sprintf("key %s, state %s", reflect.TypeFor[K](), reflect.TypeFor[S]()),
-		Check: func() error { return codec.CheckType(reflect.TypeFor[S]()) },
-		Route: func(key string, workers int) (int, error) {
-			k, err := ops.Parse(key)
-			if err != nil {
-				return 0, err
-			}
-			return int(ops.Hash(k) % uint64(workers)), nil
-		},
-	}
+	st.State = keyed.StepState(ops, fmt.Sprintf("key %s, state %s", reflect.TypeFor[K](), reflect.TypeFor[S]()), reflect.TypeFor[S]())
 	st.Build = func(b *engine.Builder) error {
 		w := b.Worker()
 		n := &statefulNode[K, V, S, W]{
-			w: w, step: b.StepID(), logic: logic, ops: ops,
-			state:     map[K]*entry[S]{},
-			snapshots: b.Snapshots(),
+			w: w, step: b.StepID(), logic: logic,
+			table: keyed.NewTable[K, entry[S]](ops, b.Snapshots()),
 		}
 		n.ctx.clock = b.Clock()
 		n.ctx.worker = w.Index

@@ -1,15 +1,13 @@
 package op
 
 import (
-	"container/heap"
-	"fmt"
 	"reflect"
 	"time"
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/codec"
 	"github.com/runnel-dev/runnel/internal/engine"
-	"github.com/runnel-dev/runnel/internal/keys"
+	"github.com/runnel-dev/runnel/internal/keyed"
 	"github.com/runnel-dev/runnel/internal/plan"
 )
 
@@ -70,6 +68,10 @@ func OnNotify[K runnel.Key, S, W any](fn func(c *Context[K, W], state S) (S, boo
 
 // OnEOF is called for every key that holds state when the input ends, to
 // flush what it holds. It returns the new state and whether to keep it.
+// Keys are visited in key order (strings byte-wise, integers by value) on
+// each worker, so with one worker what the hooks emit at the end is sorted
+// by key and the same from run to run; with several workers each worker's
+// share is sorted and the shares interleave.
 //
 // It is not called on a graceful stop (SIGINT, SIGTERM, runnel.WithStop):
 // the input did not end, and the next run resumes the state as it was at
@@ -163,31 +165,25 @@ type stateRecord[S any] struct {
 
 func addStateful[K runnel.Key, V, S, W any](sc plan.Scope, id, kind string, up runnel.Stream[runnel.KV[K, V]], logic statefulLogic[K, V, S, W]) runnel.Stream[runnel.KV[K, W]] {
 	connect := func(b *engine.Builder, i int, n *statefulNode[K, V, S, W]) {
-		workers := uint64(b.Worker().Workers)
-		engine.Connect(b, n.gate, i, func(kv runnel.KV[K, V]) int { return int(n.ops.Hash(kv.Key) % workers) }, n.handle)
+		keyed.Connect(b, n.gate, i, n.table.Ops, func(kv *runnel.KV[K, V]) K { return kv.Key }, n.handle)
 	}
 	return addStatefulSides(sc, id, kind, logic, []sideConnect[K, V, S, W]{connect}, up)
 }
 
+// entry is one key's state and its requested wake-up.
 type entry[S any] struct {
-	state  S
-	wake   time.Time    // when OnNotify is due (zero: never)
-	queued time.Time    // the key's entry in the timer heap (zero: none)
-	mark   engine.Epoch // epoch in which it was last marked changed
+	state S
+	wake  time.Time // when OnNotify is due (zero: never)
 }
 
 type statefulNode[K runnel.Key, V, S, W any] struct {
-	w         *engine.Worker
-	step      string
-	logic     statefulLogic[K, V, S, W]
-	ops       keys.Ops[K]
-	state     map[K]*entry[S]
-	gate      *engine.Gate
-	out       *engine.Outlet[runnel.KV[K, W]]
-	ctx       Context[K, W]
-	snapshots bool
-	changed   []K // keys changed in the open epoch (with snapshots)
-	timers    wakeHeap[K]
+	w     *engine.Worker
+	step  string
+	logic statefulLogic[K, V, S, W]
+	table *keyed.Table[K, entry[S]]
+	gate  *engine.Gate
+	out   *engine.Outlet[runnel.KV[K, W]]
+	ctx   Context[K, W]
 }
 
 func (n *statefulNode[K, V, S, W]) handle(batch []runnel.KV[K, V]) {
@@ -196,10 +192,10 @@ func (n *statefulNode[K, V, S, W]) handle(batch []runnel.KV[K, V]) {
 	c.epoch = n.gate.Epoch()
 	for i := range batch {
 		kv := &batch[i]
-		e := n.state[kv.Key]
+		e := n.table.Get(kv.Key)
 		var s S
 		if e != nil {
-			s = e.state
+			s = e.State.state
 		}
 		c.key = kv.Key
 		c.rewake = false
@@ -210,39 +206,24 @@ func (n *statefulNode[K, V, S, W]) handle(batch []runnel.KV[K, V]) {
 }
 
 // apply stores what a callback returned for key (e is its entry, if any).
-func (n *statefulNode[K, V, S, W]) apply(key K, e *entry[S], s S, keep bool) {
+func (n *statefulNode[K, V, S, W]) apply(key K, e *keyed.Entry[K, entry[S]], s S, keep bool) {
 	c := &n.ctx
 	if keep {
 		if e == nil {
-			e = &entry[S]{}
-			n.state[key] = e
+			e = n.table.Add(key)
 		}
-		e.state = s
+		e.State.state = s
 		if c.rewake {
-			n.schedule(key, e, c.wake)
-		}
-	} else if e != nil {
-		delete(n.state, key)
-	}
-	if n.snapshots {
-		if e == nil || e.mark != c.epoch {
-			n.changed = append(n.changed, key)
-			if e != nil {
-				e.mark = c.epoch
+			e.State.wake = c.wake
+			if !c.wake.IsZero() {
+				n.table.Schedule(e, keyed.Nanos(c.wake))
 			}
 		}
+	} else if e != nil {
+		n.table.Delete(e)
+		e = nil
 	}
-}
-
-// schedule sets a key's wake-up. The heap holds at most one live entry per
-// key, at or before its wake time, so a key that pushes its timeout back on
-// every item (a session gap) does not grow the heap by an entry per item.
-func (n *statefulNode[K, V, S, W]) schedule(key K, e *entry[S], at time.Time) {
-	e.wake = at
-	if !at.IsZero() && (e.queued.IsZero() || at.Before(e.queued)) {
-		e.queued = at
-		heap.Push(&n.timers, wakeAt[K]{at, key})
-	}
+	n.table.Changed(key, e, c.epoch)
 }
 
 func (n *statefulNode[K, V, S, W]) flush() {
@@ -252,35 +233,23 @@ func (n *statefulNode[K, V, S, W]) flush() {
 }
 
 func (n *statefulNode[K, V, S, W]) OnBarrier(e engine.Epoch) {
-	if n.snapshots && len(n.changed) > 0 {
-		rows, key, err := engine.ChangedRows(n.step, n.changed, n.ops.Format, func(k K) ([]byte, bool, error) {
-			ent, ok := n.state[k]
-			if !ok {
-				return nil, false, nil
-			}
-			b, err := encodeRecord(ent.state, ent.wake)
-			return b, true, err
-		})
-		if err != nil {
-			n.w.Fail(n.step, key, fmt.Errorf("snapshot: state does not encode: %w", err))
-		}
-		clear(n.changed)
-		n.changed = n.changed[:0]
-		n.w.Record(e, rows...)
-	}
+	n.table.Snapshot(n.w, n.step, e, func(ent *keyed.Entry[K, entry[S]]) ([]byte, error) {
+		return encodeRecord(ent.State.state, ent.State.wake)
+	}, nil)
 	n.out.Barrier(e)
 }
 
+// OnEOF runs the OnEOF hook for every key, in key order.
 func (n *statefulNode[K, V, S, W]) OnEOF() {
 	if n.logic.eof != nil {
 		c := &n.ctx
 		c.now = time.Time{}
 		c.epoch = n.gate.Epoch()
-		for k, e := range n.state {
-			c.key = k
+		for _, e := range n.table.Sorted() {
+			c.key = e.Key
 			c.rewake = false
-			s, keep := n.logic.eof(c, e.state)
-			n.apply(k, e, s, keep)
+			s, keep := n.logic.eof(c, e.State.state)
+			n.apply(e.Key, e, s, keep)
 			if len(c.out) >= engine.BatchSize {
 				n.flush()
 			}
@@ -292,76 +261,64 @@ func (n *statefulNode[K, V, S, W]) OnEOF() {
 
 // NextWake and Wake run OnNotify callbacks whose time has come.
 func (n *statefulNode[K, V, S, W]) NextWake() (time.Time, bool) {
-	if n.gate.Aligned() == engine.EOF || len(n.timers) == 0 {
+	if n.gate.Aligned() == engine.EOF {
 		return time.Time{}, false
 	}
-	return n.timers[0].at, true
+	at, ok := n.table.Next()
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(0, at), true
 }
 
 func (n *statefulNode[K, V, S, W]) Wake(now time.Time) {
 	c := &n.ctx
 	c.now = now
 	c.epoch = n.gate.Epoch()
-	for len(n.timers) > 0 && !n.timers[0].at.After(now) {
-		t := heap.Pop(&n.timers).(wakeAt[K])
-		e := n.state[t.key]
-		if e == nil || !e.queued.Equal(t.at) {
-			continue // discarded, or a stale entry of a key made anew
-		}
-		e.queued = time.Time{}
-		if e.wake.IsZero() {
-			continue // cancelled
-		}
-		if e.wake.After(now) {
-			n.schedule(t.key, e, e.wake) // pushed back since
-			continue
-		}
-		e.wake = time.Time{}
-		c.key = t.key
-		c.rewake = false
-		s, keep := n.logic.notify(c, e.state)
-		n.apply(t.key, e, s, keep)
-	}
+	n.wakeDue(now)
 	n.flush()
 }
 
-func (n *statefulNode[K, V, S, W]) resume(rows []engine.StateRow) error {
-	if len(rows) > 0 {
-		n.state = make(map[K]*entry[S], len(rows))
-	}
-	for _, row := range rows {
-		text, raw := row.Key, row.Value
-		k, err := n.ops.Parse(text)
-		if err != nil {
-			return fmt.Errorf("key %q: recovered key does not parse: %w", text, err)
+// wakeDue runs the notifications due at now, in time order.
+func (n *statefulNode[K, V, S, W]) wakeDue(now time.Time) {
+	ns := keyed.Nanos(now)
+	for {
+		e := n.table.PopDue(ns)
+		if e == nil {
+			return
 		}
+		switch wake := e.State.wake; {
+		case wake.IsZero(): // cancelled, or run before an item
+		case wake.After(now):
+			n.table.Schedule(e, keyed.Nanos(wake)) // pushed back since
+		default:
+			n.notify(e)
+		}
+	}
+}
+
+// notify runs e's OnNotify callback now.
+func (n *statefulNode[K, V, S, W]) notify(e *keyed.Entry[K, entry[S]]) {
+	c := &n.ctx
+	e.State.wake = time.Time{}
+	n.table.Unschedule(e)
+	c.key = e.Key
+	c.rewake = false
+	s, keep := n.logic.notify(c, e.State.state)
+	n.apply(e.Key, e, s, keep)
+}
+
+func (n *statefulNode[K, V, S, W]) resume(rows []engine.StateRow) error {
+	return n.table.Resume(rows, reflect.TypeFor[S]().String(), func(e *keyed.Entry[K, entry[S]], raw []byte) (bool, error) {
 		var rec stateRecord[S]
 		if err := codec.Unmarshal(raw, &rec); err != nil {
-			return fmt.Errorf("key %q: recovered state does not decode into %s: %w", text, reflect.TypeFor[S](), err)
+			return false, err
 		}
-		e := &entry[S]{state: rec.State}
-		if rec.NotifyAt != nil {
-			n.schedule(k, e, *rec.NotifyAt)
+		e.State.state = rec.State
+		if rec.NotifyAt != nil && !rec.NotifyAt.IsZero() {
+			e.State.wake = *rec.NotifyAt
+			n.table.Schedule(e, keyed.Nanos(e.State.wake))
 		}
-		n.state[k] = e
-	}
-	return nil
-}
-
-type wakeAt[K any] struct {
-	at  time.Time
-	key K
-}
-
-type wakeHeap[K any] []wakeAt[K]
-
-func (h wakeHeap[K]) Len() int           { return len(h) }
-func (h wakeHeap[K]) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h wakeHeap[K]) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *wakeHeap[K]) Push(x any)        { *h = append(*h, x.(wakeAt[K])) }
-func (h *wakeHeap[K]) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+		return true, nil
+	})
 }

@@ -178,7 +178,7 @@ func TestStateFreedAfterClose(t *testing.T) {
 			defer func() { testHookBuilt = nil }()
 			var open, closed int
 			sizes := func(dst *int) func() {
-				return func() { *dst = len(nodes[0].state) + len(nodes[0].timers) }
+				return func() { *dst = nodes[0].table.Len() + nodes[0].table.Timers() }
 			}
 			var closedAt []time.Duration
 			src := &script[string]{clock: clock, start: start, cues: []cue[string]{

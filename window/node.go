@@ -10,6 +10,7 @@ import (
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/codec"
 	"github.com/runnel-dev/runnel/internal/engine"
+	"github.com/runnel-dev/runnel/internal/keyed"
 	"github.com/runnel-dev/runnel/internal/keys"
 	"github.com/runnel-dev/runnel/internal/plan"
 )
@@ -37,11 +38,9 @@ func kvInlet[K runnel.Key, V, S, W any](up runnel.Stream[runnel.KV[K, V]]) inlet
 // mapInlet reads any stream, keying and converting each item with split.
 func mapInlet[K runnel.Key, V, S, W, T any](up runnel.Stream[T], split func(*T) (K, V)) inlet[K, V, S, W] {
 	return inlet[K, V, S, W]{up: up, connect: func(b *engine.Builder, g *engine.Gate, i int, n *node[K, V, S, W]) {
-		workers := uint64(b.Worker().Workers)
-		hash := n.ops.Hash
-		engine.Connect(b, g, i, func(t T) int {
-			k, _ := split(&t)
-			return int(hash(k) % workers)
+		keyed.Connect(b, g, i, n.table.Ops, func(t *T) K {
+			k, _ := split(t)
+			return k
 		}, func(batch []T) {
 			n.begin()
 			for j := range batch {
@@ -103,24 +102,14 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 	ops := keys.For[K]()
 	stateT := reflect.TypeFor[State[V, S]]()
 	st := &plan.Step{Kind: kind, Outs: 3}
-	st.State = &plan.State{
-		Type:  fmt.Sprintf("key %s, window state %s, %s", reflect.TypeFor[K](), stateT, wdr),
-		Check: func() error { return codec.CheckType(stateT) },
-		Route: func(key string, workers int) (int, error) {
-			k, err := ops.Parse(key)
-			if err != nil {
-				return 0, err
-			}
-			return int(ops.Hash(k) % uint64(workers)), nil
-		},
-	}
+	st.State = keyed.StepState(ops, fmt.Sprintf("key %s, window state %s, %s", reflect.TypeFor[K](), stateT, wdr), stateT)
 	var built *node[K, V, S, W] // the node being built, on any worker
 	st.Build = func(b *engine.Builder) error {
 		n := &node[K, V, S, W]{
-			w: b.Worker(), step: b.StepID(), ops: ops, clock: b.Clock(),
+			w: b.Worker(), step: b.StepID(), clock: b.Clock(),
 			wdr: wdr, lg: lg, ts: clock.ts, event: clock.kind == eventClock,
 			wait: int64(clock.wait), lateness: o.lateness, ordered: o.ordered && clock.kind == eventClock,
-			state: map[K]*keyState[K, V, S]{}, snapshots: b.Snapshots(),
+			table:    keyed.NewTable[K, keyState[V, S]](ops, b.Snapshots()),
 			tumbling: wdr.kind == fixedWindower && wdr.length == wdr.offset,
 		}
 		if n.lg.init == nil {
@@ -189,24 +178,22 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 // testHookBuilt, set by tests only, sees every node built.
 var testHookBuilt func(n any)
 
-// keyState is one key's state and its bookkeeping on the worker.
-type keyState[K runnel.Key, V, S any] struct {
-	st   State[V, S]
-	key  K
-	hidx int   // index in the timer heap, -1 when not scheduled
-	wake int64 // scheduled wake-up, Unix ns (valid when hidx >= 0)
-	mark engine.Epoch
+// keyState is one key's window state on the worker.
+type keyState[V, S any] struct {
+	st State[V, S]
 	// one holds the first open window, so that a key with one window (the
 	// common case) keeps it in the same allocation, and cache lines, as
 	// the rest of its state.
 	one [1]OpenWindow[S]
 }
 
+// entry is a key's entry in the node's table.
+type entry[K runnel.Key, V, S any] = keyed.Entry[K, keyState[V, S]]
+
 // node is the window step on one worker.
 type node[K runnel.Key, V, S, W any] struct {
 	w        *engine.Worker
 	step     string
-	ops      keys.Ops[K]
 	clock    engine.Clock
 	wdr      Windower
 	lg       logic[V, S, W]
@@ -218,18 +205,14 @@ type node[K runnel.Key, V, S, W any] struct {
 	tumbling bool
 	noMeta   bool // no step reads the Meta stream
 
-	gate   *engine.Gate
-	state  map[K]*keyState[K, V, S]
-	timers []*keyState[K, V, S] // min-heap by wake
+	gate  *engine.Gate
+	table *keyed.Table[K, keyState[V, S]]
 
 	now     int64
 	haveNow bool
 	epoch   engine.Epoch
 	cur     K // the key being handled
 	em      Emitter[W]
-
-	snapshots bool
-	changed   []K
 
 	down    *engine.Outlet[runnel.KV[K, Result[W]]]
 	late    *engine.Outlet[runnel.KV[K, Late[V]]]
@@ -254,16 +237,15 @@ func (n *node[K, V, S, W]) nowNs() int64 {
 
 // item handles one upstream item.
 func (n *node[K, V, S, W]) item(k K, v V) {
-	ks := n.state[k]
+	ks := n.table.Get(k)
 	if ks == nil {
-		ks = &keyState[K, V, S]{key: k, hidx: -1}
-		ks.st.Watermark = noWatermark
-		ks.st.Windows = ks.one[:0]
-		n.state[k] = ks
+		ks = n.table.Add(k)
+		ks.State.st.Watermark = noWatermark
+		ks.State.st.Windows = ks.State.one[:0]
 	}
 	n.cur = k
 	now := n.nowNs()
-	st := &ks.st
+	st := &ks.State.st
 	var ts, wm int64
 	if n.event {
 		ts = n.ts(v).UnixNano()
@@ -337,7 +319,7 @@ func (n *node[K, V, S, W]) lateCheck(ts int64, v V, wm int64) bool {
 }
 
 // assign adds an item that was not late at watermark wm to its windows.
-func (n *node[K, V, S, W]) assign(ks *keyState[K, V, S], ts int64, v V, wm int64) {
+func (n *node[K, V, S, W]) assign(ks *entry[K, V, S], ts int64, v V, wm int64) {
 	if n.wdr.kind == sessionWindower {
 		n.assignSession(ks, ts, v)
 		return
@@ -354,8 +336,8 @@ func (n *node[K, V, S, W]) assign(ks *keyState[K, V, S], ts int64, v V, wm int64
 }
 
 // addFixed adds v to fixed window id, opening it if needed.
-func (n *node[K, V, S, W]) addFixed(ks *keyState[K, V, S], id, open int64, v V) {
-	ws := ks.st.Windows
+func (n *node[K, V, S, W]) addFixed(ks *entry[K, V, S], id, open int64, v V) {
+	ws := ks.State.st.Windows
 	i := len(ws)
 	for i > 0 && ws[i-1].ID > id {
 		i--
@@ -367,7 +349,7 @@ func (n *node[K, V, S, W]) addFixed(ks *keyState[K, V, S], id, open int64, v V) 
 		} else {
 			ws = slices.Insert(ws, i, nw)
 		}
-		ks.st.Windows = ws
+		ks.State.st.Windows = ws
 		i++
 	}
 	w := &ws[i-1]
@@ -375,9 +357,9 @@ func (n *node[K, V, S, W]) addFixed(ks *keyState[K, V, S], id, open int64, v V) 
 	w.State = n.lg.value(&n.em, w.State, v)
 }
 
-func (n *node[K, V, S, W]) assignSession(ks *keyState[K, V, S], ts int64, v V) {
+func (n *node[K, V, S, W]) assignSession(ks *entry[K, V, S], ts int64, v V) {
 	gap := n.wdr.gap
-	ws := ks.st.Windows
+	ws := ks.State.st.Windows
 	i := 0
 	for ; i < len(ws); i++ {
 		w := &ws[i]
@@ -393,16 +375,16 @@ func (n *node[K, V, S, W]) assignSession(ks *keyState[K, V, S], ts int64, v V) {
 			return
 		}
 	}
-	ks.st.Windows = slices.Insert(ws, i, OpenWindow[S]{ID: ts, Open: ts, Close: ts, State: n.lg.init()})
-	w := &ks.st.Windows[i]
+	ks.State.st.Windows = slices.Insert(ws, i, OpenWindow[S]{ID: ts, Open: ts, Close: ts, State: n.lg.init()})
+	w := &ks.State.st.Windows[i]
 	n.setEm(w)
 	w.State = n.lg.value(&n.em, w.State, v)
 }
 
 // mergeSessions merges sessions that have come within the gap of each
 // other into the one that opened first.
-func (n *node[K, V, S, W]) mergeSessions(ks *keyState[K, V, S]) {
-	ws := ks.st.Windows
+func (n *node[K, V, S, W]) mergeSessions(ks *entry[K, V, S]) {
+	ws := ks.State.st.Windows
 	for j := 0; j+1 < len(ws); {
 		a, b := &ws[j], &ws[j+1]
 		if satSub(b.Open, a.Close) > n.wdr.gap {
@@ -415,12 +397,12 @@ func (n *node[K, V, S, W]) mergeSessions(ks *keyState[K, V, S]) {
 		a.State = n.lg.merge(&n.em, a.State, b.State)
 		ws = slices.Delete(ws, j+1, j+2)
 	}
-	ks.st.Windows = ws
+	ks.State.st.Windows = ws
 }
 
 // release runs the queued items the watermark has passed, oldest first.
-func (n *node[K, V, S, W]) release(ks *keyState[K, V, S], wm int64) bool {
-	q := ks.st.Queue
+func (n *node[K, V, S, W]) release(ks *entry[K, V, S], wm int64) bool {
+	q := ks.State.st.Queue
 	i := 0
 	for ; i < len(q) && q[i].Time < wm; i++ {
 		n.assign(ks, q[i].Time, q[i].Value, q[i].Watermark)
@@ -430,17 +412,17 @@ func (n *node[K, V, S, W]) release(ks *keyState[K, V, S], wm int64) bool {
 	}
 	m := copy(q, q[i:])
 	clear(q[m:])
-	ks.st.Queue = q[:m]
+	ks.State.st.Queue = q[:m]
 	if m == 0 {
-		ks.st.Queue = nil
+		ks.State.st.Queue = nil
 	}
 	return true
 }
 
 // closeDue closes the windows the watermark wm has passed (all of them at
 // the end of input), in order.
-func (n *node[K, V, S, W]) closeDue(ks *keyState[K, V, S], wm int64, all bool) bool {
-	ws := ks.st.Windows
+func (n *node[K, V, S, W]) closeDue(ks *entry[K, V, S], wm int64, all bool) bool {
+	ws := ks.State.st.Windows
 	i := 0
 	for ; i < len(ws); i++ {
 		w := &ws[i]
@@ -467,27 +449,23 @@ func (n *node[K, V, S, W]) closeDue(ks *keyState[K, V, S], wm int64, all bool) b
 	}
 	if i == len(ws) {
 		clear(ws)
-		ks.st.Windows = ws[:0]
+		ks.State.st.Windows = ws[:0]
 		return true
 	}
 	m := copy(ws, ws[i:])
 	clear(ws[m:])
-	ks.st.Windows = ws[:m]
+	ks.State.st.Windows = ws[:m]
 	return true
 }
 
 // settle frees a key with nothing open, or schedules its next wake-up,
 // and records it as changed for the epoch's snapshot.
-func (n *node[K, V, S, W]) settle(ks *keyState[K, V, S], now int64, changed bool) {
-	if changed && n.snapshots && ks.mark != n.epoch {
-		ks.mark = n.epoch
-		n.changed = append(n.changed, ks.key)
+func (n *node[K, V, S, W]) settle(ks *entry[K, V, S], now int64, changed bool) {
+	if changed {
+		n.table.Changed(ks.Key, ks, n.epoch)
 	}
-	if len(ks.st.Windows) == 0 && len(ks.st.Queue) == 0 {
-		if n.state[ks.key] == ks {
-			delete(n.state, ks.key)
-		}
-		n.unschedule(ks)
+	if len(ks.State.st.Windows) == 0 && len(ks.State.st.Queue) == 0 {
+		n.table.Delete(ks)
 		return
 	}
 	n.schedule(ks, now)
@@ -513,105 +491,43 @@ func (n *node[K, V, S, W]) target(st *State[V, S]) (int64, bool) {
 	return t, ok
 }
 
-func (n *node[K, V, S, W]) schedule(ks *keyState[K, V, S], now int64) {
-	t, ok := n.target(&ks.st)
+func (n *node[K, V, S, W]) schedule(ks *entry[K, V, S], now int64) {
+	t, ok := n.target(&ks.State.st)
 	if !ok || t == math.MaxInt64 {
-		n.unschedule(ks)
+		n.table.Unschedule(ks)
 		return
 	}
 	wake := t
 	if n.event {
-		wake = satAdd(ks.st.SeenAt, satSub(t, ks.st.Watermark))
+		wake = satAdd(ks.State.st.SeenAt, satSub(t, ks.State.st.Watermark))
 	}
-	wake = max(wake, now+1)
-	switch {
-	case ks.hidx < 0:
-		ks.wake = wake
-		ks.hidx = len(n.timers)
-		n.timers = append(n.timers, ks)
-		n.siftUp(ks.hidx)
-	case wake < ks.wake:
-		// A later wake-up is left in place: it finds nothing due and
-		// reschedules, which is cheaper than moving it on every item.
-		ks.wake = wake
-		n.siftUp(ks.hidx)
-	}
-}
-
-func (n *node[K, V, S, W]) unschedule(ks *keyState[K, V, S]) {
-	i := ks.hidx
-	if i < 0 {
-		return
-	}
-	last := len(n.timers) - 1
-	if i != last {
-		n.swap(i, last)
-	}
-	n.timers[last] = nil
-	n.timers = n.timers[:last]
-	ks.hidx = -1
-	if i != last {
-		n.siftDown(i)
-		n.siftUp(i)
-	}
-}
-
-func (n *node[K, V, S, W]) swap(i, j int) {
-	h := n.timers
-	h[i], h[j] = h[j], h[i]
-	h[i].hidx = i
-	h[j].hidx = j
-}
-
-func (n *node[K, V, S, W]) siftUp(i int) {
-	h := n.timers
-	for i > 0 {
-		p := (i - 1) / 2
-		if h[p].wake <= h[i].wake {
-			return
-		}
-		n.swap(i, p)
-		i = p
-	}
-}
-
-func (n *node[K, V, S, W]) siftDown(i int) {
-	h := n.timers
-	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			return
-		}
-		c := l
-		if r := l + 1; r < len(h) && h[r].wake < h[l].wake {
-			c = r
-		}
-		if h[i].wake <= h[c].wake {
-			return
-		}
-		n.swap(i, c)
-		i = c
-	}
+	n.table.Schedule(ks, max(wake, now+1))
 }
 
 // NextWake and Wake close windows on the worker's clock.
 func (n *node[K, V, S, W]) NextWake() (time.Time, bool) {
-	if n.gate.Aligned() == engine.EOF || len(n.timers) == 0 {
+	if n.gate.Aligned() == engine.EOF {
 		return time.Time{}, false
 	}
-	return time.Unix(0, n.timers[0].wake), true
+	at, ok := n.table.Next()
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(0, at), true
 }
 
 func (n *node[K, V, S, W]) Wake(now time.Time) {
 	n.begin()
 	n.now, n.haveNow = now.UnixNano(), true
-	for len(n.timers) > 0 && n.timers[0].wake <= n.now {
-		ks := n.timers[0]
-		n.unschedule(ks)
-		n.cur = ks.key
+	for {
+		ks := n.table.PopDue(n.now)
+		if ks == nil {
+			break
+		}
+		n.cur = ks.Key
 		wm := n.now
 		if n.event {
-			wm = watermarkAt(ks.st.Watermark, ks.st.SeenAt, n.now)
+			wm = watermarkAt(ks.State.st.Watermark, ks.State.st.SeenAt, n.now)
 		}
 		changed := n.release(ks, wm)
 		changed = n.closeDue(ks, wm, false) || changed
@@ -652,22 +568,9 @@ func (n *node[K, V, S, W]) flush() {
 }
 
 func (n *node[K, V, S, W]) OnBarrier(e engine.Epoch) {
-	if n.snapshots && len(n.changed) > 0 {
-		rows, key, err := engine.ChangedRows(n.step, n.changed, n.ops.Format, func(k K) ([]byte, bool, error) {
-			ks, ok := n.state[k]
-			if !ok {
-				return nil, false, nil
-			}
-			b, err := codec.Marshal(&ks.st)
-			return b, true, err
-		})
-		if err != nil {
-			n.w.Fail(n.step, key, fmt.Errorf("snapshot: window state does not encode: %w", err))
-		}
-		clear(n.changed)
-		n.changed = n.changed[:0]
-		n.w.Record(e, rows...)
-	}
+	n.table.Snapshot(n.w, n.step, e, func(ks *entry[K, V, S]) ([]byte, error) {
+		return codec.Marshal(&ks.State.st)
+	}, nil)
 	n.down.Barrier(e)
 	n.late.Barrier(e)
 	n.meta.Barrier(e)
@@ -677,8 +580,8 @@ func (n *node[K, V, S, W]) OnBarrier(e engine.Epoch) {
 // run resumes from the last barrier, with the windows still open.
 func (n *node[K, V, S, W]) OnEOF() {
 	n.begin()
-	for _, ks := range n.state {
-		n.cur = ks.key
+	for _, ks := range n.table.Sorted() {
+		n.cur = ks.Key
 		n.release(ks, math.MaxInt64)
 		n.closeDue(ks, math.MaxInt64, true)
 		if len(n.downBuf)+len(n.metaBuf) >= engine.BatchSize {
@@ -686,9 +589,7 @@ func (n *node[K, V, S, W]) OnEOF() {
 		}
 	}
 	n.flush()
-	clear(n.state)
-	clear(n.timers)
-	n.timers = n.timers[:0]
+	n.table.Reset()
 	n.down.EOF()
 	n.late.EOF()
 	n.meta.EOF()
@@ -698,20 +599,12 @@ func (n *node[K, V, S, W]) resume(rows []engine.StateRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	n.state = make(map[K]*keyState[K, V, S], len(rows))
 	now := n.clock.Now().UnixNano()
-	for _, row := range rows {
-		text, raw := row.Key, row.Value
-		k, err := n.ops.Parse(text)
-		if err != nil {
-			return fmt.Errorf("key %q: recovered key does not parse: %w", text, err)
+	return n.table.Resume(rows, reflect.TypeFor[State[V, S]]().String(), func(ks *entry[K, V, S], raw []byte) (bool, error) {
+		if err := codec.Unmarshal(raw, &ks.State.st); err != nil {
+			return false, err
 		}
-		ks := &keyState[K, V, S]{key: k, hidx: -1}
-		if err := codec.Unmarshal(raw, &ks.st); err != nil {
-			return fmt.Errorf("key %q: recovered state does not decode into %s: %w", text, reflect.TypeFor[State[V, S]](), err)
-		}
-		n.state[k] = ks
 		n.schedule(ks, now)
-	}
-	return nil
+		return true, nil
+	})
 }

@@ -1,0 +1,173 @@
+package keyed
+
+import (
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/engine"
+	"github.com/runnel-dev/runnel/internal/keys"
+)
+
+func TestOwnerIsHashModWorkers(t *testing.T) {
+	// Recovery data written by earlier releases was routed with
+	// hash % workers: the owner of a key must not change.
+	ops := keys.For[string]()
+	for _, k := range []string{"", "a", "hello", "key-12345"} {
+		for w := 1; w <= 7; w++ {
+			if got, want := Owner(ops.Hash(k), w), int(ops.Hash(k)%uint64(w)); got != want {
+				t.Errorf("Owner(%q, %d) = %d, want %d", k, w, got, want)
+			}
+			r, err := RouteText(ops)(k, w)
+			if err != nil || r != Owner(ops.Hash(k), w) {
+				t.Errorf("RouteText(%q, %d) = %d, %v", k, w, r, err)
+			}
+		}
+	}
+	if _, err := RouteText(keys.For[int]())("x", 2); err == nil {
+		t.Error("RouteText of a non-integer for an int key: no error")
+	}
+	route := Router(keys.For[int](), 3, func(p *[2]int) int { return p[0] })
+	if got := route([2]int{42, 0}); got != Owner(keys.For[int]().Hash(42), 3) {
+		t.Errorf("Router = %d", got)
+	}
+}
+
+func TestTimersComeOutInTimeOrder(t *testing.T) {
+	tb := NewTable[int, string](keys.For[int](), false)
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := map[int]int64{}
+	for k := range 200 {
+		e := tb.Add(k)
+		at := rng.Int64N(1000)
+		tb.Schedule(e, at+500)
+		tb.Schedule(e, at) // earlier: moves it
+		tb.Schedule(e, at+100)
+		want[k] = at
+	}
+	// Unschedule and delete some.
+	for k := 0; k < 200; k += 7 {
+		tb.Unschedule(tb.Get(k))
+		delete(want, k)
+	}
+	for k := 3; k < 200; k += 11 {
+		if e := tb.Get(k); e != nil {
+			tb.Delete(e)
+			delete(want, k)
+		}
+	}
+	if tb.Timers() != len(want) {
+		t.Fatalf("Timers = %d, want %d", tb.Timers(), len(want))
+	}
+	last := int64(-1)
+	for n := 0; ; n++ {
+		next, ok := tb.Next()
+		e := tb.PopDue(2000)
+		if e == nil {
+			if ok || n != len(want) {
+				t.Fatalf("popped %d of %d", n, len(want))
+			}
+			break
+		}
+		if at := want[e.Key]; e.at != at || next != at || at < last {
+			t.Fatalf("key %d at %d (next %d), want %d, after %d", e.Key, e.at, next, at, last)
+		}
+		if _, on := e.Wake(); on {
+			t.Fatal("a popped entry is still scheduled")
+		}
+		last = e.at
+	}
+	e := tb.Get(1)
+	tb.Schedule(e, 10)
+	if tb.PopDue(9) != nil || !tb.Due(10) || tb.Due(9) || tb.PopDue(10) != e {
+		t.Error("PopDue pops only what is due")
+	}
+}
+
+func TestRowsAndResume(t *testing.T) {
+	ops := keys.For[string]()
+	tb := NewTable[string, int](ops, true)
+	a, b := tb.Add("a"), tb.Add("b")
+	a.State, b.State = 1, 2
+	tb.Changed("a", a, 1)
+	tb.Changed("a", a, 1) // once per epoch
+	tb.Changed("b", b, 1)
+	tb.Delete(b)
+	tb.Changed("b", nil, 1)
+	tb.Changed("gone", nil, 1)
+	enc := func(e *Entry[string, int]) ([]byte, error) { return []byte{byte(e.State)}, nil }
+	rows, _, err := tb.Rows("s", enc, func(k string) ([]byte, bool, error) {
+		if k == "gone" {
+			return []byte("tomb"), true, nil
+		}
+		return nil, false, nil
+	})
+	want := []engine.Row{{Step: "s", Key: "a", Value: []byte{1}}, {Step: "s", Key: "b", Deleted: true}, {Step: "s", Key: "gone", Value: []byte("tomb")}}
+	if err != nil || !slices.EqualFunc(rows, want, func(x, y engine.Row) bool {
+		return x.Key == y.Key && x.Deleted == y.Deleted && string(x.Value) == string(y.Value)
+	}) {
+		t.Errorf("Rows = %v, %v; want %v", rows, err, want)
+	}
+	if rows, _, _ := tb.Rows("s", enc, nil); len(rows) != 0 {
+		t.Errorf("second Rows = %v", rows)
+	}
+	tb.Changed("a", a, 2)
+	if _, key, err := tb.Rows("s", func(*Entry[string, int]) ([]byte, error) { return nil, errors.New("boom") }, nil); err == nil || key != "a" {
+		t.Errorf("encode error: %q %v", key, err)
+	}
+
+	// Without snapshots nothing is tracked.
+	off := NewTable[string, int](ops, false)
+	off.Changed("a", off.Add("a"), 1)
+	if rows, _, _ := off.Rows("s", enc, nil); len(rows) != 0 {
+		t.Errorf("rows without snapshots: %v", rows)
+	}
+
+	r := NewTable[int, int](keys.For[int](), false)
+	err = r.Resume([]engine.StateRow{{Key: "1", Value: []byte{5}}, {Key: "2", Value: []byte{0}}}, "int", func(e *Entry[int, int], raw []byte) (bool, error) {
+		e.State = int(raw[0])
+		r.Schedule(e, int64(raw[0]))
+		return raw[0] != 0, nil
+	})
+	if err != nil || r.Len() != 1 || r.Get(1).State != 5 || r.Timers() != 1 {
+		t.Errorf("Resume: %v, %d keys, %d timers", err, r.Len(), r.Timers())
+	}
+	err = r.Resume([]engine.StateRow{{Key: "x"}}, "int", nil)
+	if err == nil || !strings.Contains(err.Error(), `key "x": recovered key does not parse`) {
+		t.Errorf("bad key: %v", err)
+	}
+	err = r.Resume([]engine.StateRow{{Key: "3"}}, "thing", func(*Entry[int, int], []byte) (bool, error) { return false, errors.New("bad") })
+	if err == nil || !strings.Contains(err.Error(), `key "3": recovered state does not decode into thing: bad`) {
+		t.Errorf("bad value: %v", err)
+	}
+}
+
+func TestSorted(t *testing.T) {
+	tb := NewTable[int, struct{}](keys.For[int](), false)
+	for _, k := range rand.Perm(100) {
+		tb.Add(k - 50)
+	}
+	var got []int
+	for _, e := range tb.Sorted() {
+		got = append(got, e.Key)
+	}
+	if !slices.IsSorted(got) || len(got) != 100 || got[0] != -50 {
+		t.Errorf("Sorted = %v", got)
+	}
+	tb.Reset()
+	if tb.Len() != 0 || tb.Timers() != 0 {
+		t.Error("Reset left entries")
+	}
+}
+
+func TestNanosClamps(t *testing.T) {
+	if Nanos(time.Unix(0, 5)) != 5 {
+		t.Error("Nanos(5ns)")
+	}
+	if Nanos(time.Unix(1<<40, 0)) != 1<<63-1 || Nanos(time.Unix(-(1<<40), 0)) != -1<<63 {
+		t.Error("Nanos does not clamp")
+	}
+}
