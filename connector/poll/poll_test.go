@@ -214,3 +214,31 @@ func (w *commitWatch) stop() {
 	close(w.quit)
 	<-w.exited
 }
+
+// TestSourceWithRecoveryRescale: NewSource keeps no position, so runs with
+// recovery on 1, 3 and 2 workers each poll afresh.
+func TestSourceWithRecoveryRescale(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "db")
+	if err := recovery.Init(db, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 3, 2} {
+		calls := 0
+		src := poll.NewSource(time.Millisecond, func() ([]int, error) {
+			calls++
+			if calls == 3 {
+				return []int{calls}, io.EOF
+			}
+			return []int{calls}, nil
+		})
+		flow := runnel.NewDataflow("f")
+		sink := runneltest.NewSink[int]()
+		op.Output("out", op.Input("inp", flow, src), sink)
+		if err := runnel.Run(context.Background(), flow, runneltest.Config(workers, time.Millisecond, db)); err != nil {
+			t.Fatalf("%d workers: %v", workers, err)
+		}
+		if diff := cmp.Diff([]int{1, 2, 3}, sink.Items()); diff != "" {
+			t.Errorf("%d workers (-want +got):\n%s", workers, diff)
+		}
+	}
+}

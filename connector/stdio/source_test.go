@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/connector/stdio"
 	"github.com/runnel-dev/runnel/op"
+	"github.com/runnel-dev/runnel/recovery"
 	"github.com/runnel-dev/runnel/runneltest"
 )
 
@@ -129,5 +131,30 @@ func TestReaderSourceReadError(t *testing.T) {
 	}
 	if got := sink.Items(); !slices.Equal(got, []string{"one"}) {
 		t.Errorf("got %q, want only the whole line", got)
+	}
+}
+
+// TestReaderSourceWithRecovery: the source keeps no position, so a run
+// with recovery on another number of workers reads the new input whole,
+// and the positions of the flow's other steps still resume.
+func TestReaderSourceWithRecovery(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "db")
+	if err := recovery.Init(db, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		workers int
+		in      string
+		want    []string
+	}{{1, "a\nb\n", []string{"a", "b"}}, {3, "c\n", []string{"c"}}, {2, "", nil}} {
+		flow := runnel.NewDataflow("f")
+		sink := runneltest.NewSink[string]()
+		op.Output("out", op.Input("lines", flow, stdio.NewReaderSource(strings.NewReader(tc.in))), sink)
+		if err := runnel.Run(context.Background(), flow, runneltest.Config(tc.workers, time.Hour, db)); err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if got := sink.Items(); !slices.Equal(got, tc.want) {
+			t.Errorf("run %d on %d workers: got %q, want %q", i, tc.workers, got, tc.want)
+		}
 	}
 }
