@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -128,7 +131,9 @@ func (s *fileSource) BuildPart(_, part string, resume *int64) (runnel.StatefulSo
 // NewDirSource reads the files in dir whose names match glob (as
 // filepath.Glob matches filepath.Join(dir, glob); directories are skipped),
 // one partition per file, each read like NewSource, like Bytewax's
-// DirSource. Partitions are named by the file's path relative to dir
+// DirSource. As in Bytewax (Python's Path.glob), a "**" path element
+// matches any number of directories, itself included: "**/*.log" reads
+// every .log file below dir, at any depth. Partitions are named by the file's path relative to dir
 // (with forward slashes) and spread over the workers by the engine; lines
 // of one file keep their order, lines of different files interleave.
 //
@@ -180,7 +185,7 @@ func (s *dirLister) list() {
 		s.err = fmt.Errorf("file: list %s: %s is not a directory", pattern, s.dir)
 		return
 	}
-	matches, err := filepath.Glob(pattern)
+	matches, err := s.match()
 	if err != nil {
 		s.err = fmt.Errorf("file: list %s: %w", pattern, err)
 		return
@@ -198,6 +203,61 @@ func (s *dirLister) list() {
 		s.parts = append(s.parts, filepath.ToSlash(rel))
 	}
 	slices.Sort(s.parts)
+}
+
+// match lists the paths that match, with filepath.Glob, or by walking the
+// directory when the pattern has a "**" element.
+func (s *dirLister) match() ([]string, error) {
+	elems := strings.Split(filepath.ToSlash(s.glob), "/")
+	if !slices.Contains(elems, "**") {
+		return filepath.Glob(filepath.Join(s.dir, s.glob))
+	}
+	for _, e := range elems {
+		if _, err := path.Match(e, ""); err != nil {
+			return nil, filepath.ErrBadPattern
+		}
+	}
+	var matches []string
+	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(s.dir, p)
+		if err != nil {
+			return err
+		}
+		if matchElems(elems, strings.Split(filepath.ToSlash(rel), "/")) {
+			matches = append(matches, p)
+		}
+		return nil
+	})
+	return matches, err
+}
+
+// matchElems matches path elements against pattern elements, where "**"
+// matches any number of elements.
+func matchElems(pattern, name []string) bool {
+	for len(pattern) > 0 {
+		if pattern[0] == "**" {
+			for i := 0; i <= len(name); i++ {
+				if matchElems(pattern[1:], name[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(name) == 0 {
+			return false
+		}
+		if ok, _ := path.Match(pattern[0], name[0]); !ok {
+			return false
+		}
+		pattern, name = pattern[1:], name[1:]
+	}
+	return len(name) == 0
 }
 
 // ListParts lists the matching files, once per Source value, so that

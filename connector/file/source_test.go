@@ -230,3 +230,40 @@ func TestDirSourceErrors(t *testing.T) {
 		t.Errorf("no match: got %q, %v; want nothing and no error", got, err)
 	}
 }
+
+// TestDirSourceRecursiveGlob: "**" matches any number of directories, as
+// in Bytewax's DirSource (Python's Path.glob).
+func TestDirSourceRecursiveGlob(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"sub/deep", "other"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"a.log", "sub/b.log", "sub/deep/c.log", "sub/x.txt", "other/d.log"} {
+		writeFile(t, filepath.Join(dir, f), f+"\n")
+	}
+	for _, tc := range []struct {
+		glob string
+		want []string
+	}{
+		{"**/*.log", []string{"a.log", "other/d.log", "sub/b.log", "sub/deep/c.log"}},
+		{"sub/**/*.log", []string{"sub/b.log", "sub/deep/c.log"}},
+		{"**/deep/*", []string{"sub/deep/c.log"}},
+		{"**", []string{"a.log", "other/d.log", "sub/b.log", "sub/deep/c.log", "sub/x.txt"}},
+		{"*/*.log", []string{"other/d.log", "sub/b.log"}},
+	} {
+		got, err := readAll(t, file.NewDirSource(dir, tc.glob), runneltest.Config(2, time.Hour, ""))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.glob, err)
+		}
+		slices.Sort(got)
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.glob, diff)
+		}
+	}
+	_, err := readAll(t, file.NewDirSource(dir, "**/[a-"), runneltest.Config(1, time.Hour, ""))
+	if !errors.Is(err, filepath.ErrBadPattern) {
+		t.Errorf("bad glob: err = %v, want ErrBadPattern", err)
+	}
+}
