@@ -309,7 +309,7 @@ func newRecordDecoder[T any]() (*recordDecoder[T], error) {
 	}
 	d := &recordDecoder[T]{}
 	for _, sf := range reflect.VisibleFields(t) {
-		if !sf.IsExported() || sf.Anonymous {
+		if !sf.IsExported() || sf.Anonymous || throughPointer(t, sf.Index) {
 			continue
 		}
 		name, opt, _ := strings.Cut(sf.Tag.Get("csv"), ",")
@@ -328,9 +328,24 @@ func newRecordDecoder[T any]() (*recordDecoder[T], error) {
 	return d, nil
 }
 
+// throughPointer says a promoted field is reached through an embedded
+// pointer, which may be nil: such fields are not decoded.
+func throughPointer(t reflect.Type, index []int) bool {
+	for i := 1; i < len(index); i++ {
+		if t.FieldByIndex(index[:i]).Type.Kind() == reflect.Pointer {
+			return true
+		}
+	}
+	return false
+}
+
 // bind maps the fields to the header's columns.
 func (d *recordDecoder[T]) bind(header []string) error {
 	d.header = slices.Clone(header)
+	if len(d.header) > 0 {
+		// Spreadsheets often start a UTF-8 CSV file with a byte order mark.
+		d.header[0] = strings.TrimPrefix(d.header[0], "\ufeff")
+	}
 	if d.isMap {
 		return nil
 	}

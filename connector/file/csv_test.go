@@ -74,6 +74,32 @@ func TestCSVDecode(t *testing.T) {
 	}
 }
 
+type Base struct {
+	ID int `csv:"id"`
+}
+
+type Extra struct{ Skipped string }
+
+// TestCSVEmbeddedAndBOM: fields promoted from an embedded struct are
+// decoded (not those behind an embedded pointer), and a byte order mark
+// before the header is not part of the first column's name.
+func TestCSVEmbeddedAndBOM(t *testing.T) {
+	type row struct {
+		Base
+		*Extra
+		Name string `csv:"name"`
+	}
+	path := filepath.Join(t.TempDir(), "r.csv")
+	writeFile(t, path, "\ufeffid,name\n7,x\n")
+	got, err := readAs(t, file.NewCSVSource[row](path), runneltest.Config(1, time.Hour, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]row{{Base: Base{ID: 7}, Name: "x"}}, got); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+}
+
 func TestCSVMapAndOptions(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.csv")
 	writeFile(t, path, "# a comment\na; b\n1;  two\n")
