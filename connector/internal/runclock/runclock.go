@@ -43,3 +43,12 @@ func (w wrapped[T]) BuildInput(b *engine.Builder, out *engine.Outlet[T]) error {
 	w.set(b.Clock())
 	return w.Source.BuildInput(b, out)
 }
+
+// StateShape forwards the wrapped source's state shape, when it has one,
+// so that recovery still records it.
+func (w wrapped[T]) StateShape() string {
+	if s, ok := w.Source.(interface{ StateShape() string }); ok {
+		return s.StateShape()
+	}
+	return ""
+}
