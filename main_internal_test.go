@@ -26,6 +26,9 @@ func TestMainExitCodes(t *testing.T) {
 		{"-r without -s", []string{"-r", "dir", "-b", "0"}, nil, 2, "", "-s"},
 		{"negative interval", []string{"-s", "-1"}, nil, 2, "", ""},
 		{"flow error", nil, nil, 1, "", "no input step"},
+		{"bad --api-addr", []string{"--api-addr", "localhost"}, nil, 2, "", "--api-addr"},
+		{"bad RUNNEL_API_ADDR", nil, map[string]string{"RUNNEL_API_ADDR": ":x"}, 2, "", "RUNNEL_API_ADDR"},
+		{"--api-pprof without --api-addr", []string{"--api-pprof"}, nil, 2, "", "--api-pprof needs --api-addr"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/plan"
@@ -76,6 +79,23 @@ func WithOutput(w io.Writer) RunOption { return runOption(func(o *runner.Options
 // is 65536. Lower it to bound memory for very large items.
 func WithMaxInFlight(items int) RunOption {
 	return runOption(func(o *runner.Options) { o.MaxOutstanding = int64(items) })
+}
+
+// WithAPIListener serves the operations endpoints (Prometheus /metrics,
+// /dataflow, the web view at /; see docs/operations.md) on ln, a listener
+// the caller opened, instead of on cfg.APIAddr. Run closes it when it
+// returns. Use it to pick the address yourself (port 0 in tests) or with
+// socket activation. The default is cfg.APIAddr, or no endpoints.
+func WithAPIListener(ln net.Listener) RunOption {
+	return runOption(func(o *runner.Options) { o.APIListener = ln })
+}
+
+// WithMetricsGatherer adds the metrics of g (a *prometheus.Registry with
+// your own collectors, say) to /metrics. The default is Prometheus's
+// default registry, so collectors registered with prometheus.MustRegister
+// are served without this option.
+func WithMetricsGatherer(g prometheus.Gatherer) RunOption {
+	return runOption(func(o *runner.Options) { o.Gatherer = g })
 }
 
 // Run runs flow with cfg until its input ends, a step fails, ctx is

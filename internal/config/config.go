@@ -15,6 +15,8 @@
 //	    --drop-state STEP         (flag only)
 //	    --recovery-plan           (flag only)
 //	    --print-flow FORMAT       (flag only) mermaid, dot or json
+//	    --api-addr HOST:PORT      RUNNEL_API_ADDR              default none
+//	    --api-pprof               RUNNEL_API_PPROF             default false
 //
 // A flag given on the command line beats its environment variable, and the
 // variable beats the default. An empty variable counts as unset. Intervals
@@ -103,6 +105,17 @@ type Config struct {
 	// instead of running it (--print-flow mermaid|dot|json). Empty (the
 	// default) runs the flow.
 	PrintFlow string
+
+	// APIAddr is the host:port where the run serves Prometheus metrics
+	// (/metrics), the flow's graph (/dataflow) and the live web view (/)
+	// (--api-addr, RUNNEL_API_ADDR). An empty host listens on every
+	// interface; port 0 picks a free port (logged at start). Empty (the
+	// default) serves nothing.
+	APIAddr string
+
+	// APIPprof also serves net/http/pprof under /debug/pprof/ on APIAddr
+	// (--api-pprof, RUNNEL_API_PPROF). Needs APIAddr.
+	APIPprof bool
 }
 
 // Default returns the configuration used when no flag and no environment
@@ -126,6 +139,8 @@ const (
 	flagDrop  = "--drop-state"
 	flagPlan  = "--recovery-plan"
 	flagPrint = "--print-flow"
+	flagAPI   = "--api-addr"
+	flagPprof = "--api-pprof"
 )
 
 // Validate checks c and reports every broken rule at once, one per line of
@@ -217,6 +232,13 @@ func (c Config) check(g *given) []error {
 	if !recovery && c.RecoveryPlan {
 		add("%s needs %s (there is nothing to plan without recovery data)", flagPlan, flagR)
 	}
+	if c.APIAddr != "" {
+		if err := checkListenAddress(c.APIAddr); err != nil {
+			add("%s: %v", flagAPI, err)
+		}
+	} else if c.APIPprof {
+		add("%s needs %s (profiles are served on that address)", flagPprof, flagAPI)
+	}
 	switch c.PrintFlow {
 	case "", "mermaid", "dot", "json":
 	default:
@@ -228,6 +250,23 @@ func (c Config) check(g *given) []error {
 // errSnapshotZero explains why the snapshot interval cannot be 0.
 var errSnapshotZero = errors.New("-s 0 is not allowed, because the snapshot interval is the epoch length; " +
 	"use a small value such as -s 0.05 for frequent snapshots")
+
+// checkListenAddress checks an address to listen on: host:port where the
+// host may be empty (every interface) and the port may be 0 (any free one).
+func checkListenAddress(a string) error {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return fmt.Errorf("%q is not host:port (%s); for example 127.0.0.1:9090 or :9090", a, ae.Err)
+		}
+		return fmt.Errorf("%q is not host:port; for example 127.0.0.1:9090 or :9090", a)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q has invalid port %q (want 0-65535)", a, port)
+	}
+	return nil
+}
 
 // checkAddress checks one host:port address.
 func checkAddress(a string) error {

@@ -24,6 +24,8 @@ const (
 	envRecovery  = "RUNNEL_RECOVERY_DIRECTORY"
 	envSnapshot  = "RUNNEL_SNAPSHOT_INTERVAL"
 	envBackup    = "RUNNEL_BACKUP_INTERVAL"
+	envAPI       = "RUNNEL_API_ADDR"
+	envPprof     = "RUNNEL_API_PPROF"
 )
 
 // flagEnv maps each flag's long name to its environment variable, in the
@@ -35,6 +37,8 @@ var flagEnv = []struct{ flag, env string }{
 	{"recovery-directory", envRecovery},
 	{"snapshot-interval", envSnapshot},
 	{"backup-interval", envBackup},
+	{"api-addr", envAPI},
+	{"api-pprof", envPprof},
 }
 
 // newFlagSet binds the flags to the fields of c.
@@ -65,6 +69,10 @@ func newFlagSet(program string, c *Config) *pflag.FlagSet {
 		"print the recovery plan and exit")
 	fs.Var(&choiceValue{p: &c.PrintFlow, choices: []string{"mermaid", "dot", "json"}}, "print-flow",
 		"print the flow's graph (mermaid, dot or json) and exit")
+	fs.Var(&listenValue{p: &c.APIAddr}, "api-addr",
+		"serve metrics, the graph and the web view on host:port")
+	fs.BoolVar(&c.APIPprof, "api-pprof", false,
+		"also serve net/http/pprof on --api-addr")
 	return fs
 }
 
@@ -274,6 +282,20 @@ func (v *stepsValue) Set(s string) error {
 func (v *stepsValue) String() string { return strings.Join(*v.p, ",") }
 func (v *stepsValue) Type() string   { return "step" }
 
+// listenValue is an address to listen on.
+type listenValue struct{ p *string }
+
+func (v *listenValue) Set(s string) error {
+	if err := checkListenAddress(s); err != nil {
+		return err
+	}
+	*v.p = s
+	return nil
+}
+
+func (v *listenValue) String() string { return *v.p }
+func (v *listenValue) Type() string   { return "host:port" }
+
 // choiceValue is one of a fixed set of words.
 type choiceValue struct {
 	p       *string
@@ -303,8 +325,9 @@ func Usage(program string) string {
 const usageText = `Usage: PROGRAM [flags] [--] [args...]
 
 Runs the dataflow. Arguments after the flags, or after "--", are left to the
-flow program (put negative numbers after "--"). Each of -w, -i, -a, -r, -s
-and -b can also be set by the environment variable shown; a flag beats its
+flow program (put negative numbers after "--"). Each of -w, -i, -a, -r, -s,
+-b, --api-addr and --api-pprof can also be set by the environment variable
+shown; a flag beats its
 variable, a variable beats the default, and an empty variable counts as unset.
 
 Flags:
@@ -346,6 +369,15 @@ Flags:
                                  running: FORMAT is mermaid (paste into any
                                  Mermaid renderer), dot (Graphviz) or json
                                  (the same document as the /dataflow endpoint).
+      --api-addr HOST:PORT       Serve Prometheus metrics (/metrics), the
+                                 flow's graph (/dataflow) and a live web view
+                                 (/) on this address while the flow runs, e.g.
+                                 127.0.0.1:9090; an empty host listens on every
+                                 interface, port 0 picks a free port.
+                                 Env RUNNEL_API_ADDR. Default: none.
+      --api-pprof                Also serve Go profiles (net/http/pprof) under
+                                 /debug/pprof/. Needs --api-addr.
+                                 Env RUNNEL_API_PPROF (true/false).
   -h, --help                     Print this help and exit.
 
 Intervals (T) are plain seconds ("30", "0.05") or Go durations ("30s",

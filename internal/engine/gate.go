@@ -32,11 +32,12 @@ type Gate struct {
 	owner    []replayer
 	aligned  Epoch // every channel has delivered barriers through this
 	settling bool
+	stats    *StepStats // nil when the worker does not count
 }
 
 // NewGate makes the gate for the node of the step being built.
 func (b *Builder) NewGate(n Node) *Gate {
-	g := &Gate{w: b.w, step: b.stepID, node: n, terminal: b.terminal, aligned: b.w.start - 1}
+	g := &Gate{w: b.w, step: b.stepID, node: n, terminal: b.terminal, aligned: b.w.start - 1, stats: b.stepStats()}
 	b.w.gates = append(b.w.gates, g)
 	if g.terminal {
 		b.w.terminals = append(b.w.terminals, g)

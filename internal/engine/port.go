@@ -1,6 +1,9 @@
 package engine
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // BatchSize is the number of items an exchange gathers per destination
 // before it sends them.
@@ -19,12 +22,16 @@ type Target[T any] interface {
 // reuse its output buffer as soon as Push returns.
 type Outlet[T any] struct {
 	targets []Target[T]
+	count   *atomic.Int64 // items pushed, when the worker counts
 }
 
 // Push sends a batch to every target.
 func (o *Outlet[T]) Push(batch []T) {
 	if len(batch) == 0 {
 		return
+	}
+	if o.count != nil {
+		o.count.Add(int64(len(batch)))
 	}
 	for _, t := range o.targets {
 		t.Push(batch)
@@ -140,6 +147,13 @@ func (in *Input[T]) push(ch int, batch []T, from int, credited bool) {
 
 func (in *Input[T]) call(batch []T) {
 	defer in.g.w.guard(in.g.step)
+	if st := in.g.stats; st != nil {
+		s := in.g.w.stats
+		outer, start := s.begin()
+		in.handle(batch)
+		s.end(st, len(batch), outer, start)
+		return
+	}
 	in.handle(batch)
 }
 

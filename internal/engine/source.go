@@ -90,6 +90,7 @@ type inputNode[T any] struct {
 	step  string
 	out   *Outlet[T]
 	parts []*part[T]
+	stats *StepStats // nil when the worker does not count
 }
 
 func (n *inputNode[T]) peek() (bool, time.Time) {
@@ -132,6 +133,13 @@ func (n *inputNode[T]) poll(now time.Time) (bool, time.Time) {
 
 func (n *inputNode[T]) next(p *part[T]) ([]T, error) {
 	defer n.w.guard(n.step)
+	if n.stats != nil {
+		s := n.w.stats
+		outer, start := s.begin()
+		batch, err := p.p.NextBatch()
+		s.end(n.stats, len(batch), outer, start)
+		return batch, err
+	}
 	return p.p.NextBatch()
 }
 
@@ -211,7 +219,7 @@ func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[
 	if err != nil {
 		return err
 	}
-	n := &inputNode[T]{w: b.w, step: b.stepID, out: out}
+	n := &inputNode[T]{w: b.w, step: b.stepID, out: out, stats: b.stepStats()}
 	resume := b.Resume()
 	if err := knownParts(resume, parts); err != nil {
 		return err
@@ -254,7 +262,7 @@ func AddDynamic[T any](b *Builder, out *Outlet[T], src DynamicSource[T]) error {
 		return err
 	}
 	b.OnClose(p.Close)
-	n := &inputNode[T]{w: b.w, step: b.stepID, out: out,
+	n := &inputNode[T]{w: b.w, step: b.stepID, out: out, stats: b.stepStats(),
 		parts: []*part[T]{{key: fmt.Sprintf("worker-%d", b.w.Index), p: p}}}
 	b.w.sources = append(b.w.sources, n)
 	return nil

@@ -29,6 +29,8 @@ type Config struct {
 	MaxOutstanding int64
 	// Shared is what the workers of one process share (nil: nothing).
 	Shared *Shared
+	// Stats receives the worker's counters (nil: nothing is counted).
+	Stats *Stats
 }
 
 // Worker runs every step of a dataflow for one worker. It is not safe for
@@ -45,6 +47,9 @@ type Worker struct {
 	resume    map[string][]StateRow
 	maxOut    int64
 	shared    *Shared
+	stats     *Stats
+
+	nextSample time.Time
 
 	epoch      Epoch // the open epoch
 	epochEnd   time.Time
@@ -98,7 +103,7 @@ func NewWorker(c Config) *Worker {
 		Index: c.Index, Workers: c.Workers,
 		clock: c.Clock, tr: c.Transport, committer: c.Committer,
 		interval: c.EpochInterval, start: c.StartEpoch, snapshots: c.Snapshots,
-		resume: c.Resume, maxOut: c.MaxOutstanding, shared: c.Shared,
+		resume: c.Resume, maxOut: c.MaxOutstanding, shared: c.Shared, stats: c.Stats,
 		pending: map[Epoch][]Row{},
 	}
 	if w.start == 0 {
@@ -110,6 +115,9 @@ func NewWorker(c Config) *Worker {
 	w.epoch = w.start
 	w.reported = w.start - 1
 	w.committed = w.start - 1
+	if w.stats != nil {
+		w.stats.Epoch.Store(w.epoch)
+	}
 	return w
 }
 
@@ -183,6 +191,9 @@ func (w *Worker) AddStep(p *Program, idx int, id string, inputs []Port, terminal
 // NewOutlet creates the step's next output.
 func NewOutlet[T any](b *Builder, out int) *Outlet[T] {
 	o := &Outlet[T]{}
+	if st := b.stepStats(); st != nil {
+		o.count = st.output(out)
+	}
 	b.outlets[Port{b.stepIdx, out}] = o
 	return o
 }
@@ -326,6 +337,9 @@ func (w *Worker) Step() (progress bool, err error) {
 	if w.epochEnd.IsZero() {
 		w.epochEnd = now.Add(w.interval)
 	}
+	if w.stats != nil {
+		w.sample(now)
+	}
 	if !w.inputsDone {
 		if w.stopAt > 0 {
 			for w.epoch <= w.stopAt {
@@ -377,6 +391,10 @@ func (w *Worker) closeEpoch() {
 		s.closeEpoch(w.epoch)
 	}
 	w.epoch++
+	if w.stats != nil {
+		w.stats.Epoch.Store(w.epoch)
+		w.stats.EpochsClosed.Add(1)
+	}
 	w.flush()
 }
 

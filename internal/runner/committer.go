@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/runnel-dev/runnel/internal/api"
 	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/recovery"
 )
@@ -37,6 +39,7 @@ type committer struct {
 	// two-phase sinks (engine.Worker.Committed); notify wakes them.
 	durable atomic.Uint64
 	notify  func()
+	stats   *api.Commits // nil: not counted
 }
 
 type job struct {
@@ -136,6 +139,7 @@ func (c *committer) write() {
 
 func (c *committer) persist(jobs []job) error {
 	last := jobs[len(jobs)-1].epoch
+	began := time.Now()
 	if c.store != nil {
 		for _, j := range jobs {
 			if len(j.rows) == 0 {
@@ -155,6 +159,21 @@ func (c *committer) persist(jobs []job) error {
 	c.durable.Store(last)
 	if c.notify != nil {
 		c.notify()
+	}
+	if s := c.stats; s != nil && c.store != nil {
+		took := time.Since(began)
+		var rows, bytes int64
+		for _, j := range jobs {
+			rows += int64(len(j.rows))
+			for _, r := range j.rows {
+				bytes += int64(len(r.Step) + len(r.Key) + len(r.Value))
+			}
+		}
+		s.Rows.Add(rows)
+		s.Bytes.Add(bytes)
+		s.Duration.Observe(took.Seconds(), uint64(took))
+		s.Epoch.Store(last)
+		s.At.Store(time.Now().UnixNano())
 	}
 	return nil
 }

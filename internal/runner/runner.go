@@ -10,10 +10,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/runnel-dev/runnel/internal/api"
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/plan"
@@ -43,6 +47,12 @@ type Options struct {
 	Out io.Writer
 	// MaxOutstanding overrides the engine's flow-control limit.
 	MaxOutstanding int64
+	// APIListener serves the API endpoints (see package api) on a listener
+	// the caller opened, instead of listening on cfg.APIAddr.
+	APIListener net.Listener
+	// Gatherer adds the user's metrics to /metrics (default: Prometheus's
+	// default registry).
+	Gatherer prometheus.Gatherer
 }
 
 // ErrInterrupted is wrapped by the error of a run stopped through
@@ -116,6 +126,23 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	}
 	if opt.Clock == nil {
 		opt.Clock = wallClock{}
+	}
+	// Listen before anything is read, so that an address in use stops the
+	// run before it starts.
+	var srv *api.Server
+	ln := opt.APIListener
+	if ln == nil && cfg.APIAddr != "" && !cfg.RecoveryPlan {
+		if ln, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+			return fmt.Errorf("--api-addr %s: cannot serve the API there: %w", cfg.APIAddr, err)
+		}
+	}
+	if ln != nil {
+		srv = api.Start(ln, api.Options{Pprof: cfg.APIPprof, Gatherer: opt.Gatherer})
+		defer func() {
+			if cerr := srv.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("--api-addr: %w", cerr)
+			}
+		}()
 	}
 	if opt.Out == nil {
 		opt.Out = io.Discard
@@ -221,6 +248,15 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 			b.signal()
 		}
 	}
+	var view *api.Run
+	if srv != nil {
+		view = &api.Run{Graph: flow.Graph(), Start: time.Now(), InFlight: r.tr.Outstanding, Interval: cfg.SnapshotInterval}
+		if store != nil {
+			view.Commits = api.NewCommits()
+			view.Commits.Epoch.Store(start - 1)
+			r.com.stats = view.Commits
+		}
+	}
 
 	// Build every worker's steps before starting any, so a build error
 	// (a source that cannot open, recovered state that does not decode)
@@ -228,10 +264,17 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	var buildErr error
 	shared := &engine.Shared{}
 	for i := range W {
+		var stats *engine.Stats
+		if view != nil {
+			base := time.Now()
+			stats = engine.NewStats(func() time.Duration { return time.Since(base) })
+			view.Workers = append(view.Workers, stats)
+		}
 		w := engine.NewWorker(engine.Config{
 			Index: i, Workers: W, Clock: r.clock, Transport: r.tr, Committer: r.com,
 			EpochInterval: cfg.SnapshotInterval, StartEpoch: start,
 			Snapshots: store != nil, Resume: resume[i], MaxOutstanding: limit, Shared: shared,
+			Stats: stats,
 		})
 		r.workers = append(r.workers, w)
 		prog := engine.NewProgram()
@@ -249,12 +292,16 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	if buildErr != nil {
 		return errors.Join(buildErr, r.com.close(ctx), r.closeAll())
 	}
+	if view != nil {
+		srv.Attach(view) // every step is built: the counters are complete
+	}
 
 	var wg sync.WaitGroup
 	errs := make([]error, W)
 	for i := range W {
 		wg.Go(func() {
 			errs[i] = r.loop(i)
+			r.workers[i].Sample()
 			r.mu.Lock()
 			r.exited[i] = true
 			r.cond.Broadcast()
