@@ -409,7 +409,7 @@ func addStatefulSides[K runnel.Key, V, S, W any](sc plan.Scope, id, kind string,
 		n.ctx.worker = w.Index
 		n.out = engine.NewOutlet[runnel.KV[K, W]](b, 0)
 		n.gate = b.NewGate(n)
-		b.ReportKeys(func() int { return len(n.state) })
+		b.ReportKeys(func() int { return n.table.Len() })
 		if err := n.resume(b.ResumeRows()); err != nil {
 			return err
 		}

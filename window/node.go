@@ -120,7 +120,7 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 		n.late = engine.NewOutlet[runnel.KV[K, Late[V]]](b, 1)
 		n.meta = engine.NewOutlet[runnel.KV[K, Meta]](b, 2)
 		n.gate = b.NewGate(n)
-		b.ReportKeys(func() int { return len(n.state) })
+		b.ReportKeys(func() int { return n.table.Len() })
 		if err := n.resume(b.ResumeRows()); err != nil {
 			return err
 		}
