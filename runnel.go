@@ -83,8 +83,11 @@ func NewDataflow(id string) *Dataflow { return plan.New(id) }
 
 // SourcePartition reads one partition of an input.
 //
-// NextBatch returns the next items (possibly none); io.EOF ends the
-// partition. The returned slice is lent to Runnel until the next call.
+// NextBatch returns the next items (possibly none); io.EOF (alone or
+// wrapped) ends the partition. As with io.Reader, items returned together
+// with io.EOF are delivered, and NextBatch is not called again; items
+// returned with another error are not (the error stops the run). The
+// returned slice is lent to Runnel until the next call.
 // NextAwake says when to poll again (zero: at once after a non-empty batch,
 // after a 1ms cool-down after an empty one). Close is called once at the
 // end of the run.

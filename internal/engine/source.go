@@ -12,7 +12,10 @@ import (
 // SourcePartition reads one partition of an input.
 //
 // NextBatch returns the next items, possibly none (for example when a poll
-// found nothing new); io.EOF (alone, or wrapped) ends the partition. The
+// found nothing new); io.EOF (alone, or wrapped) ends the partition. As
+// with io.Reader, items returned together with io.EOF are delivered, and
+// NextBatch is not called again; items returned with any other error are
+// not (the error stops the run). The
 // returned slice is lent to the engine until the next call, so a partition
 // may reuse its buffer. NextBatch should return promptly: a worker that waits
 // in it runs nothing else.
@@ -114,12 +117,15 @@ func (n *inputNode[T]) poll(now time.Time) (bool, time.Time) {
 		}
 		batch, err := n.next(p)
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				p.done = true
-				progress = true
-				continue
+			if !errors.Is(err, io.EOF) {
+				n.w.Fail(n.step, "", fmt.Errorf("partition %q: %w", p.key, err))
 			}
-			n.w.Fail(n.step, "", fmt.Errorf("partition %q: %w", p.key, err))
+			// Items returned with the end are delivered, as io.Reader's
+			// convention has it, and the partition is not read again.
+			n.out.Push(batch)
+			p.done = true
+			progress = true
+			continue
 		}
 		n.out.Push(batch)
 		progress = progress || len(batch) > 0
