@@ -135,6 +135,12 @@ type Sink[T any] = engine.Sink[T]
 // epochs became durable.
 type Epoch = engine.Epoch
 
+// EOFEpoch is the epoch of what steps emit at the end of input (OnEOF
+// hooks, the *Final operators, the windows the end closes): the largest
+// Epoch, after every epoch of the input. Such output is never part of a
+// snapshot: a later run resumes from the last barrier before the end.
+const EOFEpoch Epoch = engine.EOF
+
 // TwoPhaseSinkPartition is one worker's share of a TwoPhaseSink: its writes
 // stay invisible until Committed. At each epoch's barrier PreCommit(e)
 // makes them durable but invisible (flushes a transaction) and returns

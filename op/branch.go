@@ -68,6 +68,12 @@ func (n *branchNode[X]) OnEOF()                   { n.yes.EOF(); n.no.EOF() }
 // It is commonly used for: debugging epochs and worker placement (which
 // worker holds which key after an exchange, when barriers pass).
 //
+// The epoch is the interval of input the item was read in, counted from 1
+// across runs that share recovery data. Items that an upstream step emits
+// at the end of input (a *Final result, say) arrive after the last barrier
+// and are reported with the epoch after it; the upstream step's own
+// Context.Epoch reports runnel.EOFEpoch for them.
+//
 // fn runs on every worker at once: it must be safe for concurrent use.
 func InspectDebug[X any](stepID string, up runnel.Stream[X], fn func(item X, epoch uint64, worker int)) runnel.Stream[X] {
 	st := &plan.Step{Kind: "inspect_debug", Outs: 1}

@@ -48,7 +48,9 @@ func (c *Context[K, W]) Now() time.Time {
 	return c.now
 }
 
-// Epoch is the epoch the items emitted now belong to.
+// Epoch is the epoch the items emitted now belong to: the interval of
+// input (counted from 1 across runs that share recovery data) whose items
+// are being handled, and runnel.EOFEpoch (the largest uint64) inside OnEOF.
 func (c *Context[K, W]) Epoch() uint64 { return c.epoch }
 
 // Worker is the index of the worker running the callback.

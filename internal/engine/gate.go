@@ -49,8 +49,16 @@ func (b *Builder) NewGate(n Node) *Gate {
 // after the end).
 func (g *Gate) Aligned() Epoch { return g.aligned }
 
-// Epoch is the epoch that items the node emits now belong to.
-func (g *Gate) Epoch() Epoch { return g.aligned + 1 }
+// Epoch is the epoch that items the node emits now belong to: the one
+// after the last aligned barrier, and EOF once the input has ended (so
+// that end-of-input emissions come after every epoch, instead of
+// wrapping around to 0).
+func (g *Gate) Epoch() Epoch {
+	if g.aligned == EOF {
+		return EOF
+	}
+	return g.aligned + 1
+}
 
 func (g *Gate) addChannels(r replayer, n int) int {
 	first := len(g.frontier)
