@@ -55,7 +55,11 @@
 //     them. An error from Committed stops the run; the next run finishes
 //     the commit from the stored state (step 4), so nothing is lost.
 //     At the end of a run (end of input or a clean stop) the last epoch is
-//     committed before Close.
+//     committed before Close. At the end of input, what steps emit after
+//     the last barrier (final aggregations, window flushes) is pre-committed
+//     with PreCommit(EOF), not stored, and committed with Committed(EOF)
+//     once the last epoch is durable; a crash before then replays the last
+//     epoch, which reaches the end again.
 //  4. Resume. The next execution hands the state stored with the newest
 //     committed snapshot back to the sink's Build. Its epoch is committed
 //     in recovery data, so the sink must finish what that state names
@@ -64,6 +68,10 @@
 //     abort anything newer: those epochs are replayed.
 //  5. Failure. A run that fails, or is killed, never calls Committed for
 //     the epochs that were not durable, and Close must not commit.
+//
+// A TwoPhaseSink may have a method CheckEpochInterval(time.Duration) error:
+// it is called with the snapshot interval before the run starts (a Kafka
+// sink refuses an interval too close to its transaction timeout).
 //
 // Rescaling: a TwoPhaseSink keeps one state per worker (key "worker-N").
 // When a run has fewer workers than the last, worker i also receives the

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // TwoPhaseSinkPartition is one worker's partition of a TwoPhaseSink. See
@@ -92,7 +93,16 @@ func (n *twoPhaseSinkNode[T]) OnBarrier(e Epoch) {
 	n.stale = nil
 }
 
-func (n *twoPhaseSinkNode[T]) OnEOF() {}
+// OnEOF pre-commits what steps emitted after the last barrier at the end
+// of input (final aggregations); it is committed with Committed(EOF) once
+// the last epoch is durable. It is not stored: a run that crashes before
+// then replays the last epoch and reaches the end again.
+func (n *twoPhaseSinkNode[T]) OnEOF() {
+	defer n.w.guard(n.step)
+	if _, err := n.preCommit(EOF); err != nil {
+		n.w.Fail(n.step, "", fmt.Errorf("pre-commit at the end of input: %w", err))
+	}
+}
 
 // AddTwoPhaseSink builds an output node writing to one two-phase partition
 // per worker; items stay on the worker that made them.
@@ -127,6 +137,11 @@ func AddTwoPhaseSink[T, S any](b *Builder, sink TwoPhaseSink[T, S], encode func(
 			n.stale = append(n.stale, k)
 		}
 	}
+	if c, ok := any(sink).(interface{ CheckEpochInterval(time.Duration) error }); ok {
+		if err := c.CheckEpochInterval(b.w.interval); err != nil {
+			return err
+		}
+	}
 	p, err := sink.Build(b.stepID, b.w.Index, b.w.Workers, states)
 	if err != nil {
 		return err
@@ -147,7 +162,8 @@ func AddTwoPhaseSink[T, S any](b *Builder, sink TwoPhaseSink[T, S], encode func(
 }
 
 // Committed tells the worker that every epoch <= e is durable; two-phase
-// sinks commit what they pre-committed for them. The caller calls it on
+// sinks commit what they pre-committed for them. After the end of input
+// the caller passes EOF once the last epoch is durable. The caller calls it on
 // the worker's goroutine, with the committed epochs in increasing order
 // (a repeat or an older epoch is ignored). An error names the step.
 func (w *Worker) Committed(e Epoch) (err error) {

@@ -6,6 +6,8 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/runnel-dev/runnel/internal/engine"
@@ -21,6 +23,10 @@ type Dataflow struct {
 	steps []*Step
 	ids   map[string]bool
 	errs  []error
+	// required are outputs that some step must consume (an error stream),
+	// with the message Validate gives when none does.
+	required map[engine.Port]string
+	consumed map[engine.Port]bool
 }
 
 // New returns an empty dataflow. The id names the flow in step ids
@@ -171,6 +177,10 @@ func Add(sc Scope, id string, st *Step, inputs ...Input) (ok bool) {
 	d.ids[full] = true
 	for _, p := range st.Inputs {
 		d.steps[p.Step].consumers++
+		if d.consumed == nil {
+			d.consumed = map[engine.Port]bool{}
+		}
+		d.consumed[p] = true
 	}
 	d.steps = append(d.steps, st)
 	return true
@@ -207,6 +217,11 @@ func (d *Dataflow) Validate() error {
 			}
 		}
 	}
+	for _, p := range slices.SortedFunc(maps.Keys(d.required), func(a, b engine.Port) int { return a.Step - b.Step }) {
+		if !d.consumed[p] {
+			errs = append(errs, fmt.Errorf("step %s: %s", d.steps[p.Step].ID, d.required[p]))
+		}
+	}
 	if inputs == 0 {
 		errs = append(errs, fmt.Errorf("dataflow %q has no input step; add one with op.Input", d.id))
 	}
@@ -214,6 +229,19 @@ func (d *Dataflow) Validate() error {
 		errs = append(errs, fmt.Errorf("dataflow %q has no output step; add one with op.Output", d.id))
 	}
 	return errors.Join(errs...)
+}
+
+// Require marks a stream that some step must consume, such as an error
+// stream: a flow that leaves it unused fails Validate with msg, so that
+// nothing is dropped silently.
+func Require[T any](s Stream[T], msg string) {
+	if s.flow == nil || s.port.Step < 0 {
+		return
+	}
+	if s.flow.required == nil {
+		s.flow.required = map[engine.Port]string{}
+	}
+	s.flow.required[s.port] = msg
 }
 
 // Fail records a build error for a step that could not be added.

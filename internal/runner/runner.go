@@ -327,7 +327,11 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		// before they are closed.
 		last := r.com.committedEpoch()
 		for _, w := range r.workers {
-			if err := w.Committed(last); err != nil {
+			e := last
+			if w.Done() {
+				e = engine.EOF // also what was emitted after the last barrier
+			}
+			if err := w.Committed(e); err != nil {
 				commitErr = err
 				break
 			}

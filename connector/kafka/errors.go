@@ -1,0 +1,5 @@
+package kafka
+
+import "github.com/twmb/franz-go/pkg/kerr"
+
+var kerrUnknownTopic = kerr.UnknownTopicOrPartition
