@@ -31,6 +31,7 @@ var (
 		"recovery":  "./examples/recovery",
 		"countflow": "./internal/testprog/countflow",
 		"families":  "./internal/testprog/families",
+		"sumflow":   "./internal/testprog/sumflow",
 	}
 )
 

@@ -181,6 +181,9 @@ func (p *partitionedInput[T, S]) StateType() string { return typeName[S]() }
 
 func (p *partitionedInput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
 
+// StateShape is the codec shape of the position type, recorded in recovery data.
+func (p *partitionedInput[T, S]) StateShape() string { return codec.Shape(reflect.TypeFor[S]()) }
+
 func (p *partitionedInput[T, S]) Route(part string, workers int) (int, error) {
 	p.once.Do(func() {
 		listed, err := p.src.ListParts()
@@ -223,6 +226,9 @@ func (p *partitionedOutput[T, S]) BuildOutput(b *engine.Builder) error {
 }
 func (p *partitionedOutput[T, S]) StateType() string { return typeName[S]() }
 func (p *partitionedOutput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
+
+// StateShape is the codec shape of the position type, recorded in recovery data.
+func (p *partitionedOutput[T, S]) StateShape() string { return codec.Shape(reflect.TypeFor[S]()) }
 func (p *partitionedOutput[T, S]) Route(part string, workers int) (int, error) {
 	parts, err := p.sink.ListParts()
 	if err != nil {

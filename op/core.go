@@ -21,7 +21,7 @@ func Input[T any](stepID string, flow *runnel.Dataflow, src runnel.Source[T]) ru
 		return brokenWith[T](flow, stepID, "the source is nil")
 	}
 	if t := src.StateType(); t != "" {
-		st.State = &plan.State{Type: "position " + t, Check: src.CheckState, Route: src.Route}
+		st.State = &plan.State{Type: "position " + t, Check: src.CheckState, Route: src.Route, Shape: stateShape(src)}
 	}
 	st.Build = func(b *engine.Builder) error {
 		return src.BuildInput(b, engine.NewOutlet[T](b, 0))
@@ -46,10 +46,19 @@ func Output[T any](stepID string, up runnel.Stream[T], sink runnel.Sink[T]) {
 	}
 	st := &plan.Step{Kind: "output", Output: true}
 	if t := sink.StateType(); t != "" {
-		st.State = &plan.State{Type: "position " + t, Check: sink.CheckState, Route: sink.Route}
+		st.State = &plan.State{Type: "position " + t, Check: sink.CheckState, Route: sink.Route, Shape: stateShape(sink)}
 	}
 	st.Build = sink.BuildOutput
 	plan.Add(sc, stepID, st, up)
+}
+
+// stateShape returns the position type's shape function of a source or
+// sink made by the root package (PartitionedInput, PartitionedOutput).
+func stateShape(x any) func() string {
+	if s, ok := x.(interface{ StateShape() string }); ok {
+		return s.StateShape
+	}
+	return nil
 }
 
 func brokenWith[T any](flow *runnel.Dataflow, stepID, msg string) runnel.Stream[T] {

@@ -29,7 +29,7 @@ func BenchmarkWriteEpoch(b *testing.B) {
 	for _, parts := range []int{1, 4} {
 		b.Run(fmt.Sprintf("keys=%d/partitions=%d", keys, parts), func(b *testing.B) {
 			s := mustOpen(b, mustInit(b, parts))
-			if _, err := s.Begin("bench", 1, MakePlan(nil, map[string]string{"flow.running_count": "int"}, nil)); err != nil {
+			if _, err := s.Begin("bench", 1, MakePlan(nil, map[string]StepState{"flow.running_count": {Type: "int"}}, nil)); err != nil {
 				b.Fatal(err)
 			}
 			epoch := uint64(0)
@@ -50,7 +50,7 @@ func BenchmarkLoad(b *testing.B) {
 	for _, parts := range []int{1, 4} {
 		b.Run(fmt.Sprintf("keys=%d/partitions=%d", keys, parts), func(b *testing.B) {
 			s := mustOpen(b, mustInit(b, parts))
-			if _, err := s.Begin("bench", 1, MakePlan(nil, map[string]string{"flow.running_count": "int"}, nil)); err != nil {
+			if _, err := s.Begin("bench", 1, MakePlan(nil, map[string]StepState{"flow.running_count": {Type: "int"}}, nil)); err != nil {
 				b.Fatal(err)
 			}
 			const chunk = 200_000

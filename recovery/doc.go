@@ -7,16 +7,21 @@
 // package; the file format below is not. It is a public, versioned contract
 // (FormatVersion, recorded in every file): the files stay readable with the
 // sqlite3 command-line tool, and a release refuses files of a newer format.
+// This release writes format 2 and reads formats 1 and 2 (see "Formats").
 //
 // # Usage
 //
 // A run with recovery calls, in this order:
 //
 //  1. [Open] the directory created by [Init] (`runnel recovery init DIR N`).
-//  2. [Store.StepTypes], then [MakePlan] with the flow's stateful steps and
-//     the --drop-state list; print [Plan.String] if asked.
-//  3. [Store.Begin]: it refuses a plan that would lose state, and returns the
-//     resume epoch.
+//     Open refuses a directory whose partitions cannot be resumed exactly
+//     (see "Consistency"); [OpenReadOnly] opens it anyway, for inspection,
+//     without changing a byte.
+//  2. [Store.StepTypes], then [MakePlan] with the flow's stateful steps
+//     (state type and shape) and the --drop-state list; print
+//     [Plan.String] if asked.
+//  3. [Store.Begin]: it checks the directory again, refuses a plan that
+//     would lose state, and returns the resume epoch.
 //  4. [Store.Load] the state before the resume epoch and route each key to
 //     the worker that now owns it.
 //  5. For every epoch e: once every worker's state for e is known,
@@ -35,10 +40,11 @@
 // partition_index, steps, executions, fronts) are written into every
 // partition, so that any single file describes the run.
 //
-// # Schema (format 1)
+// # Schema (format 2)
 //
 //	CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-//	CREATE TABLE steps(step_id TEXT PRIMARY KEY, state_type TEXT NOT NULL) WITHOUT ROWID;
+//	CREATE TABLE steps(step_id TEXT PRIMARY KEY, state_type TEXT NOT NULL,
+//	    state_shape TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 //	CREATE TABLE executions(ex_num INTEGER PRIMARY KEY, worker_count INTEGER NOT NULL,
 //	    resume_epoch INTEGER NOT NULL);
 //	CREATE TABLE fronts(ex_num INTEGER NOT NULL, worker_index INTEGER NOT NULL,
@@ -48,13 +54,19 @@
 //	CREATE INDEX snaps_epoch ON snaps(epoch);
 //	CREATE INDEX snaps_deleted ON snaps(epoch) WHERE ser_change IS NULL;
 //
-// meta rows: format_version ("1"), partition_index, partition_count, codec
+// meta rows: format_version ("2"), partition_index, partition_count, codec
 // (the state codec, "cbor-core-det/v1"), flow_id ("" until the first
-// execution), created_by ("runnel"), gc_epoch (rows before it have been
-// garbage-collected; "0" initially).
+// execution), created_by ("runnel"), gc_epoch (rows before it that a newer
+// row before it supersedes have been garbage-collected; "0" initially), and
+// dir_id: 32 hex digits, random, given by Init to the directory and recorded
+// in each of its partitions, so that a partition of another directory is
+// recognised.
 //
 // steps: the state type (a Go type string) of each stateful step of the
-// flow as of the last execution.
+// flow as of the last execution, and state_shape, the codec's fingerprint of
+// that type's structure (field names and types, recursively, as encoded;
+// "" for a step recorded in format 1). Renaming a field changes the shape
+// but not the type string.
 //
 // executions: one row per run: its number (0, 1, …), its total worker count
 // and the epoch it resumed from.
@@ -66,11 +78,48 @@
 // codec; NULL means the state was deleted in that epoch. Only changed keys
 // get a row per epoch.
 //
+// # Formats
+//
+// Format 1 (the first release) had no dir_id and no state_shape. This
+// release reads a format 1 directory as it is: it resumes its steps when
+// their type strings match (there is no shape to compare; values still
+// decode strictly, so a renamed field fails the load, naming the step and
+// key), and the first run ([Store.Begin]) upgrades every partition in place
+// to format 2 in the same transaction that records the execution: it adds
+// the state_shape column, gives the directory an identity and sets
+// format_version to 2. Inspection and --recovery-plan never upgrade. A crash
+// in the middle of the upgrade leaves format 1 and 2 partitions side by
+// side, which open, and the next run finishes the upgrade with the same
+// identity. Once upgraded, a directory is refused by format 1 releases
+// ("written by a newer runnel (format 2)"); to go back, restore a copy taken
+// before.
+//
+// # Consistency
+//
+// Before a run writes anything, [Store.Check] judges whether the partitions
+// describe one history that can be resumed exactly; [Open] and
+// [Store.Begin] refuse the directory otherwise, and inspect and
+// --recovery-plan print the same [Verdict]. It refuses:
+//
+//   - partitions with different dir_id values (a file of another directory),
+//     or different flow ids (ErrPartitionMismatch);
+//   - partitions that record the same execution differently (another
+//     history), and a partition that records no execution while another
+//     committed epochs (a file initialised anew or restored from before the
+//     first run; resuming would start over) (ErrPartitionMismatch);
+//   - a resume epoch R (below) before some partition's gc_epoch: rows that
+//     resuming from R needs may have been garbage-collected there, so state,
+//     input and sink positions would be lost (ErrStale). This is a partition
+//     restored from a copy older than the others by more than the backup
+//     interval, or one that lost its -wal file.
+//
 // # Semantics
 //
-// The resume epoch of a new execution is the minimum, over the previous
-// execution's workers and over all partitions, of their frontier (a worker
-// without a fronts row counts as that execution's resume epoch). The state
+// The resume epoch of a new execution is the minimum, over all partitions,
+// of the frontier of each partition's newest execution: the minimum over
+// that execution's workers, a worker without a fronts row counting as the
+// execution's resume epoch, and a partition without executions counting as
+// 1. The state
 // of (step, key) at resume epoch R is its newest snaps row with epoch < R,
 // absent if there is none or it is NULL. Rows with epoch >= R are deleted when
 // the execution begins.
@@ -91,6 +140,18 @@
 // minimum frontier over partitions) make any interleaving of partial writes
 // resume from a consistent epoch.
 //
-// Only one process may open a recovery directory at a time; this is not
-// enforced by a lock.
+// Only one run may use a recovery directory at a time: [Store.Lock] takes
+// an flock on part-0.sqlite3 for the run, and a second run gets [ErrLocked].
+// The lock guards runs on one machine (or on a file system that honours
+// flock). Reading ([OpenReadOnly], inspect) takes no lock and writes nothing:
+// a partition with a -wal file is read with SQLite's readonly_shm, one
+// without as immutable, and one whose -wal has no -shm from a private copy.
+//
+// # Init
+//
+// [Init] builds the partitions in a hidden directory beside DIR
+// (".NAME.init-*") and renames it into place, so that an interrupted init
+// leaves no half-made DIR; [Open] names such leftovers. Into an existing,
+// non-empty directory it moves the finished files under a marker file,
+// .runnel-init, which Open reports as an interrupted init.
 package recovery

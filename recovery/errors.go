@@ -17,7 +17,9 @@ var ErrAlreadyInitialized = errors.New("recovery directory already initialized")
 // ErrPartitionMismatch is returned by [Open] when the partition files do not
 // form one complete set: a file is missing, two files disagree on the
 // partition count, an index is out of range, a stray file is named like a
-// partition, or the partitions belong to different dataflows.
+// partition, or the partitions belong to different recovery directories
+// (each records the identity Init gave its directory), to different
+// dataflows, or to different histories of executions.
 var ErrPartitionMismatch = errors.New("recovery partitions do not match")
 
 // ErrCorrupt is returned by [Open] when a partition file is not a readable
@@ -54,3 +56,22 @@ var ErrNotBegun = errors.New("recovery execution not begun")
 // ErrLocked is returned by [Store.Lock] when another run (in this or another
 // process on the same machine) holds the recovery directory.
 var ErrLocked = errors.New("recovery directory is in use by another run")
+
+// ErrStale is returned by [Open] and [Store.Begin] (and reported by
+// [Store.Check]) when a partition is behind the others by more than they
+// kept: resuming from its older epoch needs rows the others have already
+// garbage-collected. It happens when one partition is restored from an older
+// copy, when the partitions were copied further apart than the backup
+// interval (-b), or when a partition lost its -wal file. The fix is to
+// restore every partition from one backup.
+var ErrStale = errors.New("recovery partitions are out of step")
+
+// ErrAccess is returned when a recovery directory or partition cannot be
+// read or written for lack of permission, or because it is on a read-only
+// file system. It is not corruption: the fix is the permissions or the
+// mount, not a backup.
+var ErrAccess = errors.New("recovery directory not accessible")
+
+// ErrReadOnly is returned by the methods that write of a [Store] opened with
+// [OpenReadOnly].
+var ErrReadOnly = errors.New("recovery store opened read-only")

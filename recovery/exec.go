@@ -32,6 +32,8 @@ type execInfo struct {
 	resume      uint64
 }
 
+func (s *Store) partIndex(p *partition) int { return p.index }
+
 // Begin starts a new execution of the dataflow flowID with the given number
 // of workers (over all processes), after checking that the stored data
 // belongs to flowID ([ErrFlowMismatch] names both ids) and that plan loses no
@@ -68,48 +70,26 @@ func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
 		return Resume{}, err
 	}
 
-	// Find the previous execution and its committed frontier.
-	infos := make([]execInfo, len(s.parts))
-	frontiers := make([]map[int]uint64, len(s.parts))
-	err := s.each(func(p *partition) error {
-		i := s.partIndex(p)
-		info, fr, err := lastExecution(p.db)
-		infos[i], frontiers[i] = info, fr
-		return err
-	})
+	if s.readOnly {
+		return Resume{}, fmt.Errorf("recovery: begin flow %s in %s: %w", flowID, s.dir, ErrReadOnly)
+	}
+	// Judge the directory again: it may have changed since Open.
+	v, err := s.Check()
 	if err != nil {
 		return Resume{}, fmt.Errorf("recovery: begin flow %s: %w", flowID, err)
 	}
-	last := execInfo{ex: -1}
-	for _, in := range infos {
-		if in.ex > last.ex {
-			last = in
-		}
+	if err := v.Err(); err != nil {
+		return Resume{}, err
 	}
-	res := Resume{Execution: 0, Epoch: 1, Fresh: true}
-	if last.ex >= 0 {
-		res = Resume{Execution: last.ex + 1, Epoch: math.MaxUint64, PrevWorkers: last.workers}
-		// Each partition counts at the frontier of its own newest
-		// execution. A partition can lag behind the others after a crash in
-		// the middle of Begin (then its frontier is the new execution's
-		// resume epoch anyway) or when it was restored from an older
-		// backup (then the whole store must go back to its epoch).
-		for i, in := range infos {
-			if in.ex < 0 {
-				res.Epoch = 1 // it knows of no commit at all
-				continue
-			}
-			for w := range in.workers {
-				f, ok := frontiers[i][w]
-				if !ok {
-					f = in.resume
-				}
-				res.Epoch = min(res.Epoch, f)
-			}
-		}
-	}
+	res := v.Resume
 	if res.Epoch > math.MaxInt64 {
 		return Resume{}, fmt.Errorf("recovery: begin flow %s: %w: resume epoch %d out of range", flowID, ErrCorrupt, res.Epoch)
+	}
+	dirID := s.DirID()
+	if dirID == "" {
+		if dirID, err = newDirID(); err != nil {
+			return Resume{}, fmt.Errorf("recovery: begin flow %s: %w", flowID, err)
+		}
 	}
 
 	ctx := context.Background()
@@ -130,17 +110,22 @@ func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
 	if err != nil {
 		return Resume{}, fmt.Errorf("recovery: begin flow %s: %w", flowID, err)
 	}
-	// Phase 2: record the new execution.
+	// Phase 2: record the new execution, upgrading format 1 partitions.
 	err = s.each(func(p *partition) error {
 		return inTx(ctx, p.db, func(tx *sql.Tx) error {
+			if p.format < FormatVersion {
+				if err := upgrade(tx, dirID); err != nil {
+					return fmt.Errorf("upgrade from format %d to %d: %w", p.format, FormatVersion, err)
+				}
+			}
 			if _, err := tx.Exec("UPDATE meta SET value = ? WHERE name = 'flow_id'", flowID); err != nil {
 				return fmt.Errorf("write flow id: %w", err)
 			}
 			if _, err := tx.Exec("DELETE FROM steps"); err != nil {
 				return fmt.Errorf("write steps: %w", err)
 			}
-			for step, typ := range plan.Current {
-				if _, err := tx.Exec("INSERT INTO steps(step_id, state_type) VALUES(?, ?)", step, typ); err != nil {
+			for step, st := range plan.Current {
+				if _, err := tx.Exec("INSERT INTO steps(step_id, state_type, state_shape) VALUES(?, ?, ?)", step, st.Type, st.Shape); err != nil {
 					return fmt.Errorf("write step %s: %w", step, err)
 				}
 			}
@@ -155,9 +140,13 @@ func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
 		return Resume{}, fmt.Errorf("recovery: begin flow %s: %w", flowID, err)
 	}
 
+	for _, p := range s.parts {
+		p.format = FormatVersion
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.flowID = flowID
+	s.dirID = dirID
 	s.begun = true
 	s.ex = res.Execution
 	s.resume = res.Epoch
@@ -168,37 +157,32 @@ func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
 	return res, nil
 }
 
-func (s *Store) partIndex(p *partition) int { return p.index }
-
-// lastExecution reads the newest execution recorded in one partition and the
-// frontiers of its workers; ex is -1 when there is none.
-func lastExecution(db *sql.DB) (execInfo, map[int]uint64, error) {
-	info := execInfo{ex: -1}
-	var resume int64
-	err := db.QueryRow("SELECT ex_num, worker_count, resume_epoch FROM executions ORDER BY ex_num DESC LIMIT 1").
-		Scan(&info.ex, &info.workers, &resume)
-	if err == sql.ErrNoRows {
-		return execInfo{ex: -1}, nil, nil
+// upgrade turns a format 1 partition into format 2 inside tx: the steps
+// table gains state_shape ("" for steps recorded before shapes were), and
+// meta gains the directory identity. A format 1 directory has none, so the
+// first run after the upgrade gives it one, the same in every partition.
+func upgrade(tx *sql.Tx, dirID string) error {
+	var fv string
+	if err := tx.QueryRow("SELECT value FROM meta WHERE name = 'format_version'").Scan(&fv); err != nil {
+		return err
 	}
-	if err != nil {
-		return info, nil, fmt.Errorf("read executions: %w", err)
+	if fv != "1" {
+		return nil // upgraded by an earlier, interrupted Begin
 	}
-	info.resume = uint64(resume)
-	rows, err := db.Query("SELECT worker_index, worker_frontier FROM fronts WHERE ex_num = ?", info.ex)
-	if err != nil {
-		return info, nil, fmt.Errorf("read fronts of execution %d: %w", info.ex, err)
+	stmts := []struct {
+		q    string
+		args []any
+	}{
+		{"ALTER TABLE steps ADD COLUMN state_shape TEXT NOT NULL DEFAULT ''", nil},
+		{"INSERT INTO meta(name, value) VALUES('dir_id', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value", []any{dirID}},
+		{"UPDATE meta SET value = ? WHERE name = 'format_version'", []any{strconv.Itoa(FormatVersion)}},
 	}
-	defer rows.Close()
-	fr := map[int]uint64{}
-	for rows.Next() {
-		var w int
-		var f int64
-		if err := rows.Scan(&w, &f); err != nil {
-			return info, nil, fmt.Errorf("read fronts of execution %d: %w", info.ex, err)
+	for _, st := range stmts {
+		if _, err := tx.Exec(st.q, st.args...); err != nil {
+			return err
 		}
-		fr[w] = uint64(f)
 	}
-	return info, fr, rows.Err()
+	return nil
 }
 
 func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {

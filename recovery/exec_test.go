@@ -38,7 +38,7 @@ func begin(t *testing.T, s *Store, flow string, workers int, current map[string]
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.Begin(flow, workers, MakePlan(stored, current, drop))
+	r, err := s.Begin(flow, workers, MakePlan(stored, types(current), drop))
 	if err != nil {
 		t.Fatalf("Begin: %v", err)
 	}
@@ -46,6 +46,15 @@ func begin(t *testing.T, s *Store, flow string, workers int, current map[string]
 }
 
 func val(s string) []byte { return []byte(s) }
+
+// types makes step states with the given types and no shape.
+func types(m map[string]string) map[string]StepState {
+	out := make(map[string]StepState, len(m))
+	for id, t := range m {
+		out[id] = StepState{Type: t}
+	}
+	return out
+}
 
 var steps1 = map[string]string{"f.count": "int"}
 
@@ -222,14 +231,14 @@ func TestBeginRefusals(t *testing.T) {
 	before := snapshotDir(t, dir)
 	s = mustOpen(t, dir)
 	stored, _ := s.StepTypes()
-	if diff := cmp.Diff(map[string]string{"f.a": "int", "f.b": "string"}, stored); diff != "" {
+	if diff := cmp.Diff(types(map[string]string{"f.a": "int", "f.b": "string"}), stored); diff != "" {
 		t.Errorf("StepTypes (-want +got):\n%s", diff)
 	}
 	if _, err := s.Begin("g", 1, MakePlan(stored, stored, nil)); !errors.Is(err, ErrFlowMismatch) ||
 		!strings.Contains(err.Error(), `"f"`) || !strings.Contains(err.Error(), `"g"`) {
 		t.Errorf("Begin with another flow id = %v", err)
 	}
-	_, err := s.Begin("f", 1, MakePlan(stored, map[string]string{"f.a": "int64"}, nil))
+	_, err := s.Begin("f", 1, MakePlan(stored, types(map[string]string{"f.a": "int64"}), nil))
 	if !errors.Is(err, ErrStateMismatch) {
 		t.Fatalf("Begin with changed steps = %v", err)
 	}
@@ -253,7 +262,7 @@ func TestBeginRefusals(t *testing.T) {
 		t.Errorf("dropped state still loads: %v", got)
 	}
 	stored, _ = s.StepTypes()
-	if diff := cmp.Diff(map[string]string{"f.a": "int64"}, stored); diff != "" {
+	if diff := cmp.Diff(types(map[string]string{"f.a": "int64"}), stored); diff != "" {
 		t.Errorf("StepTypes after drop (-want +got):\n%s", diff)
 	}
 }

@@ -131,7 +131,7 @@ func (m faultState) apply(rows []Row) faultState {
 	return out
 }
 
-var faultSteps = map[string]string{"f.count": "int", "f.inp": "int"}
+var faultSteps = map[string]StepState{"f.count": {Type: "int"}, "f.inp": {Type: "int"}}
 
 // faultEpoch returns the rows of epoch e: a few keys change, one is deleted
 // and one comes back, and the input position moves.

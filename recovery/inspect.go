@@ -12,16 +12,20 @@ import (
 // answer "where will the next run resume, and how much state is there".
 type Report struct {
 	Dir           string
-	FormatVersion int
+	FormatVersion int // the partitions' format (the oldest, while an upgrade is under way)
 	Codec         string
+	DirID         string // identity given by init; "" for a format 1 directory
 	FlowID        string // "" before the first execution
 	Partitions    []PartitionReport
 	Executions    []ExecutionReport // oldest first
 	Steps         []StepReport      // sorted by id; includes steps with rows but no steps entry
 	// ResumeEpoch is where the next execution would resume: the minimum
 	// committed frontier of the last execution over all partitions (1 for a
-	// fresh store).
+	// fresh store). It is 0 when the directory cannot be resumed.
 	ResumeEpoch uint64
+	// Verdict is the consistency check of [Store.Check]; when it has
+	// problems, the next run is refused with Verdict.Err().
+	Verdict Verdict
 }
 
 // PartitionReport describes one partition file.
@@ -33,6 +37,7 @@ type PartitionReport struct {
 	Frontier uint64
 	Rows     int64  // snapshot rows, including superseded ones and deletions
 	GCEpoch  uint64 // rows before this epoch have been garbage-collected
+	Format   int    // format_version of the file
 }
 
 // ExecutionReport describes one execution (one run).
@@ -49,14 +54,18 @@ type ExecutionReport struct {
 type StepReport struct {
 	ID        string
 	StateType string // as stored in the steps table; "" if absent
+	Shape     string // the state type's shape as stored; "" if absent or format 1
 	Keys      int64  // keys whose newest row holds a value
 	Bytes     int64  // total encoded size of those values
 }
 
-// Inspect opens dir read-only in effect (it writes nothing) and describes it.
-// It fails like [Open] on a directory that is not a valid set of partitions.
+// Inspect opens dir with [OpenReadOnly] (it changes no byte of any file,
+// and works on a read-only directory) and describes it, including the
+// verdict of [Store.Check]. It fails like [Open] on a directory that is not
+// a complete set of partitions, but not on one whose partitions disagree:
+// that is in Report.Verdict.
 func Inspect(dir string) (Report, error) {
-	s, err := Open(dir)
+	s, err := OpenReadOnly(dir)
 	if err != nil {
 		return Report{}, err
 	}
@@ -69,14 +78,19 @@ func (s *Store) Report() (Report, error) {
 	if err := s.checkOpen(); err != nil {
 		return Report{}, err
 	}
-	r := Report{Dir: s.dir, FormatVersion: FormatVersion, FlowID: s.FlowID()}
+	r := Report{Dir: s.dir, FormatVersion: FormatVersion, FlowID: s.FlowID(), DirID: s.DirID()}
+	v, err := s.Check()
+	if err != nil {
+		return Report{}, err
+	}
+	r.Verdict = v
 	types, err := s.StepTypes()
 	if err != nil {
 		return Report{}, err
 	}
 	steps := map[string]*StepReport{}
 	for id, t := range types {
-		steps[id] = &StepReport{ID: id, StateType: t}
+		steps[id] = &StepReport{ID: id, StateType: t.Type, Shape: t.Shape}
 	}
 	execs := map[int]*ExecutionReport{}
 	lastEx := -1
@@ -87,7 +101,8 @@ func (s *Store) Report() (Report, error) {
 		fail := func(err error) (Report, error) {
 			return Report{}, fmt.Errorf("recovery: inspect %s: %s: %w", s.dir, p.name(), err)
 		}
-		pr := PartitionReport{Index: p.index, File: p.name()}
+		pr := PartitionReport{Index: p.index, File: p.name(), Format: p.format}
+		r.FormatVersion = min(r.FormatVersion, p.format)
 		var gc string
 		if err := p.db.QueryRow("SELECT value FROM meta WHERE name = 'codec'").Scan(&r.Codec); err != nil {
 			return fail(err)
@@ -191,18 +206,10 @@ func (s *Store) Report() (Report, error) {
 		r.Steps = append(r.Steps, *st)
 	}
 	sort.Slice(r.Steps, func(i, j int) bool { return r.Steps[i].ID < r.Steps[j].ID })
-	if lastEx < 0 {
-		r.ResumeEpoch = 1
-	} else {
-		// As in Begin: each partition counts at the frontier of its own
-		// newest execution, and one that records none knows of no commit.
-		for _, p := range r.Partitions {
-			f := p.Frontier
-			if f == 0 {
-				f = 1
-			}
-			r.ResumeEpoch = min(r.ResumeEpoch, f)
-		}
+	_ = lastEx
+	r.ResumeEpoch = 0
+	if len(v.Problems) == 0 {
+		r.ResumeEpoch = v.Resume.Epoch
 	}
 	return r, nil
 }
@@ -216,11 +223,27 @@ func (r Report) WriteTo(w io.Writer) (int64, error) {
 	}
 	fmt.Fprintf(&b, "recovery directory %s\n", r.Dir)
 	fmt.Fprintf(&b, "  format %d, codec %s, %d partition(s)\n", r.FormatVersion, r.Codec, len(r.Partitions))
+	id := r.DirID
+	if id == "" {
+		id = "(none: format 1, given by the next run)"
+	}
+	fmt.Fprintf(&b, "  directory identity %s\n", id)
 	fmt.Fprintf(&b, "  dataflow %s\n", flow)
-	fmt.Fprintf(&b, "  next run resumes at epoch %d\n", r.ResumeEpoch)
+	if err := r.Verdict.Err(); err != nil {
+		fmt.Fprintf(&b, "  next run is REFUSED:\n")
+		for _, p := range r.Verdict.Problems {
+			fmt.Fprintf(&b, "    %v: %s\n", p.Err, p.Text)
+		}
+	} else {
+		fmt.Fprintf(&b, "  next run resumes at epoch %d\n", r.ResumeEpoch)
+	}
 	fmt.Fprintf(&b, "partitions:\n")
 	for _, p := range r.Partitions {
-		fmt.Fprintf(&b, "  %-18s frontier %d, %d rows, collected before epoch %d\n", p.File, p.Frontier, p.Rows, p.GCEpoch)
+		format := ""
+		if p.Format != FormatVersion {
+			format = fmt.Sprintf(", format %d", p.Format)
+		}
+		fmt.Fprintf(&b, "  %-18s frontier %d, %d rows, collected before epoch %d%s\n", p.File, p.Frontier, p.Rows, p.GCEpoch, format)
 	}
 	fmt.Fprintf(&b, "executions:\n")
 	if len(r.Executions) == 0 {

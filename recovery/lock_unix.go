@@ -24,3 +24,9 @@ func lockFile(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// writable reports whether this process may write path (access(2) with
+// W_OK, which honours read-only mounts).
+func writable(path string) error {
+	return syscall.Access(path, 2 /* W_OK */)
+}

@@ -112,7 +112,7 @@ func TestSQLiteCLIReads(t *testing.T) {
 	}
 	dir := mustInit(t, 1)
 	s := mustOpen(t, dir)
-	if _, err := s.Begin("f", 1, MakePlan(nil, map[string]string{"f.s": "int"}, nil)); err != nil {
+	if _, err := s.Begin("f", 1, MakePlan(nil, map[string]StepState{"f.s": {Type: "int"}}, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.WriteEpoch(1, []Row{{Step: "f.s", Key: "k", Value: []byte{1}}}); err != nil {
@@ -148,7 +148,7 @@ func TestOpenRejects(t *testing.T) {
 			dir, other := mustInit(t, 2), mustInit(t, 3)
 			copyFile(t, filepath.Join(other, "part-2.sqlite3"), filepath.Join(dir, "part-2.sqlite3"))
 			return dir
-		}, ErrPartitionMismatch, "part-0.sqlite3 says 2 partitions but part-2.sqlite3 says 3"},
+		}, ErrPartitionMismatch, "/rec/part-2.sqlite3 says 3"},
 		{"out of range", func(t *testing.T) string {
 			dir := mustInit(t, 2)
 			p := filepath.Join(dir, "part-2.sqlite3")
@@ -171,7 +171,7 @@ func TestOpenRejects(t *testing.T) {
 			execSQL(t, filepath.Join(dir, "part-0.sqlite3"), "UPDATE meta SET value='a' WHERE name='flow_id'")
 			execSQL(t, filepath.Join(dir, "part-1.sqlite3"), "UPDATE meta SET value='b' WHERE name='flow_id'")
 			return dir
-		}, ErrPartitionMismatch, `part-0.sqlite3 belongs to dataflow "a" but part-1.sqlite3 to "b"`},
+		}, ErrPartitionMismatch, `rec/part-0.sqlite3 belongs to dataflow "a" but `},
 		{"random bytes", func(t *testing.T) string {
 			dir := mustInit(t, 2)
 			b := make([]byte, 8192)
@@ -190,7 +190,7 @@ func TestOpenRejects(t *testing.T) {
 		{"truncated", func(t *testing.T) string {
 			dir := mustInit(t, 2)
 			s := mustOpen(t, dir)
-			if _, err := s.Begin("f", 1, MakePlan(nil, map[string]string{"s": "int"}, nil)); err != nil {
+			if _, err := s.Begin("f", 1, MakePlan(nil, map[string]StepState{"s": {Type: "int"}}, nil)); err != nil {
 				t.Fatal(err)
 			}
 			rows := make([]Row, 2000)
@@ -223,9 +223,9 @@ func TestOpenRejects(t *testing.T) {
 		}, ErrCorrupt, "metadata has no partition_count"},
 		{"newer format", func(t *testing.T) string {
 			dir := mustInit(t, 1)
-			execSQL(t, filepath.Join(dir, "part-0.sqlite3"), "UPDATE meta SET value='2' WHERE name='format_version'")
+			execSQL(t, filepath.Join(dir, "part-0.sqlite3"), "UPDATE meta SET value='3' WHERE name='format_version'")
 			return dir
-		}, ErrVersion, "written by a newer runnel (format 2); this release reads format 1"},
+		}, ErrVersion, "written by a newer runnel (format 3); this release reads formats 1 to 2"},
 		{"unknown codec", func(t *testing.T) string {
 			dir := mustInit(t, 1)
 			execSQL(t, filepath.Join(dir, "part-0.sqlite3"), "UPDATE meta SET value='gob' WHERE name='codec'")
@@ -250,8 +250,17 @@ func TestOpenRejects(t *testing.T) {
 			if diff := cmp.Diff(before, snapshotDir(t, dir)); diff != "" {
 				t.Errorf("Open modified the directory (-before +after):\n%s", diff)
 			}
-			if _, err := Inspect(dir); !errors.Is(err, c.err) {
+			// Inspect describes a directory whose partitions disagree, with
+			// the verdict; it fails like Open on one it cannot read.
+			rep, err := Inspect(dir)
+			if err == nil {
+				err = rep.Verdict.Err()
+			}
+			if !errors.Is(err, c.err) {
 				t.Errorf("Inspect error %v is not %v", err, c.err)
+			}
+			if diff := cmp.Diff(before, snapshotDir(t, dir)); diff != "" {
+				t.Errorf("Inspect modified the directory (-before +after):\n%s", diff)
 			}
 		})
 	}

@@ -22,16 +22,38 @@ type Plan struct {
 
 	// Stored and Current are the inputs of MakePlan; Begin writes Current
 	// as the new steps table.
-	Stored, Current map[string]string
+	Stored, Current map[string]StepState
 }
 
-// Change is a stored step whose state type differs from the flow's.
-type Change struct{ Step, Stored, Current string }
+// StepState is what recovery data records about one stateful step's state.
+type StepState struct {
+	// Type describes the state's Go type as the step reports it, for
+	// example "key string, state main.Counts".
+	Type string
+	// Shape is the codec's fingerprint of the state type's structure
+	// (field names and types, recursively; see the codec's Shape), so that
+	// renaming a field is a change even though the type's name is not.
+	// It is "" when unknown: for steps stored in format 1.
+	Shape string
+}
+
+// Change is a stored step whose state type or shape differs from the flow's.
+type Change struct {
+	Step            string
+	Stored, Current StepState
+}
+
+// ShapeOnly says whether the type's name is unchanged and only its shape
+// differs (a field renamed, added, removed or retyped).
+func (c Change) ShapeOnly() bool { return c.Stored.Type == c.Current.Type }
 
 // MakePlan compares the stored steps (from [Store.StepTypes]) with the flow's
-// current stateful steps, both mapping step id to state type, given the step
-// ids the user asked to drop. It is a pure function; every list is sorted.
-func MakePlan(stored, current map[string]string, drop []string) Plan {
+// current stateful steps, both keyed by step id, given the step ids the user
+// asked to drop. A step is changed when its type differs, or when both
+// shapes are known and differ; a step stored in format 1 has no recorded
+// shape and is resumed when its type matches (its values are still decoded
+// strictly). It is a pure function; every list is sorted.
+func MakePlan(stored, current map[string]StepState, drop []string) Plan {
 	p := Plan{Stored: stored, Current: current}
 	dropped := map[string]bool{}
 	for _, d := range drop {
@@ -53,7 +75,7 @@ func MakePlan(stored, current map[string]string, drop []string) Plan {
 		switch {
 		case !ok:
 			p.Missing = append(p.Missing, id)
-		case cur != typ:
+		case cur.Type != typ.Type || (cur.Shape != "" && typ.Shape != "" && cur.Shape != typ.Shape):
 			p.Changed = append(p.Changed, Change{Step: id, Stored: typ, Current: cur})
 		default:
 			p.Kept = append(p.Kept, id)
@@ -87,12 +109,16 @@ func (p Plan) Err() error {
 		errs = append(errs, ErrStateMismatch)
 		fmt.Fprintf(&b, "%v: %d stateful step(s) would lose state:", ErrStateMismatch, n)
 		for _, id := range p.Missing {
-			fmt.Fprintf(&b, "\n  step %s: stored state type %s, but the step is gone from the dataflow", id, p.Stored[id])
+			fmt.Fprintf(&b, "\n  step %s: stored state type %s, but the step is gone from the dataflow", id, p.Stored[id].Type)
 		}
 		for _, c := range p.Changed {
-			fmt.Fprintf(&b, "\n  step %s: stored state type %s, current state type %s", c.Step, c.Stored, c.Current)
+			if c.ShapeOnly() {
+				fmt.Fprintf(&b, "\n  step %s: the state type's fields changed (%s): %s", c.Step, c.Current.Type, shapeDiff(c.Stored.Shape, c.Current.Shape))
+			} else {
+				fmt.Fprintf(&b, "\n  step %s: stored state type %s, current state type %s", c.Step, c.Stored.Type, c.Current.Type)
+			}
 		}
-		b.WriteString("\nto discard a step's state on purpose, pass --drop-state STEP")
+		b.WriteString("\nto discard a step's state on purpose, pass --drop-state STEP (stored values are never converted silently)")
 	}
 	if len(p.UnknownDrops) > 0 {
 		if b.Len() > 0 {
@@ -129,23 +155,32 @@ func (p Plan) String() string {
 	type line struct{ id, text string }
 	var lines []line
 	for _, id := range p.New {
-		lines = append(lines, line{id, fmt.Sprintf("new      %s (%s): starts empty", id, p.Current[id])})
+		lines = append(lines, line{id, fmt.Sprintf("new      %s (%s): starts empty", id, p.Current[id].Type)})
 	}
 	for _, id := range p.Kept {
-		lines = append(lines, line{id, fmt.Sprintf("resume   %s (%s)", id, p.Current[id])})
+		text := fmt.Sprintf("resume   %s (%s)", id, p.Current[id].Type)
+		if p.Stored[id].Shape == "" && p.Current[id].Shape != "" {
+			text += ": shape not recorded (format 1), recorded from this run on"
+		}
+		lines = append(lines, line{id, text})
 	}
 	for _, id := range p.Dropped {
-		text := fmt.Sprintf("drop     %s (%s): stored state deleted", id, p.Stored[id])
+		text := fmt.Sprintf("drop     %s (%s): stored state deleted", id, p.Stored[id].Type)
 		if cur, ok := p.Current[id]; ok {
-			text += fmt.Sprintf(", starts empty (%s)", cur)
+			text += fmt.Sprintf(", starts empty (%s)", cur.Type)
 		}
 		lines = append(lines, line{id, text})
 	}
 	for _, id := range p.Missing {
-		lines = append(lines, line{id, fmt.Sprintf("MISSING  %s (%s): gone from the dataflow; pass --drop-state %s to discard", id, p.Stored[id], id)})
+		lines = append(lines, line{id, fmt.Sprintf("MISSING  %s (%s): gone from the dataflow; pass --drop-state %s to discard", id, p.Stored[id].Type, id)})
 	}
 	for _, c := range p.Changed {
-		lines = append(lines, line{c.Step, fmt.Sprintf("CHANGED  %s: stored %s, now %s; pass --drop-state %s to discard", c.Step, c.Stored, c.Current, c.Step)})
+		if c.ShapeOnly() {
+			lines = append(lines, line{c.Step, fmt.Sprintf("CHANGED  %s (%s): shape changed: %s; pass --drop-state %s to discard",
+				c.Step, c.Current.Type, shapeDiff(c.Stored.Shape, c.Current.Shape), c.Step)})
+		} else {
+			lines = append(lines, line{c.Step, fmt.Sprintf("CHANGED  %s: stored %s, now %s; pass --drop-state %s to discard", c.Step, c.Stored.Type, c.Current.Type, c.Step)})
+		}
 	}
 	for _, id := range p.UnknownDrops {
 		lines = append(lines, line{id, fmt.Sprintf("UNKNOWN  %s: --drop-state names no stored step", id)})
@@ -160,4 +195,30 @@ func (p Plan) String() string {
 		b.WriteString("no stateful steps\n")
 	}
 	return b.String()
+}
+
+// shapeDiff shows where two shapes part: the text around the first
+// difference of each, so that a renamed field is visible in a long shape.
+func shapeDiff(stored, current string) string {
+	if len(stored) <= 80 && len(current) <= 80 {
+		return fmt.Sprintf("stored %s, now %s", stored, current)
+	}
+	i := 0
+	for i < len(stored) && i < len(current) && stored[i] == current[i] {
+		i++
+	}
+	// Back up to the start of the field or element that differs.
+	start := strings.LastIndexAny(stored[:i], "{;[") + 1
+	excerpt := func(s string) string {
+		end := min(len(s), i+48)
+		out := s[start:end]
+		if start > 0 {
+			out = "…" + out
+		}
+		if end < len(s) {
+			out += "…"
+		}
+		return out
+	}
+	return fmt.Sprintf("stored %s, now %s", excerpt(stored), excerpt(current))
 }

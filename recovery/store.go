@@ -3,11 +3,14 @@ package recovery
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,17 +19,24 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/cespare/xxhash/v2"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver; hidden behind Store
+	"modernc.org/sqlite" // registers the "sqlite" driver; hidden behind Store
 
 	"github.com/runnel-dev/runnel/internal/codec"
 )
 
 // FormatVersion is the version of the partition schema described in the
 // package documentation. A partition with a larger format_version is refused
-// with [ErrVersion]; one with a smaller version would be migrated.
-const FormatVersion = 1
+// with [ErrVersion]. Format 1 partitions (no directory identity, no state
+// shapes) are read as they are and upgraded to format 2 in place by the next
+// run ([Store.Begin]); reading one (inspect, --recovery-plan) never upgrades
+// it.
+const FormatVersion = 2
+
+// oldestFormat is the oldest format this release reads.
+const oldestFormat = 1
 
 const createdBy = "runnel"
 
@@ -34,7 +44,7 @@ const createdBy = "runnel"
 // documented in doc.go: change it only together with FormatVersion.
 var schema = []string{
 	`CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`,
-	`CREATE TABLE steps(step_id TEXT PRIMARY KEY, state_type TEXT NOT NULL) WITHOUT ROWID`,
+	`CREATE TABLE steps(step_id TEXT PRIMARY KEY, state_type TEXT NOT NULL, state_shape TEXT NOT NULL DEFAULT '') WITHOUT ROWID`,
 	`CREATE TABLE executions(ex_num INTEGER PRIMARY KEY, worker_count INTEGER NOT NULL, resume_epoch INTEGER NOT NULL)`,
 	`CREATE TABLE fronts(ex_num INTEGER NOT NULL, worker_index INTEGER NOT NULL, worker_frontier INTEGER NOT NULL,
 		PRIMARY KEY(ex_num, worker_index)) WITHOUT ROWID`,
@@ -73,9 +83,13 @@ type Store struct {
 	dir   string
 	parts []*partition
 
+	readOnly bool    // opened by OpenReadOnly: nothing may write
+	verdict  Verdict // of the directory as opened
+
 	mu      sync.Mutex
 	closed  bool
 	flowID  string
+	dirID   string // "" for a directory still in format 1
 	begun   bool
 	ex      int      // current execution, valid when begun
 	resume  uint64   // its resume epoch
@@ -85,22 +99,20 @@ type Store struct {
 }
 
 type partition struct {
-	index int
-	path  string
-	db    *sql.DB
+	index  int
+	path   string // dir joined with the file name, as errors show it
+	db     *sql.DB
+	format int    // format_version as opened; 1 until Begin upgrades it
+	tmpDir string // a private copy read instead of path (read-only opens), removed by Close
 }
 
-func (p *partition) name() string { return filepath.Base(p.path) }
+func (p *partition) name() string { return p.path }
 
 // dsn builds the SQLite URI for path. mode is "rw" (open, never create) or
 // "rwc" (create). The pragmas apply to every pooled connection; none of them
 // writes to the file. synchronous=FULL makes every commit fsync the WAL, which
 // is what lets a nil error from WriteEpoch and Commit mean "durable".
 func dsn(path, mode string) string {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		abs = path
-	}
 	q := url.Values{}
 	q.Set("mode", mode)
 	q.Set("_txlock", "immediate")
@@ -110,12 +122,45 @@ func dsn(path, mode string) string {
 	q.Add("_pragma", "mmap_size(268435456)")
 	q.Add("_pragma", "journal_size_limit(67108864)")
 	q.Add("_pragma", "temp_store(MEMORY)")
+	return fileURI(path, q)
+}
+
+// roDSN builds the URI of a read-only connection that changes no byte of
+// the partition, its -wal or its -shm. SQLite's plain mode=ro is not enough:
+// it writes read marks into the -shm file, and creates -wal and -shm when
+// they are missing. So a partition with a write-ahead log is read with
+// readonly_shm (the -shm file is opened read-only; SQLite falls back to a
+// private heap copy of the index when it cannot use it), and one without a
+// log as immutable (no locks, no side files).
+func roDSN(path string, hasWAL bool) string {
+	q := url.Values{}
+	q.Set("mode", "ro")
+	if hasWAL {
+		q.Set("readonly_shm", "1")
+	} else {
+		q.Set("immutable", "1")
+	}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "cache_size(-65536)")
+	q.Add("_pragma", "temp_store(MEMORY)")
+	return fileURI(path, q)
+}
+
+func fileURI(path string, q url.Values) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
 	u := url.URL{Scheme: "file", Path: abs, RawQuery: q.Encode()}
 	return u.String()
 }
 
 func openDB(path, mode string) (*sql.DB, error) {
-	db, err := sql.Open("sqlite", dsn(path, mode))
+	return openURI(dsn(path, mode))
+}
+
+func openURI(uri string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", uri)
 	if err != nil {
 		return nil, err
 	}
@@ -124,43 +169,109 @@ func openDB(path, mode string) (*sql.DB, error) {
 	return db, nil
 }
 
+// initMarker is created in a non-empty directory before Init moves the
+// partition files into it and removed after the last one, so that an
+// interrupted Init is recognised instead of reported as a missing partition.
+const initMarker = ".runnel-init"
+
 // Init creates the recovery directory dir (with parents) and n empty
-// partitions, part-0.sqlite3 … part-{n-1}.sqlite3. n is fixed for the life
-// of the recovery data; the number of workers may change between runs.
+// partitions, part-0.sqlite3 … part-{n-1}.sqlite3, all recording the same
+// new directory identity. n is fixed for the life of the recovery data; the
+// number of workers may change between runs.
 //
 // Init refuses, with [ErrAlreadyInitialized], a directory that already holds
-// partition files. If it fails part way it removes the files it created. On
-// a nil error the files and their directory entries are durable.
+// partition files. It is atomic: the partitions are built in a hidden
+// directory beside dir (".NAME.init-*") and renamed into place when complete,
+// so that an interrupted Init leaves either no dir or a complete one. (When
+// dir already exists and holds other files, the finished partitions are
+// moved in one by one under a marker file, .runnel-init, that [Open]
+// recognises.) On a nil error the files and their directory entries are
+// durable.
 func Init(dir string, n int) error {
 	if n < 1 {
 		return fmt.Errorf("recovery: init %s: partition count must be at least 1, got %d", dir, n)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("recovery: init: %w", err)
+	clean := filepath.Clean(dir)
+	parent := filepath.Dir(clean)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("recovery: init %s: %w", dir, err)
 	}
-	existing, err := filepath.Glob(filepath.Join(dir, "part-*.sqlite3"))
+	var entries []os.DirEntry
+	st, err := os.Stat(clean)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("recovery: init %s: %w", dir, err)
+	case !st.IsDir():
+		return fmt.Errorf("recovery: init %s: not a directory", dir)
+	default:
+		if entries, err = os.ReadDir(clean); err != nil {
+			return fmt.Errorf("recovery: init %s: %w", dir, err)
+		}
+	}
+	var existing []string
+	for _, e := range entries {
+		if ok, _ := filepath.Match("part-*.sqlite3*", e.Name()); ok || e.Name() == initMarker {
+			existing = append(existing, e.Name())
+		}
+	}
+	if len(existing) > 0 {
+		sort.Strings(existing)
+		return fmt.Errorf("recovery: init %s: %w: found %s; remove the directory first to start over",
+			dir, ErrAlreadyInitialized, strings.Join(existing, ", "))
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(clean)+".init-")
 	if err != nil {
 		return fmt.Errorf("recovery: init %s: %w", dir, err)
 	}
-	if len(existing) > 0 {
-		return fmt.Errorf("recovery: init %s: %w: found %s; remove the directory first to start over",
-			dir, ErrAlreadyInitialized, baseNames(existing))
-	}
-	var created []string
-	fail := func(err error) error {
-		for _, p := range created {
-			for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
-				_ = os.Remove(p + suffix)
-			}
-		}
+	defer os.RemoveAll(tmp) // a no-op once renamed into place
+	id, err := newDirID()
+	if err != nil {
 		return fmt.Errorf("recovery: init %s: %w", dir, err)
 	}
 	for i := range n {
-		path := filepath.Join(dir, partFile(i))
-		created = append(created, path)
-		if err := createPartition(path, i, n); err != nil {
-			return fail(fmt.Errorf("%s: %w", partFile(i), err))
+		if err := createPartition(filepath.Join(tmp, partFile(i)), i, n, id); err != nil {
+			return fmt.Errorf("recovery: init %s: %s: %w", dir, partFile(i), err)
 		}
+	}
+	if err := syncDir(tmp); err != nil {
+		return fmt.Errorf("recovery: init %s: %w", dir, err)
+	}
+	// rename(2) replaces a missing or empty directory atomically.
+	if len(entries) == 0 {
+		if err := os.Rename(tmp, clean); err == nil {
+			if err := syncDir(parent); err != nil {
+				return fmt.Errorf("recovery: init %s: %w", dir, err)
+			}
+			return nil
+		} else if st == nil {
+			return fmt.Errorf("recovery: init %s: %w", dir, err)
+		}
+	}
+	return moveInto(tmp, clean, n)
+}
+
+// moveInto moves the partitions built in tmp into the existing directory
+// dir under the init marker.
+func moveInto(tmp, dir string, n int) error {
+	fail := func(err error) error { return fmt.Errorf("recovery: init %s: %w", dir, err) }
+	marker := filepath.Join(dir, initMarker)
+	if err := os.WriteFile(marker, []byte("runnel recovery init is in progress or was interrupted\n"), 0o644); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fail(err)
+	}
+	for i := range n {
+		if err := os.Rename(filepath.Join(tmp, partFile(i)), filepath.Join(dir, partFile(i))); err != nil {
+			return fail(err)
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return fail(err)
+	}
+	if err := os.Remove(marker); err != nil {
+		return fail(err)
 	}
 	if err := syncDir(dir); err != nil {
 		return fail(err)
@@ -168,7 +279,15 @@ func Init(dir string, n int) error {
 	return nil
 }
 
-func createPartition(path string, index, n int) error {
+func newDirID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("directory identity: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+func createPartition(path string, index, n int, dirID string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
@@ -203,6 +322,7 @@ func createPartition(path string, index, n int) error {
 		{"flow_id", ""},
 		{"created_by", createdBy},
 		{"gc_epoch", "0"},
+		{"dir_id", dirID},
 	}
 	for _, kv := range meta {
 		if _, err := tx.ExecContext(ctx, "INSERT INTO meta(name, value) VALUES(?, ?)", kv[0], kv[1]); err != nil {
@@ -227,16 +347,13 @@ func syncDir(dir string) error {
 	return nil
 }
 
-func baseNames(paths []string) string {
-	names := make([]string, len(paths))
-	for i, p := range paths {
-		names[i] = filepath.Base(p)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
-}
-
 func notInitialized(dir string) error {
+	clean := filepath.Clean(dir)
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(clean), "."+filepath.Base(clean)+".init-*"))
+	if len(left) > 0 {
+		return fmt.Errorf("recovery: %s: %w: `runnel recovery init` was interrupted and left %s; remove it and run `runnel recovery init %s N` again",
+			dir, ErrNotInitialized, strings.Join(left, ", "), dir)
+	}
 	return fmt.Errorf("recovery: %s: %w; run `runnel recovery init %s N` to create N partitions",
 		dir, ErrNotInitialized, dir)
 }
@@ -246,35 +363,74 @@ type partMeta struct {
 	path    string
 	index   int // from meta
 	count   int // from meta
+	format  int
 	flowID  string
+	dirID   string // "" in format 1
 	gcEpoch uint64
 }
 
-// Open opens every partition in dir and validates all of them before
-// returning: they must form one complete set (same partition count, indexes
-// 0..N-1 matching their file names), be readable SQLite files with the
-// Runnel schema, and be written in a format and codec this release reads.
-// Validation never modifies a file; it fails with [ErrNotInitialized],
-// [ErrPartitionMismatch], [ErrCorrupt] or [ErrVersion], naming the files.
+// Open opens every partition in dir for a run and validates all of them
+// before returning: they must form one complete set (same partition count,
+// indexes 0..N-1 matching their file names), be readable SQLite files with
+// the Runnel schema, in a format and codec this release reads, writable, and
+// consistent with each other (see [Store.Check]: one directory identity, one
+// dataflow, one history, and no partition behind what the others have
+// garbage-collected). Validation never modifies a file; it fails with
+// [ErrNotInitialized], [ErrPartitionMismatch], [ErrStale], [ErrCorrupt],
+// [ErrVersion] or [ErrAccess], naming the files.
 func Open(dir string) (*Store, error) {
+	// Validate read-only first: closing a read-write connection checkpoints
+	// the -wal into the partition and deletes it, which a refusal must not.
+	ro, err := open(dir, true)
+	if err != nil {
+		return nil, err
+	}
+	verr := ro.verdict.Err()
+	if err := ro.closeAll(); err != nil && verr == nil {
+		verr = fmt.Errorf("recovery: open %s: %w", dir, err)
+	}
+	if verr != nil {
+		return nil, verr
+	}
+	return open(dir, false)
+}
+
+// OpenReadOnly opens dir for inspection: it never modifies a byte of any
+// file in dir (not even SQLite's -wal and -shm files, which a normal open
+// would checkpoint and delete), works on a read-only directory, and opens a
+// directory whose partitions are inconsistent, reporting that in
+// [Store.Check] rather than failing. Methods that write return [ErrReadOnly].
+//
+// SQLite cannot read a partition's write-ahead log without its -shm index
+// when it may not create one; such a partition (its -wal was copied without
+// the -shm) is read from a private copy in the system's temporary directory.
+func OpenReadOnly(dir string) (*Store, error) {
+	return open(dir, true)
+}
+
+func open(dir string, readOnly bool) (*Store, error) {
 	st, err := os.Stat(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, notInitialized(dir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("recovery: open %s: %w", dir, err)
+		return nil, fmt.Errorf("recovery: open %s: %w", dir, accessErr(err))
 	}
 	if !st.IsDir() {
 		return nil, fmt.Errorf("recovery: open %s: %w: not a directory", dir, ErrNotInitialized)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("recovery: open %s: %w", dir, err)
+		return nil, fmt.Errorf("recovery: open %s: %w", dir, accessErr(err))
 	}
 	byIndex := map[int]string{}
 	var stray []string
+	interrupted := false
 	for _, e := range entries {
 		name := e.Name()
+		if name == initMarker {
+			interrupted = true
+		}
 		if ok, _ := filepath.Match("part-*.sqlite3", name); !ok {
 			continue
 		}
@@ -285,6 +441,10 @@ func Open(dir string) (*Store, error) {
 		}
 		i, _ := strconv.Atoi(m[1])
 		byIndex[i] = filepath.Join(dir, name)
+	}
+	if interrupted {
+		return nil, fmt.Errorf("recovery: open %s: %w: `runnel recovery init` was interrupted (%s is still there); remove the part-*.sqlite3 files and %s, and run init again",
+			dir, ErrNotInitialized, filepath.Join(dir, initMarker), initMarker)
 	}
 	if len(stray) > 0 {
 		sort.Strings(stray)
@@ -306,110 +466,261 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("recovery: open %s: %w", dir, err)
 		}
 	}
+	if !readOnly {
+		if err := checkWritable(dir, indexes, byIndex); err != nil {
+			return nil, err
+		}
+	}
 
-	s := &Store{dir: dir}
+	s := &Store{dir: dir, readOnly: readOnly}
 	metas := make([]partMeta, 0, len(indexes))
+	hists := make([]partHistory, 0, len(indexes))
 	for _, i := range indexes {
 		path := byIndex[i]
-		db, err := openDB(path, "rw")
+		p := &partition{index: i, path: path}
+		var err error
+		if readOnly {
+			err = p.openReadOnly()
+		} else {
+			p.db, err = openDB(path, "rw")
+		}
 		if err != nil {
 			s.closeAll()
-			return nil, fmt.Errorf("recovery: open %s: %w", path, err)
+			return nil, fmt.Errorf("recovery: open %s: %w", path, accessErr(err))
 		}
-		s.parts = append(s.parts, &partition{index: i, path: path, db: db})
-		m, err := readMeta(db, path)
+		s.parts = append(s.parts, p)
+		m, err := readMeta(p.db, path)
 		if err != nil {
 			s.closeAll()
 			return nil, fmt.Errorf("recovery: open %s: %w", dir, err)
 		}
+		p.format = m.format
 		metas = append(metas, m)
+		h, err := readHistory(p.db)
+		if err != nil {
+			s.closeAll()
+			return nil, fmt.Errorf("recovery: open %s: %s: %w", dir, path, classify(path, err))
+		}
+		hists = append(hists, h)
 	}
 	if err := checkSet(dir, indexes, metas); err != nil {
 		s.closeAll()
 		return nil, err
 	}
+	s.verdict = judge(dir, metas, hists)
 	s.gcEpoch = make([]uint64, len(metas))
 	for i, m := range metas {
 		s.gcEpoch[i] = m.gcEpoch
 		if m.flowID != "" {
 			s.flowID = m.flowID
 		}
+		if m.dirID != "" {
+			s.dirID = m.dirID
+		}
+	}
+	if readOnly {
+		return s, nil
 	}
 	// Persistent and idempotent: a no-op on the files Init created.
 	for _, p := range s.parts {
 		if _, err := p.db.Exec("PRAGMA journal_mode=WAL"); err != nil {
 			s.closeAll()
-			return nil, fmt.Errorf("recovery: open %s: %w", p.path, err)
+			return nil, fmt.Errorf("recovery: open %s: %w", p.path, classify(p.path, err))
 		}
 	}
 	return s, nil
+}
+
+// openReadOnly opens p.path without changing any file; see OpenReadOnly.
+func (p *partition) openReadOnly() error {
+	walInfo, err := os.Stat(p.path + "-wal")
+	hasWAL := err == nil && walInfo.Size() > 0
+	if !hasWAL {
+		db, err := openURI(roDSN(p.path, false))
+		p.db = db
+		return err
+	}
+	if _, err := os.Stat(p.path + "-shm"); err == nil {
+		db, err := openURI(roDSN(p.path, true))
+		p.db = db
+		return err
+	}
+	// A log without its index: SQLite would have to create the -shm file.
+	tmp, err := os.MkdirTemp("", "runnel-inspect-")
+	if err != nil {
+		return fmt.Errorf("%s has a write-ahead log but no -shm index, and a private copy to read it from cannot be made: %w; "+
+			"copy the directory elsewhere and inspect the copy", p.path, err)
+	}
+	p.tmpDir = tmp
+	copyPath := filepath.Join(tmp, filepath.Base(p.path))
+	for _, suffix := range []string{"", "-wal"} {
+		if err := copyFileTo(p.path+suffix, copyPath+suffix); err != nil {
+			return fmt.Errorf("%s has a write-ahead log but no -shm index; copying it to read it privately: %w", p.path, err)
+		}
+	}
+	db, err := openDB(copyPath, "rw")
+	p.db = db
+	return err
+}
+
+func copyFileTo(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// checkWritable reports a directory or partition a run cannot write as what
+// it is, with the full path, before SQLite turns it into a vaguer error.
+func checkWritable(dir string, indexes []int, byIndex map[int]string) error {
+	paths := []string{dir}
+	for _, i := range indexes {
+		paths = append(paths, byIndex[i])
+		for _, suffix := range []string{"-wal", "-shm"} {
+			if _, err := os.Stat(byIndex[i] + suffix); err == nil {
+				paths = append(paths, byIndex[i]+suffix)
+			}
+		}
+	}
+	for _, p := range paths {
+		if err := writable(p); err != nil {
+			abs, aerr := filepath.Abs(p)
+			if aerr != nil {
+				abs = p
+			}
+			return fmt.Errorf("recovery: open %s: %w: %s is not writable (%v); a run records its progress there, so fix the permissions or the mount (`runnel recovery inspect %s` reads it without writing)",
+				dir, ErrAccess, abs, err, dir)
+		}
+	}
+	return nil
+}
+
+// accessErr marks permission errors with ErrAccess, keeping the cause.
+func accessErr(err error) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		return fmt.Errorf("%w: %w", ErrAccess, err)
+	}
+	return err
+}
+
+// SQLite's primary result codes (stable parts of its C API) that classify
+// looks at.
+const (
+	sqlitePerm     = 3
+	sqliteBusy     = 5
+	sqliteLocked   = 6
+	sqliteReadOnly = 8
+	sqliteCantOpen = 14
+	sqliteAuth     = 23
+)
+
+// classify tells an SQLite error that is about access (permissions, a
+// read-only file or file system, a file that cannot be opened) from one
+// that means the file's content is bad.
+func classify(path string, err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlitePerm, sqliteReadOnly, sqliteCantOpen, sqliteAuth:
+			abs, aerr := filepath.Abs(path)
+			if aerr != nil {
+				abs = path
+			}
+			return fmt.Errorf("%w: %s: %w (check the permissions of the file, its -wal and -shm files and the directory)", ErrAccess, abs, err)
+		case sqliteBusy, sqliteLocked:
+			return fmt.Errorf("%s is in use by another process: %w", path, err)
+		}
+	}
+	return accessErr(err)
 }
 
 // checkHeader verifies that path looks like an intact SQLite database without
 // opening it with SQLite, which would happily treat an empty file as a new
 // database and write to it.
 func checkHeader(path string) error {
-	name := filepath.Base(path)
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return accessErr(err) // *PathError names the path
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("%s: %w", path, accessErr(err))
 	}
 	var h [100]byte
 	if _, err := io.ReadFull(f, h[:]); err != nil {
-		return fmt.Errorf("%s: %w: file too short for an SQLite database (%d bytes)", name, ErrCorrupt, fi.Size())
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			hint := ""
+			if fi.Size() == 0 {
+				hint = "; an interrupted `runnel recovery init` of an older release leaves empty files: if no run has used the directory, remove it and run init again"
+			}
+			return fmt.Errorf("%s: %w: file too short for an SQLite database (%d bytes)%s", path, ErrCorrupt, fi.Size(), hint)
+		}
+		return fmt.Errorf("%s: %w", path, accessErr(err))
 	}
 	if !bytes.Equal(h[:16], []byte("SQLite format 3\x00")) {
-		return fmt.Errorf("%s: %w: not an SQLite database", name, ErrCorrupt)
+		return fmt.Errorf("%s: %w: not an SQLite database", path, ErrCorrupt)
 	}
 	pageSize := int64(binary.BigEndian.Uint16(h[16:18]))
 	if pageSize == 1 {
 		pageSize = 65536
 	}
 	if pageSize < 512 || pageSize&(pageSize-1) != 0 {
-		return fmt.Errorf("%s: %w: invalid page size %d", name, ErrCorrupt, pageSize)
+		return fmt.Errorf("%s: %w: invalid page size %d", path, ErrCorrupt, pageSize)
 	}
 	size := fi.Size()
 	if size%pageSize != 0 {
-		return fmt.Errorf("%s: %w: size %d is not a multiple of the page size %d (truncated?)", name, ErrCorrupt, size, pageSize)
+		return fmt.Errorf("%s: %w: size %d is not a multiple of the page size %d (truncated?)", path, ErrCorrupt, size, pageSize)
 	}
 	changeCounter := binary.BigEndian.Uint32(h[24:28])
 	pages := int64(binary.BigEndian.Uint32(h[28:32]))
 	validFor := binary.BigEndian.Uint32(h[92:96])
 	if changeCounter == validFor && pages > 0 && size < pages*pageSize {
 		return fmt.Errorf("%s: %w: file has %d bytes but its header says %d pages of %d bytes (truncated?)",
-			name, ErrCorrupt, size, pages, pageSize)
+			path, ErrCorrupt, size, pages, pageSize)
 	}
 	return nil
 }
 
 func readMeta(db *sql.DB, path string) (partMeta, error) {
-	name := filepath.Base(path)
 	corrupt := func(format string, args ...any) error {
-		return fmt.Errorf("%s: %w: %s", name, ErrCorrupt, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%s: %w: %s", path, ErrCorrupt, fmt.Sprintf(format, args...))
+	}
+	// Access errors surface on the first statement; they are not corruption.
+	queryErr := func(what string, err error) error {
+		if c := classify(path, err); errors.Is(c, ErrAccess) || c != err {
+			return c
+		}
+		return corrupt("%s: %v", what, err)
 	}
 	rows, err := db.Query("SELECT name, value FROM meta")
 	if err != nil {
-		return partMeta{}, corrupt("reading metadata: %v", err)
+		return partMeta{}, queryErr("reading metadata", err)
 	}
 	meta := map[string]string{}
 	for rows.Next() {
 		var k, v string
 		if err := rows.Scan(&k, &v); err != nil {
 			rows.Close()
-			return partMeta{}, corrupt("reading metadata: %v", err)
+			return partMeta{}, queryErr("reading metadata", err)
 		}
 		meta[k] = v
 	}
 	if err := rows.Close(); err != nil {
-		return partMeta{}, corrupt("reading metadata: %v", err)
+		return partMeta{}, queryErr("reading metadata", err)
 	}
 	if err := rows.Err(); err != nil {
-		return partMeta{}, corrupt("reading metadata: %v", err)
+		return partMeta{}, queryErr("reading metadata", err)
 	}
 	for _, k := range []string{"format_version", "partition_index", "partition_count", "codec", "flow_id", "created_by"} {
 		if _, ok := meta[k]; !ok {
@@ -420,18 +731,21 @@ func readMeta(db *sql.DB, path string) (partMeta, error) {
 		return partMeta{}, corrupt("created by %q, not by runnel", meta["created_by"])
 	}
 	fv, err := strconv.Atoi(meta["format_version"])
-	if err != nil || fv < 1 {
+	if err != nil || fv < oldestFormat {
 		return partMeta{}, corrupt("bad format_version %q", meta["format_version"])
 	}
 	if fv > FormatVersion {
-		return partMeta{}, fmt.Errorf("%s: %w: written by a newer runnel (format %d); this release reads format %d",
-			name, ErrVersion, fv, FormatVersion)
+		return partMeta{}, fmt.Errorf("%s: %w: written by a newer runnel (format %d); this release reads formats %d to %d",
+			path, ErrVersion, fv, oldestFormat, FormatVersion)
 	}
 	if meta["codec"] != codec.Name {
 		return partMeta{}, fmt.Errorf("%s: %w: unknown codec %q; this release reads %q",
-			name, ErrVersion, meta["codec"], codec.Name)
+			path, ErrVersion, meta["codec"], codec.Name)
 	}
-	m := partMeta{path: path, flowID: meta["flow_id"]}
+	m := partMeta{path: path, format: fv, flowID: meta["flow_id"], dirID: meta["dir_id"]}
+	if fv >= 2 && m.dirID == "" {
+		return partMeta{}, corrupt("format %d metadata has no dir_id", fv)
+	}
 	if m.index, err = strconv.Atoi(meta["partition_index"]); err != nil {
 		return partMeta{}, corrupt("bad partition_index %q", meta["partition_index"])
 	}
@@ -446,18 +760,18 @@ func readMeta(db *sql.DB, path string) (partMeta, error) {
 	have := map[string]bool{}
 	trows, err := db.Query("SELECT name FROM sqlite_master WHERE type = 'table'")
 	if err != nil {
-		return partMeta{}, corrupt("listing tables: %v", err)
+		return partMeta{}, queryErr("listing tables", err)
 	}
 	for trows.Next() {
 		var t string
 		if err := trows.Scan(&t); err != nil {
 			trows.Close()
-			return partMeta{}, corrupt("listing tables: %v", err)
+			return partMeta{}, queryErr("listing tables", err)
 		}
 		have[t] = true
 	}
 	if err := trows.Close(); err != nil {
-		return partMeta{}, corrupt("listing tables: %v", err)
+		return partMeta{}, queryErr("listing tables", err)
 	}
 	for _, t := range tables {
 		if !have[t] {
@@ -467,7 +781,8 @@ func readMeta(db *sql.DB, path string) (partMeta, error) {
 	return m, nil
 }
 
-// checkSet verifies that the partitions form one complete set.
+// checkSet verifies that the partitions form one complete set of files.
+// Whether they also describe one history is judged by judge.
 func checkSet(dir string, indexes []int, metas []partMeta) error {
 	mismatch := func(format string, args ...any) error {
 		return fmt.Errorf("recovery: open %s: %w: %s", dir, ErrPartitionMismatch, fmt.Sprintf(format, args...))
@@ -475,17 +790,17 @@ func checkSet(dir string, indexes []int, metas []partMeta) error {
 	for _, m := range metas {
 		if m.count != metas[0].count {
 			return mismatch("%s says %d partitions but %s says %d; the files come from different recovery directories",
-				filepath.Base(metas[0].path), metas[0].count, filepath.Base(m.path), m.count)
+				metas[0].path, metas[0].count, m.path, m.count)
 		}
 	}
 	n := metas[0].count
 	for k, m := range metas {
 		if m.index != indexes[k] {
-			return mismatch("%s records partition index %d; was it renamed?", filepath.Base(m.path), m.index)
+			return mismatch("%s records partition index %d; was it renamed?", m.path, m.index)
 		}
 		if m.index >= n {
 			return mismatch("%s is out of range: the partitions say there are %d (part-0 … part-%d)",
-				filepath.Base(m.path), n, n-1)
+				m.path, n, n-1)
 		}
 	}
 	if len(metas) != n {
@@ -499,19 +814,15 @@ func checkSet(dir string, indexes []int, metas []partMeta) error {
 				missing = append(missing, partFile(i))
 			}
 		}
-		return mismatch("missing %s of %d partitions", strings.Join(missing, ", "), n)
-	}
-	flow := ""
-	flowFile := ""
-	for _, m := range metas {
-		if m.flowID == "" {
-			continue
+		hint := ""
+		used := false
+		for _, m := range metas {
+			used = used || m.flowID != ""
 		}
-		if flow != "" && m.flowID != flow {
-			return mismatch("%s belongs to dataflow %q but %s to %q",
-				flowFile, flow, filepath.Base(m.path), m.flowID)
+		if !used {
+			hint = "; no run has used this directory: if `runnel recovery init` was interrupted, remove the directory and run init again"
 		}
-		flow, flowFile = m.flowID, filepath.Base(m.path)
+		return mismatch("missing %s of %d partitions%s", strings.Join(missing, ", "), n, hint)
 	}
 	return nil
 }
@@ -519,8 +830,15 @@ func checkSet(dir string, indexes []int, metas []partMeta) error {
 func (s *Store) closeAll() error {
 	var errs []error
 	for _, p := range s.parts {
-		if err := p.db.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", p.name(), err))
+		if p.db != nil {
+			if err := p.db.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", p.name(), err))
+			}
+		}
+		if p.tmpDir != "" {
+			if err := os.RemoveAll(p.tmpDir); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -612,44 +930,64 @@ func (s *Store) each(fn func(p *partition) error) error {
 	return errors.Join(errs...)
 }
 
-// StepTypes returns the stored state type of every stateful step, keyed by
-// step id. Partitions normally agree; if a crash interrupted Begin and they
-// do not, a step stored anywhere is reported, and conflicting types are
-// joined with " | " so that the step shows up as changed in [MakePlan]
-// rather than being trusted.
-func (s *Store) StepTypes() (map[string]string, error) {
+// DirID returns the identity Init gave the directory, recorded in every
+// partition, or "" for a directory still in format 1.
+func (s *Store) DirID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dirID
+}
+
+// StepTypes returns what is stored about the state of every stateful step,
+// keyed by step id. Partitions normally agree; if a crash interrupted Begin
+// and they do not, a step stored anywhere is reported, and conflicting types
+// or shapes are joined with " | " so that the step shows up as changed in
+// [MakePlan] rather than being trusted. A format 1 partition records no
+// shape; it does not count as a conflict.
+func (s *Store) StepTypes() (map[string]StepState, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
-	all := map[string]map[string]bool{}
+	types := map[string]map[string]bool{}
+	shapes := map[string]map[string]bool{}
 	for _, p := range s.parts {
-		rows, err := p.db.Query("SELECT step_id, state_type FROM steps")
+		q := "SELECT step_id, state_type, state_shape FROM steps"
+		if p.format < 2 {
+			q = "SELECT step_id, state_type, '' FROM steps"
+		}
+		rows, err := p.db.Query(q)
 		if err != nil {
 			return nil, fmt.Errorf("recovery: %s: read steps: %w", p.name(), err)
 		}
 		for rows.Next() {
-			var id, typ string
-			if err := rows.Scan(&id, &typ); err != nil {
+			var id, typ, shape string
+			if err := rows.Scan(&id, &typ, &shape); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("recovery: %s: read steps: %w", p.name(), err)
 			}
-			if all[id] == nil {
-				all[id] = map[string]bool{}
+			if types[id] == nil {
+				types[id], shapes[id] = map[string]bool{}, map[string]bool{}
 			}
-			all[id][typ] = true
+			types[id][typ] = true
+			if shape != "" {
+				shapes[id][shape] = true
+			}
 		}
 		if err := rows.Close(); err != nil {
 			return nil, fmt.Errorf("recovery: %s: read steps: %w", p.name(), err)
 		}
 	}
-	out := make(map[string]string, len(all))
-	for id, types := range all {
-		ts := make([]string, 0, len(types))
-		for t := range types {
+	join := func(set map[string]bool) string {
+		ts := make([]string, 0, len(set))
+		for t := range set {
 			ts = append(ts, t)
 		}
 		sort.Strings(ts)
-		out[id] = strings.Join(ts, " | ")
+		return strings.Join(ts, " | ")
+	}
+	out := make(map[string]StepState, len(types))
+	for id := range types {
+		out[id] = StepState{Type: join(types[id]), Shape: join(shapes[id])}
 	}
 	return out, nil
 }

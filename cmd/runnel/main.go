@@ -5,7 +5,11 @@
 //	runnel recovery inspect DIR --step S --key K   print the latest state of one key as JSON
 //
 // init prints nothing on success, like `python -m bytewax.recovery DIR N`.
-// Every command exits 0 on success, 1 on failure and 2 on a usage error.
+// inspect never modifies a byte of the directory (not even SQLite's -wal and
+// -shm files) and works on a read-only directory; it exits 1, after the
+// report, when the next run would be refused (partitions out of step or from
+// different directories). Every command exits 0 on success, 1 on failure and
+// 2 on a usage error.
 package main
 
 import (
@@ -130,10 +134,16 @@ func recoveryInspect(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		_, err = r.WriteTo(stdout)
-		return err
+		if _, err := r.WriteTo(stdout); err != nil {
+			return err
+		}
+		if len(r.Verdict.Problems) > 0 {
+			// The report says why; exit 1 so that scripts notice.
+			return fmt.Errorf("the next run on %s would be refused: %w (see the report above)", dir, r.Verdict.Problems[0].Err)
+		}
+		return nil
 	}
-	s, err := recovery.Open(dir)
+	s, err := recovery.OpenReadOnly(dir)
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func TestInspectKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Begin("f", 1, recovery.MakePlan(nil, map[string]string{"f.s": "map[string]int"}, nil)); err != nil {
+	if _, err := s.Begin("f", 1, recovery.MakePlan(nil, map[string]recovery.StepState{"f.s": {Type: "map[string]int"}}, nil)); err != nil {
 		t.Fatal(err)
 	}
 	v, _ := codec.Marshal(map[string]int{"sum": 3})

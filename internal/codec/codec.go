@@ -11,7 +11,9 @@
 //     bytes; NaN and ±Inf are kept; time.Time is an RFC 3339 string with
 //     nanoseconds.
 //   - decoding fails, rather than wraps, when an integer does not fit the
-//     destination (IntDecConvertSignedOrFail), accepts any byte sequence in a
+//     destination (IntDecConvertSignedOrFail), fails on a map key that names
+//     no field of the destination struct (ExtraDecErrorUnknownField: a
+//     renamed field must not resume as zero), accepts any byte sequence in a
 //     text string (a Go string is bytes, not necessarily UTF-8), and lifts the
 //     library's default container-size limits, which real state can exceed.
 //
@@ -20,6 +22,7 @@
 package codec
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/fxamacker/cbor/v2"
@@ -52,11 +55,15 @@ func init() {
 		MaxArrayElements: 2147483647,
 		MaxMapPairs:      2147483647,
 		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		// A stored field the type no longer has is an error, not a value
+		// silently dropped (a renamed field would otherwise resume as zero).
+		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 	}
 	if decMode, err = do.DecMode(); err != nil {
 		panic(fmt.Sprintf("codec: decoding options: %v", err))
 	}
 	do.IntDec = cbor.IntDecConvertNone
+	do.ExtraReturnErrors = cbor.ExtraDecErrorNone
 	do.DupMapKey = cbor.DupMapKeyQuiet
 	do.MapKeyByteString = cbor.MapKeyByteStringAllowed
 	if anyMode, err = do.DecMode(); err != nil {
@@ -77,9 +84,15 @@ func Marshal(v any) ([]byte, error) {
 
 // Unmarshal decodes data into v, which must be a non-nil pointer. It fails,
 // rather than truncates, when a number does not fit the destination type, so
-// that changing an int64 field to int8 cannot corrupt recovered state.
+// that changing an int64 field to int8 cannot corrupt recovered state, and
+// when the data holds a struct field that the destination type does not
+// have, so that a renamed or removed field cannot be dropped silently.
 func Unmarshal(data []byte, v any) error {
 	if err := decMode.Unmarshal(data, v); err != nil {
+		var unknown *cbor.UnknownFieldError
+		if errors.As(err, &unknown) {
+			return fmt.Errorf("codec: decode into %T: %w (the stored value has a field the type does not: was a field renamed or removed?)", v, err)
+		}
 		return fmt.Errorf("codec: decode into %T: %w", v, err)
 	}
 	return nil

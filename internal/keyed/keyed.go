@@ -324,6 +324,7 @@ func StepState[K keys.Key](ops keys.Ops[K], typ string, stateT reflect.Type) *pl
 	return &plan.State{
 		Type:  typ,
 		Check: func() error { return codec.CheckType(stateT) },
+		Shape: func() string { return codec.Shape(stateT) },
 		Route: RouteText(ops),
 	}
 }

@@ -92,6 +92,10 @@ type State struct {
 	// Check rejects a state type the codec cannot encode faithfully,
 	// before the run starts.
 	Check func() error
+	// Shape returns the codec shape of the state type (codec.Shape),
+	// recorded beside Type so that a changed field is a changed step; nil
+	// when the step cannot tell.
+	Shape func() string
 	// Route returns the worker that owns a recovered key.
 	Route func(key string, workers int) (int, error)
 }

@@ -111,12 +111,16 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		return fmt.Errorf("-a/--addresses: running one flow over several processes is not supported yet; run one process with -w workers")
 	}
 	var checkErrs []error
-	current := map[string]string{}
+	current := map[string]recovery.StepState{}
 	for _, st := range flow.Steps() {
 		if st.State == nil {
 			continue
 		}
-		current[st.ID] = st.State.Type
+		cur := recovery.StepState{Type: st.State.Type}
+		if st.State.Shape != nil {
+			cur.Shape = st.State.Shape()
+		}
+		current[st.ID] = cur
 		if err := st.State.Check(); err != nil {
 			checkErrs = append(checkErrs, fmt.Errorf("step %s: %w", st.ID, err))
 		}
@@ -166,7 +170,13 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	var store *recovery.Store
 	var execution int
 	if cfg.RecoveryDir != "" {
-		store, err = recovery.Open(cfg.RecoveryDir)
+		// --recovery-plan only reads: it must not change a byte, and works
+		// on a read-only directory.
+		open := recovery.Open
+		if cfg.RecoveryPlan {
+			open = recovery.OpenReadOnly
+		}
+		store, err = open(cfg.RecoveryDir)
 		if err != nil {
 			return err
 		}
@@ -190,11 +200,19 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		}
 		p := recovery.MakePlan(stored, current, cfg.DropState)
 		if cfg.RecoveryPlan {
-			rep, err := store.Report()
+			v, err := store.Check()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(opt.Out, "recovery directory %s: the next run resumes at epoch %d\n", cfg.RecoveryDir, rep.ResumeEpoch)
+			if verr := v.Err(); verr != nil {
+				fmt.Fprintf(opt.Out, "recovery directory %s: the next run is REFUSED:\n", cfg.RecoveryDir)
+				for _, pr := range v.Problems {
+					fmt.Fprintf(opt.Out, "  %v: %s\n", pr.Err, pr.Text)
+				}
+				fmt.Fprint(opt.Out, p.String())
+				return errors.Join(verr, p.Err())
+			}
+			fmt.Fprintf(opt.Out, "recovery directory %s: the next run resumes at epoch %d\n", cfg.RecoveryDir, v.Resume.Epoch)
 			fmt.Fprint(opt.Out, p.String())
 			return p.Err()
 		}
