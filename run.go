@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -98,6 +99,15 @@ func WithMetricsGatherer(g prometheus.Gatherer) RunOption {
 	return runOption(func(o *runner.Options) { o.Gatherer = g })
 }
 
+// WithLogger sends the run's log lines to l: one when it starts (flow,
+// workers, recovery directory, resume epoch), one per committed epoch at
+// debug level, and one when it ends (finished, stopped, or failed with the
+// step, worker and key or partition). The default is no log lines; Main
+// logs to standard error as --log-format and --log-level say.
+func WithLogger(l *slog.Logger) RunOption {
+	return runOption(func(o *runner.Options) { o.Logger = l })
+}
+
 // Run runs flow with cfg until its input ends, a step fails, ctx is
 // cancelled (an abort: nothing more is committed), or a WithStop channel
 // closes (a graceful stop). A failure names the step id path, and the key
@@ -164,6 +174,7 @@ func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Write
 		}
 		return 0
 	}
+	logger := newLogger(stderr, cfg)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	stop := make(chan struct{})
@@ -179,7 +190,7 @@ func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Write
 			case s := <-sigs:
 				n++
 				if n == 1 {
-					fmt.Fprintf(stderr, "%s: %v: stopping at the next epoch boundary (signal again to abort at once)\n", prog, s)
+					logger.Warn("stopping at the next epoch boundary (signal again to abort at once)", "signal", s.String())
 					close(stop)
 				} else {
 					cancel(fmt.Errorf("second signal %v", s))
@@ -190,15 +201,36 @@ func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Write
 			}
 		}
 	}()
-	err = Run(ctx, flow, cfg, WithStop(stop), WithOutput(stdout))
+	err = Run(ctx, flow, cfg, WithStop(stop), WithOutput(stdout), WithLogger(logger))
+	if err != nil && cfg.RecoveryPlan {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err) // a plan's refusal is output, not a log line
+	}
+	// Otherwise Run has logged how it ended, with the step of a failure.
 	var stopped *InterruptedError
 	switch {
 	case errors.As(err, &stopped):
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 130
 	case err != nil:
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
 	return 0
+}
+
+// newLogger makes the logger of --log-format and --log-level, writing to w
+// (standard error: standard output carries only the flow's output).
+func newLogger(w io.Writer, cfg Config) *slog.Logger {
+	var level slog.Level
+	switch cfg.LogLevel {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

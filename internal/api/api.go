@@ -12,9 +12,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,4 +170,51 @@ func (s *Server) serveState(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(st)
+}
+
+// EventHandler wraps h so that warnings and errors logged through it also
+// appear in the web view's list of events.
+func (s *Server) EventHandler(h slog.Handler) slog.Handler { return eventHandler{h, s, ""} }
+
+type eventHandler struct {
+	h      slog.Handler
+	s      *Server
+	prefix string // attributes added with WithAttrs, as text
+}
+
+func (e eventHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn || e.h.Enabled(ctx, l)
+}
+
+func (e eventHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		var b strings.Builder
+		b.WriteString(r.Message)
+		b.WriteString(e.prefix)
+		r.Attrs(func(a slog.Attr) bool {
+			fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+			return true
+		})
+		e.s.Report(r.Level.String(), b.String())
+	}
+	if e.h.Enabled(ctx, r.Level) {
+		return e.h.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (e eventHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	var b strings.Builder
+	b.WriteString(e.prefix)
+	for _, a := range attrs {
+		if a.Key == "flow" {
+			continue
+		}
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+	}
+	return eventHandler{e.h.WithAttrs(attrs), e.s, b.String()}
+}
+
+func (e eventHandler) WithGroup(name string) slog.Handler {
+	return eventHandler{e.h.WithGroup(name), e.s, e.prefix}
 }

@@ -17,6 +17,9 @@
 //	    --print-flow FORMAT       (flag only) mermaid, dot or json
 //	    --api-addr HOST:PORT      RUNNEL_API_ADDR              default none
 //	    --api-pprof               RUNNEL_API_PPROF             default false
+//	    --log-format text|json    RUNNEL_LOG_FORMAT            default text
+//	    --log-level LEVEL         RUNNEL_LOG_LEVEL             default info
+//	    --progress                (flag only)
 //
 // A flag given on the command line beats its environment variable, and the
 // variable beats the default. An empty variable counts as unset. Intervals
@@ -116,6 +119,20 @@ type Config struct {
 	// APIPprof also serves net/http/pprof under /debug/pprof/ on APIAddr
 	// (--api-pprof, RUNNEL_API_PPROF). Needs APIAddr.
 	APIPprof bool
+
+	// LogFormat is how log lines on standard error look: "text" (key=value;
+	// the default, also when empty) or "json" (--log-format,
+	// RUNNEL_LOG_FORMAT).
+	LogFormat string
+
+	// LogLevel is the least severe level logged: "debug" (adds a line per
+	// committed epoch), "info" (the default: start and end of the run),
+	// "warn" or "error" (--log-level, RUNNEL_LOG_LEVEL). Empty means info.
+	LogLevel string
+
+	// Progress shows a status line on standard error while the flow runs,
+	// when standard error is a terminal (--progress).
+	Progress bool
 }
 
 // Default returns the configuration used when no flag and no environment
@@ -141,6 +158,8 @@ const (
 	flagPrint = "--print-flow"
 	flagAPI   = "--api-addr"
 	flagPprof = "--api-pprof"
+	flagLogF  = "--log-format"
+	flagLogL  = "--log-level"
 )
 
 // Validate checks c and reports every broken rule at once, one per line of
@@ -238,6 +257,16 @@ func (c Config) check(g *given) []error {
 		}
 	} else if c.APIPprof {
 		add("%s needs %s (profiles are served on that address)", flagPprof, flagAPI)
+	}
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		add("%s must be text or json (got %q)", flagLogF, c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		add("%s must be debug, info, warn or error (got %q)", flagLogL, c.LogLevel)
 	}
 	switch c.PrintFlow {
 	case "", "mermaid", "dot", "json":

@@ -26,6 +26,8 @@ const (
 	envBackup    = "RUNNEL_BACKUP_INTERVAL"
 	envAPI       = "RUNNEL_API_ADDR"
 	envPprof     = "RUNNEL_API_PPROF"
+	envLogFormat = "RUNNEL_LOG_FORMAT"
+	envLogLevel  = "RUNNEL_LOG_LEVEL"
 )
 
 // flagEnv maps each flag's long name to its environment variable, in the
@@ -39,6 +41,8 @@ var flagEnv = []struct{ flag, env string }{
 	{"backup-interval", envBackup},
 	{"api-addr", envAPI},
 	{"api-pprof", envPprof},
+	{"log-format", envLogFormat},
+	{"log-level", envLogLevel},
 }
 
 // newFlagSet binds the flags to the fields of c.
@@ -73,6 +77,12 @@ func newFlagSet(program string, c *Config) *pflag.FlagSet {
 		"serve metrics, the graph and the web view on host:port")
 	fs.BoolVar(&c.APIPprof, "api-pprof", false,
 		"also serve net/http/pprof on --api-addr")
+	fs.Var(&choiceValue{p: &c.LogFormat, choices: []string{"text", "json"}}, "log-format",
+		"log lines as text or json")
+	fs.Var(&choiceValue{p: &c.LogLevel, choices: []string{"debug", "info", "warn", "error"}}, "log-level",
+		"least severe level logged")
+	fs.BoolVar(&c.Progress, "progress", false,
+		"show a status line on standard error when it is a terminal")
 	return fs
 }
 
@@ -326,8 +336,8 @@ const usageText = `Usage: PROGRAM [flags] [--] [args...]
 
 Runs the dataflow. Arguments after the flags, or after "--", are left to the
 flow program (put negative numbers after "--"). Each of -w, -i, -a, -r, -s,
--b, --api-addr and --api-pprof can also be set by the environment variable
-shown; a flag beats its
+-b, --api-addr, --api-pprof, --log-format and --log-level can also be set by
+the environment variable shown; a flag beats its
 variable, a variable beats the default, and an empty variable counts as unset.
 
 Flags:
@@ -378,6 +388,17 @@ Flags:
       --api-pprof                Also serve Go profiles (net/http/pprof) under
                                  /debug/pprof/. Needs --api-addr.
                                  Env RUNNEL_API_PPROF (true/false).
+      --log-format FORMAT        Log lines on standard error as text
+                                 (key=value) or json. Standard output carries
+                                 only the flow's own output.
+                                 Env RUNNEL_LOG_FORMAT. Default text.
+      --log-level LEVEL          debug (adds a line per committed epoch), info
+                                 (start and end of the run), warn or error.
+                                 Env RUNNEL_LOG_LEVEL. Default info.
+      --progress                 Show a status line on standard error while
+                                 the flow runs: items/s per input, percent
+                                 done where known, epoch, last commit. Only
+                                 when standard error is a terminal.
   -h, --help                     Print this help and exit.
 
 Intervals (T) are plain seconds ("30", "0.05") or Go durations ("30s",

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ type committer struct {
 	durable atomic.Uint64
 	notify  func()
 	stats   *api.Commits // nil: not counted
+	log     *slog.Logger
 }
 
 type job struct {
@@ -160,7 +162,8 @@ func (c *committer) persist(jobs []job) error {
 	if c.notify != nil {
 		c.notify()
 	}
-	if s := c.stats; s != nil && c.store != nil {
+	debug := c.log != nil && c.log.Enabled(context.Background(), slog.LevelDebug)
+	if c.store != nil && (c.stats != nil || debug) {
 		took := time.Since(began)
 		var rows, bytes int64
 		for _, j := range jobs {
@@ -169,11 +172,16 @@ func (c *committer) persist(jobs []job) error {
 				bytes += int64(len(r.Step) + len(r.Key) + len(r.Value))
 			}
 		}
-		s.Rows.Add(rows)
-		s.Bytes.Add(bytes)
-		s.Duration.Observe(took.Seconds(), uint64(took))
-		s.Epoch.Store(last)
-		s.At.Store(time.Now().UnixNano())
+		if s := c.stats; s != nil {
+			s.Rows.Add(rows)
+			s.Bytes.Add(bytes)
+			s.Duration.Observe(took.Seconds(), uint64(took))
+			s.Epoch.Store(last)
+			s.At.Store(time.Now().UnixNano())
+		}
+		if debug {
+			c.log.Debug("epoch committed", "epoch", last, "epochs", len(jobs), "rows", rows, "bytes", bytes, "took", took.String())
+		}
 	}
 	return nil
 }

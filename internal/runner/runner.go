@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"sync"
@@ -50,6 +51,9 @@ type Options struct {
 	// APIListener serves the API endpoints (see package api) on a listener
 	// the caller opened, instead of listening on cfg.APIAddr.
 	APIListener net.Listener
+	// Logger receives the run's log lines (nil: none); see
+	// docs/operations.md for what each means.
+	Logger *slog.Logger
 	// Gatherer adds the user's metrics to /metrics (default: Prometheus's
 	// default registry).
 	Gatherer prometheus.Gatherer
@@ -101,6 +105,13 @@ type run struct {
 
 // Run runs flow to the end of its input, to an error, or to a stop.
 func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Options) (err error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := opt.Logger.With("flow", flow.ID())
+	if !cfg.RecoveryPlan {
+		defer func() { logEnd(log, err) }()
+	}
 	if err := flow.Validate(); err != nil {
 		return fmt.Errorf("dataflow %q: %w", flow.ID(), err)
 	}
@@ -142,6 +153,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	}
 	if ln != nil {
 		srv = api.Start(ln, api.Options{Pprof: cfg.APIPprof, Gatherer: opt.Gatherer})
+		log = slog.New(srv.EventHandler(log.Handler()))
 		defer func() {
 			if cerr := srv.Close(); cerr != nil && err == nil {
 				err = fmt.Errorf("--api-addr: %w", cerr)
@@ -221,7 +233,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 			return fmt.Errorf("recovery directory %s: %w", cfg.RecoveryDir, err)
 		}
 		if len(p.Dropped) > 0 {
-			fmt.Fprintf(opt.Out, "dropped the stored state of %v on request (--drop-state)\n", p.Dropped)
+			log.Warn("dropped the stored state of steps on request (--drop-state)", "steps", p.Dropped)
 		}
 		start, execution = res.Epoch, res.Execution
 		routes := map[string]*plan.State{}
@@ -260,6 +272,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		keep = uint64(math.Ceil(float64(cfg.BackupInterval) / float64(cfg.SnapshotInterval)))
 	}
 	r.com = newCommitter(W, start, store, execution, keep, cancel)
+	r.com.log = log
 	r.com.durable.Store(start - 1)
 	r.com.notify = func() {
 		for _, b := range r.tr.boxes {
@@ -313,6 +326,16 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	if view != nil {
 		srv.Attach(view) // every step is built: the counters are complete
 	}
+	attrs := []any{"workers", W, "epoch_interval", cfg.SnapshotInterval.String()}
+	if store != nil {
+		attrs = append(attrs, "recovery_dir", cfg.RecoveryDir, "resume_epoch", start, "execution", execution)
+	} else {
+		attrs = append(attrs, "recovery_dir", "")
+	}
+	if srv != nil {
+		attrs = append(attrs, "api", "http://"+srv.Addr().String()+"/")
+	}
+	log.Info("flow started", attrs...)
 
 	var wg sync.WaitGroup
 	errs := make([]error, W)
@@ -384,6 +407,27 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		return stopped
 	}
 	return nil
+}
+
+// logEnd logs how the run ended: finished, stopped, or failed (with the
+// step, worker and key or partition of a step's failure as attributes).
+func logEnd(log *slog.Logger, err error) {
+	var stopped *InterruptedError
+	var se *engine.StepError
+	switch {
+	case err == nil:
+		log.Info("flow finished: the input ended")
+	case errors.As(err, &stopped):
+		log.Info("flow stopped", "resume_epoch", stopped.Resume, "detail", err.Error())
+	case errors.As(err, &se):
+		attrs := []any{"step", se.Step, "worker", se.Worker}
+		if se.Key != "" {
+			attrs = append(attrs, "key", se.Key)
+		}
+		log.Error("flow failed", append(attrs, "err", err.Error())...)
+	default:
+		log.Error("flow failed", "err", err.Error())
+	}
 }
 
 func (r *run) closeAll() error {
