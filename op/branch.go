@@ -68,6 +68,8 @@ func (n *branchNode[X]) OnEOF()                   { n.yes.EOF(); n.no.EOF() }
 // It is commonly used for: debugging epochs and worker placement (which
 // worker holds which key after an exchange, when barriers pass).
 //
+// Like Inspect, it is an end of the flow (no Output is needed).
+//
 // The epoch is the interval of input the item was read in, counted from 1
 // across runs that share recovery data. Items that an upstream step emits
 // at the end of input (a *Final result, say) arrive after the last barrier
@@ -76,7 +78,7 @@ func (n *branchNode[X]) OnEOF()                   { n.yes.EOF(); n.no.EOF() }
 //
 // fn runs on every worker at once: it must be safe for concurrent use.
 func InspectDebug[X any](stepID string, up runnel.Stream[X], fn func(item X, epoch uint64, worker int)) runnel.Stream[X] {
-	st := &plan.Step{Kind: "inspect_debug", Outs: 1}
+	st := &plan.Step{Kind: "inspect_debug", Outs: 1, Probe: true}
 	st.Build = func(b *engine.Builder) error {
 		n := &inspectNode[X]{fn: fn, worker: b.Worker().Index}
 		n.out = engine.NewOutlet[X](b, 0)
@@ -116,13 +118,14 @@ func (n *inspectNode[X]) OnEOF()                   { n.out.EOF() }
 // user fixes the cause and re-runs; with recovery, the run resumes from
 // the last committed epoch.
 //
-// Raises is a terminal step: it returns nothing.
+// Raises is a terminal step: it returns nothing. Like Inspect, it is an
+// end of the flow, so a flow needs no Output besides it.
 func Raises[X any](stepID string, up runnel.Stream[X]) {
 	sc := scopeOf(up)
 	if sc.Flow == nil {
 		return
 	}
-	st := &plan.Step{Kind: "raises"}
+	st := &plan.Step{Kind: "raises", Probe: true}
 	st.Build = func(b *engine.Builder) error {
 		n := &raisesNode[X]{w: b.Worker(), step: b.StepID()}
 		engine.Connect(b, b.NewGate(n), 0, nil, n.handle)

@@ -154,13 +154,19 @@ func FilterMap[X, Y any](stepID string, up runnel.Stream[X], fn func(X) (Y, bool
 // Inspect calls fn on each item and passes the items on unchanged.
 //
 // It is commonly used for: debugging and logging.
+//
+// As in Bytewax, an Inspect is an end of the flow: a flow whose only end
+// is an Inspect (or InspectDebug, or Raises) is valid without an Output.
+// fn runs on every worker at once: it must be safe for concurrent use.
 func Inspect[X any](stepID string, up runnel.Stream[X], fn func(X)) runnel.Stream[X] {
-	return stateless(scopeOf(up), stepID, "inspect", up, nil, func(in []X, out []X) []X {
+	st := statelessStep("inspect", nil, func(in []X, out []X) []X {
 		for _, x := range in {
 			fn(x)
 		}
 		return append(out, in...)
 	})
+	st.Probe = true
+	return add[X](scopeOf(up), stepID, st, up)
 }
 
 // KeyOn makes a keyed stream: each item becomes KV{key(item), item}.

@@ -21,6 +21,11 @@ import (
 // operator is this primitive with a different fn, as Bytewax builds its
 // operators on flat_map_batch.
 func stateless[X, Y any](sc plan.Scope, id, kind string, up runnel.Stream[X], route func(X) int, fn func(in []X, out []Y) []Y) runnel.Stream[Y] {
+	return add[Y](sc, id, statelessStep(kind, route, fn), up)
+}
+
+// statelessStep is the step that stateless adds.
+func statelessStep[X, Y any](kind string, route func(X) int, fn func(in []X, out []Y) []Y) *plan.Step {
 	st := &plan.Step{Kind: kind, Outs: 1}
 	st.Build = func(b *engine.Builder) error {
 		n := &statelessNode[X, Y]{fn: fn}
@@ -29,7 +34,7 @@ func stateless[X, Y any](sc plan.Scope, id, kind string, up runnel.Stream[X], ro
 		engine.Connect(b, g, 0, route, n.handle)
 		return nil
 	}
-	return add[Y](sc, id, st, up)
+	return st
 }
 
 func add[Y any](sc plan.Scope, id string, st *plan.Step, inputs ...plan.Input) runnel.Stream[Y] {

@@ -79,6 +79,9 @@ type Step struct {
 	State *State
 	// Input and Output mark source and sink steps.
 	Input, Output bool
+	// Probe marks an Inspect, InspectDebug or Raises step: an end of the
+	// flow that makes it valid without an Output, as in Bytewax.
+	Probe bool
 
 	consumers int
 }
@@ -204,7 +207,8 @@ func Broken[T any](d *Dataflow) Stream[T] {
 }
 
 // Validate checks the finished flow: no build errors, at least one input
-// and one output, no step downstream of a broken one.
+// and one output (an Output, or an Inspect, InspectDebug or Raises step),
+// no step downstream of a broken one.
 func (d *Dataflow) Validate() error {
 	errs := append([]error(nil), d.errs...)
 	var inputs, outputs int
@@ -212,7 +216,7 @@ func (d *Dataflow) Validate() error {
 		if s.Input {
 			inputs++
 		}
-		if s.Output {
+		if s.Output || s.Probe {
 			outputs++
 		}
 		for _, p := range s.Inputs {
@@ -230,7 +234,7 @@ func (d *Dataflow) Validate() error {
 		errs = append(errs, fmt.Errorf("dataflow %q has no input step; add one with op.Input", d.id))
 	}
 	if outputs == 0 {
-		errs = append(errs, fmt.Errorf("dataflow %q has no output step; add one with op.Output", d.id))
+		errs = append(errs, fmt.Errorf("dataflow %q has no output step; add one with op.Output (or op.Inspect)", d.id))
 	}
 	return errors.Join(errs...)
 }
