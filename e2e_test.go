@@ -1,12 +1,16 @@
 package runnel_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -343,5 +347,96 @@ func TestPrintFlowTutorial(t *testing.T) {
 	}
 	if _, code := runCmd(t, dir, nil, "recovery", "--print-flow", "svg"); code != 2 {
 		t.Errorf("--print-flow svg: exit %d, want 2", code)
+	}
+}
+
+// TestAPIProcess runs a real flow process with RUNNEL_API_ADDR on a free
+// port and --api-pprof: its start line names the address, and metrics and
+// profiles are served there. A second process asked for the same address
+// fails before it runs anything, naming the flag and the cause.
+func TestAPIProcess(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"COUNTFLOW_N=100000", "COUNTFLOW_PACE=2000", "RUNNEL_API_ADDR=127.0.0.1:0"}
+	cmd := exec.Command(bin(t, "countflow"), "--api-pprof")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var base string
+	re := regexp.MustCompile(`msg="flow started" flow=countflow .*api=(http://127\.0\.0\.1:\d+)/`)
+	for base == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the process ended before logging its start")
+			}
+			if m := re.FindStringSubmatch(l); m != nil {
+				base = m[1]
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("no start line with the API address")
+		}
+	}
+	for path, want := range map[string]string{
+		"/metrics":             `runnel_step_items_in_total{flow="countflow",step="countflow.inp",worker="0"}`,
+		"/debug/pprof/cmdline": "countflow",
+		"/dataflow":            `"flow": "countflow"`,
+		"/api/state":           `"running":true`,
+		"/debug/pprof/":        "goroutine",
+		"/":                    "app.js",
+	} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %s, body lacks %q:\n%.300s", path, resp.Status, want, body)
+		}
+	}
+
+	// The same address again: refused before the flow starts.
+	addr := strings.TrimPrefix(base, "http://")
+	second := exec.Command(bin(t, "countflow"), "--api-addr", addr)
+	second.Dir = dir
+	second.Env = append(os.Environ(), "COUNTFLOW_N=10")
+	var out2, err2 bytes.Buffer
+	second.Stdout, second.Stderr = &out2, &err2
+	second.Run()
+	if code := second.ProcessState.ExitCode(); code != 1 || out2.Len() != 0 ||
+		!strings.Contains(err2.String(), "--api-addr "+addr) || !strings.Contains(err2.String(), "address already in use") ||
+		strings.Contains(err2.String(), "flow started") {
+		t.Errorf("second process on %s: exit %d, stdout %q, stderr %q", addr, code, out2.String(), err2.String())
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("stopped process: exit %d, want 130", code)
+	}
+	for l := range lines {
+		if strings.Contains(l, "level=ERROR") {
+			t.Errorf("error logged: %s", l)
+		}
 	}
 }
