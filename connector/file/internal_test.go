@@ -192,10 +192,10 @@ func TestSinkSnapshotFailsOnFailedFlush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.f.Close() // make the flush fail
-	if err := w.writeLine("x"); err != nil {
+	if err := w.writeLine("x"); err != nil { // creates the file
 		t.Fatal(err) // buffered: no error yet
 	}
+	w.f.Close() // make the flush fail
 	if _, err := w.Snapshot(); err == nil || !strings.Contains(err.Error(), path) || !errors.Is(err, os.ErrClosed) {
 		t.Errorf("Snapshot = %v, want an error naming %s", err, path)
 	}
@@ -204,5 +204,70 @@ func TestSinkSnapshotFailsOnFailedFlush(t *testing.T) {
 	}
 	if err := w.Close(); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("Close = %v, want the flush error naming %s", err, path)
+	}
+}
+
+// TestSinkCreatedLazily: without a recovered position the file is created
+// (or truncated) by the first line or sync, so a run refused while it
+// starts, which only builds and closes the sink, leaves an existing file as
+// it was and creates none.
+func TestSinkCreatedLazily(t *testing.T) {
+	dir := t.TempDir()
+	fresh := filepath.Join(dir, "fresh.txt")
+	w, err := openWriter(fresh, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(fresh); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a sink built and closed without writing created its file: %v", err)
+	}
+	old := writeTemp(t, "earlier output\n")
+	w, err = openWriter(old, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if b, _ := os.ReadFile(old); string(b) != "earlier output\n" {
+		t.Errorf("a sink built and closed without writing truncated its file to %q", b)
+	}
+	// The first sync (an epoch's barrier) creates it, empty.
+	w, err = openWriter(fresh, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pos, err := w.Snapshot(); err != nil || pos != 0 {
+		t.Fatalf("Snapshot = %d, %v", pos, err)
+	}
+	w.Close()
+	if fi, err := os.Stat(fresh); err != nil || fi.Size() != 0 {
+		t.Errorf("after the first barrier: %v, %v", fi, err)
+	}
+	// A missing directory is still an error when the run starts.
+	missing := filepath.Join(dir, "nope", "out.txt")
+	if _, err := openWriter(missing, nil); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("sink in a missing directory: %v", err)
+	}
+}
+
+// TestSinkWriteErrorNamesPathOnce: a failed write names the file once.
+func TestSinkWriteErrorNamesPathOnce(t *testing.T) {
+	const full = "/dev/full"
+	if _, err := os.Stat(full); err != nil {
+		t.Skip("no /dev/full")
+	}
+	w, err := openWriter(full, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.writeLine("x"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Snapshot()
+	if err == nil || strings.Count(err.Error(), full) != 1 || !strings.Contains(err.Error(), "no space left") {
+		t.Errorf("Snapshot on a full device = %v, want the path once and the cause", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,7 +25,12 @@ const writeBuffer = 64 << 10
 // input, when it comes from one partition and only stateless steps).
 //
 // Without a recovered position (a run without recovery, or the first run)
-// the file is created or truncated; its directory must exist. Writes are
+// the file is created or truncated when the first line is written or the
+// first epoch ends, not when the run starts, so that a run refused while it
+// starts (state that does not decode, a source that cannot open) leaves an
+// existing file alone and creates none; its directory must exist (checked
+// when the run starts). (So a run without recovery that writes no line at
+// all neither creates nor truncates the file.) Writes are
 // buffered. With recovery, at every epoch's barrier the partition flushes
 // and fsyncs the file before it reports its position, the file's length, so
 // that a committed epoch's lines are on disk. A resumed run opens the file
@@ -161,23 +167,27 @@ func (p *sinkPart[T]) WriteBatch(items []T) error {
 
 // lineWriter appends lines to one file and knows its length.
 type lineWriter struct {
-	path   string
-	f      *os.File
-	w      *bufio.Writer
-	pos    int64 // the file's length once w is flushed
-	synced int64 // the length last fsynced
-	err    error // the first write error; every later call returns it
+	path    string
+	pending bool // the file is yet to be created (or truncated)
+	f       *os.File
+	w       *bufio.Writer
+	pos     int64 // the file's length once w is flushed
+	synced  int64 // the length last fsynced
+	err     error // the first write error; every later call returns it
 }
 
 // openWriter opens path for writing at the resume offset, truncating what
-// lies past it, or creates or truncates it without one.
+// lies past it. Without one it only checks that path's directory exists:
+// the file is created or truncated by the first write or sync (see create).
 func openWriter(path string, resume *int64) (*lineWriter, error) {
 	if resume == nil {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("file: create sink: %w", err) // *PathError names the path
+		dir := filepath.Dir(path)
+		if fi, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("file: create sink %s: %w", path, err)
+		} else if !fi.IsDir() {
+			return nil, fmt.Errorf("file: create sink %s: %s is not a directory", path, dir)
 		}
-		return &lineWriter{path: path, f: f, w: bufio.NewWriterSize(f, writeBuffer)}, nil
+		return &lineWriter{path: path, pending: true, synced: -1}, nil
 	}
 	off := *resume
 	if off < 0 {
@@ -209,9 +219,26 @@ func openWriter(path string, resume *int64) (*lineWriter, error) {
 	return &lineWriter{path: path, f: f, w: bufio.NewWriterSize(f, writeBuffer), pos: off, synced: -1}, nil
 }
 
+// create creates or truncates the file of a writer without a recovered
+// position, on its first write or sync.
+func (w *lineWriter) create() error {
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		w.err = fmt.Errorf("file: create sink: %w", err) // *PathError names the path
+		return w.err
+	}
+	w.f, w.w, w.pending, w.synced = f, bufio.NewWriterSize(f, writeBuffer), false, -1
+	return nil
+}
+
 func (w *lineWriter) writeLine(s string) error {
 	if w.err != nil {
 		return w.err
+	}
+	if w.pending {
+		if err := w.create(); err != nil {
+			return err
+		}
 	}
 	if _, err := w.w.WriteString(s); err != nil {
 		return w.fail(err)
@@ -224,7 +251,12 @@ func (w *lineWriter) writeLine(s string) error {
 }
 
 func (w *lineWriter) fail(err error) error {
-	w.err = fmt.Errorf("file: write %s: %w", w.path, err)
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == w.path {
+		w.err = fmt.Errorf("file: sink: %w", err) // the *PathError names the path
+	} else {
+		w.err = fmt.Errorf("file: write %s: %w", w.path, err)
+	}
 	return w.err
 }
 
@@ -233,6 +265,11 @@ func (w *lineWriter) fail(err error) error {
 func (w *lineWriter) sync() error {
 	if w.err != nil {
 		return w.err
+	}
+	if w.pending {
+		if err := w.create(); err != nil {
+			return err
+		}
 	}
 	if w.synced == w.pos {
 		return nil
@@ -260,6 +297,9 @@ func (w *lineWriter) Snapshot() (int64, error) {
 
 // Close flushes, fsyncs and closes the file.
 func (w *lineWriter) Close() error {
+	if w.pending {
+		return nil // never written nor synced: leave the path alone
+	}
 	err := w.sync()
 	if cerr := w.f.Close(); cerr != nil && !errors.Is(cerr, os.ErrClosed) && err == nil {
 		err = fmt.Errorf("file: close sink: %w", cerr)
