@@ -48,17 +48,7 @@ func init() {
 	if encMode, err = eo.EncMode(); err != nil {
 		panic(fmt.Sprintf("codec: encoding options: %v", err))
 	}
-	do := cbor.DecOptions{
-		IntDec:           cbor.IntDecConvertSignedOrFail,
-		UTF8:             cbor.UTF8DecodeInvalid,
-		MaxNestedLevels:  1024,
-		MaxArrayElements: 2147483647,
-		MaxMapPairs:      2147483647,
-		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
-		// A stored field the type no longer has is an error, not a value
-		// silently dropped (a renamed field would otherwise resume as zero).
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-	}
+	do := decOptions()
 	if decMode, err = do.DecMode(); err != nil {
 		panic(fmt.Sprintf("codec: decoding options: %v", err))
 	}
@@ -96,4 +86,19 @@ func Unmarshal(data []byte, v any) error {
 		return fmt.Errorf("codec: decode into %T: %w", v, err)
 	}
 	return nil
+}
+
+// decOptions are the options of the strict decoding mode.
+func decOptions() cbor.DecOptions {
+	return cbor.DecOptions{
+		IntDec:           cbor.IntDecConvertSignedOrFail,
+		UTF8:             cbor.UTF8DecodeInvalid,
+		MaxNestedLevels:  1024,
+		MaxArrayElements: 2147483647,
+		MaxMapPairs:      2147483647,
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		// A stored field the type no longer has is an error, not a value
+		// silently dropped (a renamed field would otherwise resume as zero).
+		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+	}
 }

@@ -108,3 +108,42 @@ func TestStrictDecoding(t *testing.T) {
 		t.Errorf("round trip = %+v, %v", o, err)
 	}
 }
+
+// BenchmarkDecodeStrict compares the strict decoding mode (unknown fields
+// are an error) with the same mode without that check, on a small struct
+// state, the per-key path of a resume. Compare the two in one run.
+func BenchmarkDecodeStrict(b *testing.B) {
+	type state struct {
+		Count int
+		Sum   int64
+		Names []string
+	}
+	data, err := Marshal(state{Count: 3, Sum: 1 << 40, Names: []string{"a", "bc"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	do := decOptions()
+	do.ExtraReturnErrors = 0
+	lenient, err := do.DecMode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("strict", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var s state
+			if err := Unmarshal(data, &s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("lenient", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var s state
+			if err := lenient.Unmarshal(data, &s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
