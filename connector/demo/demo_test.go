@@ -240,3 +240,52 @@ func (w *commitWatch) stop() {
 	close(w.quit)
 	<-w.exited
 }
+
+// TestStopResume stops a run gracefully mid-way and resumes it on another
+// number of workers: nothing is generated twice or skipped.
+func TestStopResume(t *testing.T) {
+	const count = 300
+	want, err := collect(t, demo.NewSource(gen, demo.Seed(9), demo.Count(count)), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	db := filepath.Join(t.TempDir(), "db")
+	if err := recovery.Init(db, 1); err != nil {
+		t.Fatal(err)
+	}
+	run := func(workers int, stopAfter int64) error {
+		stop := make(chan struct{})
+		var n atomic.Int64
+		flow := runnel.NewDataflow("d")
+		items := op.Input("inp", flow, demo.NewSource(gen, demo.Seed(9), demo.Count(count), demo.Parts(2), demo.BatchSize(5)))
+		seen := op.Map("seen", items, func(s string) string {
+			if n.Add(1) == stopAfter {
+				close(stop)
+			}
+			time.Sleep(50 * time.Microsecond)
+			return s
+		})
+		op.Output("out", seen, file.NewDirSink(out, 2, nil))
+		return runnel.Run(context.Background(), flow, runneltest.Config(workers, time.Millisecond, db), runnel.WithStop(stop))
+	}
+	if err := run(2, 100); !errors.Is(err, runnel.ErrInterrupted) {
+		t.Fatalf("first run: err = %v, want a graceful stop", err)
+	}
+	if err := run(1, -1); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	var got []string
+	for i := range 2 {
+		b, err := os.ReadFile(filepath.Join(out, fmt.Sprintf("part-%d.txt", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strings.Fields(string(b))...)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("output after stop and resume (-want +got):\n%s", diff)
+	}
+}

@@ -120,6 +120,9 @@ func NewSource[T any](interval time.Duration, poll func() ([]T, error), opts ...
 //
 // Calls are made at once and then every interval (or see AlignTo); the
 // schedule is not part of the position, so a resumed run polls at once.
+// A run after one whose input ended (poll returned io.EOF) continues too:
+// its first call gets the last position, as a file source continues a
+// file that grew, so poll must answer io.EOF again when nothing is new.
 // io.EOF, RetryAfter and other errors are handled as by NewSource; after
 // an error other than those, the position stays where the last successful
 // call left it.

@@ -242,3 +242,53 @@ func TestSourceWithRecoveryRescale(t *testing.T) {
 		}
 	}
 }
+
+// TestResumableStopResume stops a run gracefully mid-way and resumes it on
+// another number of workers: the cursor continues exactly.
+func TestResumableStopResume(t *testing.T) {
+	const total = 200
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.txt")
+	db := filepath.Join(dir, "db")
+	if err := recovery.Init(db, 1); err != nil {
+		t.Fatal(err)
+	}
+	run := func(workers, stopAt int) error {
+		stop := make(chan struct{})
+		src := poll.NewResumableSource(time.Millisecond, func(c cursor) ([]int, cursor, error) {
+			if c.Next == stopAt {
+				close(stop)
+			}
+			if c.Next >= total { // a run resumed after the end asks again
+				return nil, c, io.EOF
+			}
+			page := []int{c.Next, c.Next + 1}
+			c.Next += 2
+			if c.Next >= total {
+				return page, c, io.EOF
+			}
+			return page, c, nil
+		})
+		flow := runnel.NewDataflow("p")
+		lines := op.Map("fmt", op.Input("inp", flow, src), strconv.Itoa)
+		op.Output("out", lines, file.NewSink(out))
+		return runnel.Run(context.Background(), flow, runneltest.Config(workers, time.Millisecond, db), runnel.WithStop(stop))
+	}
+	if err := run(3, 60); !errors.Is(err, runnel.ErrInterrupted) {
+		t.Fatalf("first run: err = %v, want a graceful stop", err)
+	}
+	if err := run(2, -1); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range total {
+		want = append(want, strconv.Itoa(i))
+	}
+	if diff := cmp.Diff(want, strings.Fields(string(b))); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+}
