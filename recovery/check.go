@@ -123,16 +123,20 @@ func (h partHistory) committed() bool {
 	return false
 }
 
-func readHistory(db *sql.DB) (partHistory, error) {
+func readHistory(db *sql.DB, format int) (partHistory, error) {
 	var h partHistory
-	rows, err := db.Query("SELECT ex_num, worker_count, resume_epoch FROM executions ORDER BY ex_num")
+	q := "SELECT ex_num, worker_count, resume_epoch, exec_id FROM executions ORDER BY ex_num"
+	if format < 2 {
+		q = "SELECT ex_num, worker_count, resume_epoch, '' FROM executions ORDER BY ex_num"
+	}
+	rows, err := db.Query(q)
 	if err != nil {
 		return h, fmt.Errorf("read executions: %w", err)
 	}
 	for rows.Next() {
 		var e execInfo
 		var resume int64
-		if err := rows.Scan(&e.ex, &e.workers, &resume); err != nil {
+		if err := rows.Scan(&e.ex, &e.workers, &resume, &e.id); err != nil {
 			rows.Close()
 			return h, fmt.Errorf("read executions: %w", err)
 		}
@@ -179,7 +183,7 @@ func (s *Store) Check() (Verdict, error) {
 		if err != nil {
 			return err
 		}
-		h, err := readHistory(p.db)
+		h, err := readHistory(p.db, m.format)
 		metas[p.index], hists[p.index] = m, h
 		return err
 	})
@@ -187,6 +191,13 @@ func (s *Store) Check() (Verdict, error) {
 		return Verdict{}, fmt.Errorf("recovery: check %s: %w", s.dir, err)
 	}
 	return judge(s.dir, metas, hists), nil
+}
+
+// sameExecution says whether two partitions' rows describe the same run.
+// An id is "" in rows written in format 1, which then cannot tell.
+func sameExecution(a, b execInfo) bool {
+	return a.ex == b.ex && a.workers == b.workers && a.resume == b.resume &&
+		(a.id == "" || b.id == "" || a.id == b.id)
 }
 
 // judge is the consistency check proper, a pure function of what the
@@ -264,12 +275,12 @@ func judge(dir string, metas []partMeta, hists []partHistory) Verdict {
 				seen[e.ex] = seenExec{e, metas[i].path}
 				continue
 			}
-			if first.e != e && !conflict {
+			if !sameExecution(first.e, e) && !conflict {
 				conflict = true
 				mismatch([]string{first.path, metas[i].path},
-					"%s and %s disagree about execution %d (%d worker(s) resuming at epoch %d, against %d worker(s) resuming at epoch %d): "+
-						"they come from different histories; put back this directory's own files (all from one backup)",
-					first.path, metas[i].path, e.ex, first.e.workers, first.e.resume, e.workers, e.resume)
+					"%s and %s disagree about execution %d (%s, against %s): "+
+						"they come from different histories (a copy of the directory that was run on its own, say); put back this directory's own files (all from one backup)",
+					first.path, metas[i].path, e.ex, first.e, e)
 			}
 		}
 	}

@@ -46,7 +46,7 @@
 //	CREATE TABLE steps(step_id TEXT PRIMARY KEY, state_type TEXT NOT NULL,
 //	    state_shape TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 //	CREATE TABLE executions(ex_num INTEGER PRIMARY KEY, worker_count INTEGER NOT NULL,
-//	    resume_epoch INTEGER NOT NULL);
+//	    resume_epoch INTEGER NOT NULL, exec_id TEXT NOT NULL DEFAULT '');
 //	CREATE TABLE fronts(ex_num INTEGER NOT NULL, worker_index INTEGER NOT NULL,
 //	    worker_frontier INTEGER NOT NULL, PRIMARY KEY(ex_num, worker_index)) WITHOUT ROWID;
 //	CREATE TABLE snaps(step_id TEXT NOT NULL, state_key TEXT NOT NULL, epoch INTEGER NOT NULL,
@@ -68,8 +68,10 @@
 // "" for a step recorded in format 1). Renaming a field changes the shape
 // but not the type string.
 //
-// executions: one row per run: its number (0, 1, …), its total worker count
-// and the epoch it resumed from.
+// executions: one row per run: its number (0, 1, …), its total worker count,
+// the epoch it resumed from, and exec_id, 32 random hex digits that tell two
+// runs with the same number apart (a copy of the directory run on its own);
+// "" for runs recorded in format 1.
 //
 // fronts: per execution and worker, the committed frontier: every epoch
 // before it is durable (state written, sinks flushed).
@@ -80,13 +82,14 @@
 //
 // # Formats
 //
-// Format 1 (the first release) had no dir_id and no state_shape. This
+// Format 1 (the first release) had no dir_id, no state_shape and no
+// exec_id. This
 // release reads a format 1 directory as it is: it resumes its steps when
 // their type strings match (there is no shape to compare; values still
 // decode strictly, so a renamed field fails the load, naming the step and
 // key), and the first run ([Store.Begin]) upgrades every partition in place
 // to format 2 in the same transaction that records the execution: it adds
-// the state_shape column, gives the directory an identity and sets
+// the state_shape and exec_id columns, gives the directory an identity and sets
 // format_version to 2. Inspection and --recovery-plan never upgrade. A crash
 // in the middle of the upgrade leaves format 1 and 2 partitions side by
 // side, which open, and the next run finishes the upgrade with the same
@@ -104,7 +107,8 @@
 //   - partitions with different dir_id values (a file of another directory),
 //     or different flow ids (ErrPartitionMismatch);
 //   - partitions that record the same execution differently (another
-//     history), and a partition that records no execution while another
+//     worker count, resume epoch or exec_id: another history, such as a
+//     copy of the directory that was run on its own), and a partition that records no execution while another
 //     committed epochs (a file initialised anew or restored from before the
 //     first run; resuming would start over) (ErrPartitionMismatch);
 //   - a resume epoch R (below) before some partition's gc_epoch: rows that

@@ -30,6 +30,15 @@ type Row struct {
 type execInfo struct {
 	ex, workers int
 	resume      uint64
+	id          string // random per execution; "" when written in format 1
+}
+
+func (e execInfo) String() string {
+	s := fmt.Sprintf("%d worker(s) resuming at epoch %d", e.workers, e.resume)
+	if e.id != "" {
+		s += ", run " + e.id
+	}
+	return s
 }
 
 func (s *Store) partIndex(p *partition) int { return p.index }
@@ -85,6 +94,10 @@ func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
 	if res.Epoch > math.MaxInt64 {
 		return Resume{}, fmt.Errorf("recovery: begin flow %s: %w: resume epoch %d out of range", flowID, ErrCorrupt, res.Epoch)
 	}
+	execID, err := newDirID()
+	if err != nil {
+		return Resume{}, fmt.Errorf("recovery: begin flow %s: %w", flowID, err)
+	}
 	dirID := s.DirID()
 	if dirID == "" {
 		if dirID, err = newDirID(); err != nil {
@@ -129,8 +142,8 @@ func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
 					return fmt.Errorf("write step %s: %w", step, err)
 				}
 			}
-			if _, err := tx.Exec("INSERT OR REPLACE INTO executions(ex_num, worker_count, resume_epoch) VALUES(?, ?, ?)",
-				res.Execution, workers, int64(res.Epoch)); err != nil {
+			if _, err := tx.Exec("INSERT OR REPLACE INTO executions(ex_num, worker_count, resume_epoch, exec_id) VALUES(?, ?, ?, ?)",
+				res.Execution, workers, int64(res.Epoch), execID); err != nil {
 				return fmt.Errorf("write execution %d: %w", res.Execution, err)
 			}
 			return nil
@@ -158,8 +171,9 @@ func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
 }
 
 // upgrade turns a format 1 partition into format 2 inside tx: the steps
-// table gains state_shape ("" for steps recorded before shapes were), and
-// meta gains the directory identity. A format 1 directory has none, so the
+// table gains state_shape ("" for steps recorded before shapes were), the
+// executions table exec_id ("" for earlier runs), and meta the directory
+// identity. A format 1 directory has none, so the
 // first run after the upgrade gives it one, the same in every partition.
 func upgrade(tx *sql.Tx, dirID string) error {
 	var fv string
@@ -174,6 +188,7 @@ func upgrade(tx *sql.Tx, dirID string) error {
 		args []any
 	}{
 		{"ALTER TABLE steps ADD COLUMN state_shape TEXT NOT NULL DEFAULT ''", nil},
+		{"ALTER TABLE executions ADD COLUMN exec_id TEXT NOT NULL DEFAULT ''", nil},
 		{"INSERT INTO meta(name, value) VALUES('dir_id', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value", []any{dirID}},
 		{"UPDATE meta SET value = ? WHERE name = 'format_version'", []any{strconv.Itoa(FormatVersion)}},
 	}

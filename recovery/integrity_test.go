@@ -215,6 +215,19 @@ func TestForeignPartitionRefused(t *testing.T) {
 		copyFile(t, filepath.Join(b, "part-1.sqlite3"), filepath.Join(a, "part-1.sqlite3"))
 		refused(t, a, ErrPartitionMismatch, "another recovery directory")
 	})
+	t.Run("a copy run on its own", func(t *testing.T) {
+		// cp -a keeps the directory identity: the copy and the original
+		// then each run once more, from the same epoch with the same
+		// workers, and a partition of the copy is put into the original.
+		a := mustInit(t, 2)
+		runEpochs(t, a, keys, 2, 0)
+		b := filepath.Join(t.TempDir(), "copy")
+		copyDirTo(t, a, b)
+		runEpochs(t, a, keys, 2, 0)
+		runEpochs(t, b, keys, 2, 0)
+		copyFile(t, filepath.Join(b, "part-1.sqlite3"), filepath.Join(a, "part-1.sqlite3"))
+		refused(t, a, ErrPartitionMismatch, "disagree about execution 1", "different histories")
+	})
 	t.Run("format 1 history", func(t *testing.T) {
 		// Without identities (format 1), histories still tell: another
 		// directory's partition disagrees about an execution.
@@ -329,9 +342,10 @@ func TestInterruptedUpgrade(t *testing.T) {
 	// part-0 upgraded, part-1 not, as after a crash during Begin's phase 2.
 	execSQL(t, filepath.Join(dir, "part-0.sqlite3"),
 		"ALTER TABLE steps ADD COLUMN state_shape TEXT NOT NULL DEFAULT ''",
+		"ALTER TABLE executions ADD COLUMN exec_id TEXT NOT NULL DEFAULT ''",
 		"INSERT INTO meta(name, value) VALUES('dir_id', '0123456789abcdef0123456789abcdef')",
 		"UPDATE meta SET value = '2' WHERE name = 'format_version'",
-		"INSERT INTO executions VALUES(1, 1, 4)")
+		"INSERT INTO executions VALUES(1, 1, 4, 'feedfeedfeedfeedfeedfeedfeedfeed')")
 	s := mustOpen(t, dir)
 	r := begin(t, s, "f", 1, map[string]string{"f.count": "key string, state int", "f.inp": "position int64"})
 	if r.Epoch != 4 || r.Execution != 2 {

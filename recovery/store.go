@@ -45,7 +45,8 @@ const createdBy = "runnel"
 var schema = []string{
 	`CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`,
 	`CREATE TABLE steps(step_id TEXT PRIMARY KEY, state_type TEXT NOT NULL, state_shape TEXT NOT NULL DEFAULT '') WITHOUT ROWID`,
-	`CREATE TABLE executions(ex_num INTEGER PRIMARY KEY, worker_count INTEGER NOT NULL, resume_epoch INTEGER NOT NULL)`,
+	`CREATE TABLE executions(ex_num INTEGER PRIMARY KEY, worker_count INTEGER NOT NULL, resume_epoch INTEGER NOT NULL,
+		exec_id TEXT NOT NULL DEFAULT '')`,
 	`CREATE TABLE fronts(ex_num INTEGER NOT NULL, worker_index INTEGER NOT NULL, worker_frontier INTEGER NOT NULL,
 		PRIMARY KEY(ex_num, worker_index)) WITHOUT ROWID`,
 	`CREATE TABLE snaps(step_id TEXT NOT NULL, state_key TEXT NOT NULL, epoch INTEGER NOT NULL, ser_change BLOB,
@@ -496,7 +497,7 @@ func open(dir string, readOnly bool) (*Store, error) {
 		}
 		p.format = m.format
 		metas = append(metas, m)
-		h, err := readHistory(p.db)
+		h, err := readHistory(p.db, m.format)
 		if err != nil {
 			s.closeAll()
 			return nil, fmt.Errorf("recovery: open %s: %s: %w", dir, path, classify(path, err))
@@ -548,14 +549,16 @@ func (p *partition) openReadOnly() error {
 	// A log without its index: SQLite would have to create the -shm file.
 	tmp, err := os.MkdirTemp("", "runnel-inspect-")
 	if err != nil {
-		return fmt.Errorf("%s has a write-ahead log but no -shm index, and a private copy to read it from cannot be made: %w; "+
-			"copy the directory elsewhere and inspect the copy", p.path, err)
+		return fmt.Errorf("%s has a write-ahead log but no -shm index, which SQLite cannot read without writing one, "+
+			"and a private copy to read it from cannot be made: %w; set TMPDIR to a directory with room for a copy of the partition and its -wal, "+
+			"or let a run (which may write) recover the log", p.path, err)
 	}
 	p.tmpDir = tmp
 	copyPath := filepath.Join(tmp, filepath.Base(p.path))
 	for _, suffix := range []string{"", "-wal"} {
 		if err := copyFileTo(p.path+suffix, copyPath+suffix); err != nil {
-			return fmt.Errorf("%s has a write-ahead log but no -shm index; copying it to read it privately: %w", p.path, err)
+			return fmt.Errorf("%s has a write-ahead log but no -shm index, which SQLite cannot read without writing one; copying it to read it privately: %w; "+
+				"set TMPDIR to a directory with room for the copy, or let a run (which may write) recover the log", p.path, err)
 		}
 	}
 	db, err := openDB(copyPath, "rw")
