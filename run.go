@@ -108,6 +108,14 @@ func WithLogger(l *slog.Logger) RunOption {
 	return runOption(func(o *runner.Options) { o.Logger = l })
 }
 
+// ParseConfig parses Runnel's standard flags (and their environment
+// fallbacks) from args as Main does, for programs that run a flow and then
+// do more work. It returns the positional arguments left over; a bad flag
+// is an error naming it.
+func ParseConfig(program string, args []string) (Config, []string, error) {
+	return config.Parse(program, args, os.Getenv)
+}
+
 // Run runs flow with cfg until its input ends, a step fails, ctx is
 // cancelled (an abort: nothing more is committed), or a WithStop channel
 // closes (a graceful stop). A failure names the step id path, and the key

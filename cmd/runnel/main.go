@@ -1,8 +1,11 @@
-// Command runnel manages Runnel's recovery data.
+// Command runnel manages Runnel's recovery data and runs a development
+// Kafka broker.
 //
 //	runnel recovery init DIR N                     create N empty partitions in DIR
 //	runnel recovery inspect DIR                    describe the recovery data in DIR
 //	runnel recovery inspect DIR --step S --key K   print the latest state of one key as JSON
+//	runnel kafka serve [--addr A] [--topic T:N]... [--data-dir D]
+//	                                               run a development Kafka broker on 127.0.0.1
 //
 // init prints nothing on success, like `python -m bytewax.recovery DIR N`.
 // inspect never modifies a byte of the directory (not even SQLite's -wal and
@@ -30,6 +33,8 @@ import (
 const usage = `usage:
   runnel recovery init DIR N                     create N recovery partitions in DIR
   runnel recovery inspect DIR [--step S --key K] describe recovery data, or print one key's state
+  runnel kafka serve [--addr 127.0.0.1:9092] [--topic NAME:PARTITIONS]... [--data-dir DIR]
+                                                 run a development Kafka broker (franz-go's kfake)
   runnel help                                    show this help
 `
 
@@ -72,6 +77,11 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	case "recovery":
+	case "kafka":
+		if len(args) < 2 || args[1] != "serve" {
+			return usageErr("missing kafka command (serve)")
+		}
+		return kafkaServe(args[2:], stdout)
 	default:
 		return usageErr("unknown command %q", args[0])
 	}
