@@ -37,8 +37,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/connector/kafka"
 	"github.com/runnel-dev/runnel/connector/kafka/kafkadev"
@@ -148,7 +146,11 @@ func demo(own ownFlags, runnelArgs []string, stdout, stderr io.Writer) int {
 	}
 	defer b.Close()
 	words := strings.Fields(demoText)
-	if err := produceWords(b.Addrs(), own.in, words); err != nil {
+	recs := make([]kafkadev.Record, len(words))
+	for i, w := range words {
+		recs[i] = kafkadev.Record{Key: []byte(w), Value: []byte(w)}
+	}
+	if err := b.Produce(own.in, recs...); err != nil {
 		fmt.Fprintf(stderr, "kafka: %v\n", err)
 		return 1
 	}
@@ -178,19 +180,6 @@ func mapKeys(m map[string]int) func(func(string) bool) {
 			}
 		}
 	}
-}
-
-func produceWords(brokers []string, topic string, words []string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	recs := make([]*kgo.Record, len(words))
-	for i, w := range words {
-		recs[i] = &kgo.Record{Key: []byte(w), Value: []byte(w)}
-	}
-	return cl.ProduceSync(context.Background(), recs...).FirstErr()
 }
 
 // lastCounts reads the output topic read_committed with Runnel's own

@@ -118,3 +118,24 @@ func ParseTopic(s string) (string, int32, error) {
 	}
 	return name, int32(n), nil
 }
+
+// Record is a key and value to write with Produce.
+type Record struct{ Key, Value []byte }
+
+// Produce writes records to topic and waits until the broker has them
+// (partitioned by key, as the Java client does).
+func (b *Broker) Produce(topic string, records ...Record) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	recs := make([]*kgo.Record, len(records))
+	for i, r := range records {
+		recs[i] = &kgo.Record{Key: r.Key, Value: r.Value}
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		return fmt.Errorf("kafkadev: produce to %q: %w", topic, err)
+	}
+	return nil
+}
