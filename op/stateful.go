@@ -35,6 +35,12 @@ func (c *Context[K, W]) Emit(w W) {
 // NotifyAt asks for the OnNotify callback of this key at t (by the worker's
 // clock). A later call replaces an earlier one; the zero time cancels it.
 // The request is dropped if the callback discards the key's state.
+//
+// A notification runs as soon as it is due, and never after a later item
+// of its key: when the key's next item comes at or after t (a t already
+// passed, or items back to back), OnNotify runs first, as in Bytewax. Due
+// notifications of all keys also run, in time order, before the worker
+// handles its next batch.
 func (c *Context[K, W]) NotifyAt(t time.Time) {
 	c.wake = t
 	c.rewake = true
@@ -192,9 +198,22 @@ func (n *statefulNode[K, V, S, W]) handle(batch []runnel.KV[K, V]) {
 	c := &n.ctx
 	c.now = time.Time{}
 	c.epoch = n.gate.Epoch()
+	if n.logic.notify != nil && n.table.Timers() > 0 {
+		// Wake-ups already due run before the batch, in time order: a
+		// busy worker must not run an item that became ready after them
+		// first.
+		n.wakeDue(c.Now())
+	}
 	for i := range batch {
 		kv := &batch[i]
 		e := n.table.Get(kv.Key)
+		if e != nil && n.logic.notify != nil && !e.State.wake.IsZero() && !e.State.wake.After(c.Now()) {
+			// The key's notification came due during the batch (an
+			// earlier item asked for now): it runs before the key's next
+			// item, so items back to back cannot starve it.
+			n.notify(e)
+			e = n.table.Get(kv.Key)
+		}
 		var s S
 		if e != nil {
 			s = e.State.state

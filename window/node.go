@@ -43,6 +43,12 @@ func mapInlet[K runnel.Key, V, S, W, T any](up runnel.Stream[T], split func(*T) 
 			return k
 		}, func(batch []T) {
 			n.begin()
+			if n.table.Timers() > 0 && n.table.Due(n.nowNs()) {
+				// Wake-ups already due run before the batch, in time
+				// order: a busy worker must not run an item that became
+				// ready after them first.
+				n.wakeDue()
+			}
 			for j := range batch {
 				k, v := split(&batch[j])
 				n.item(k, v)
@@ -520,10 +526,17 @@ func (n *node[K, V, S, W]) NextWake() (time.Time, bool) {
 func (n *node[K, V, S, W]) Wake(now time.Time) {
 	n.begin()
 	n.now, n.haveNow = now.UnixNano(), true
+	n.wakeDue()
+	n.flush()
+}
+
+// wakeDue closes the windows and releases the queued items whose wake-ups
+// are due at n.now, in time order.
+func (n *node[K, V, S, W]) wakeDue() {
 	for {
 		ks := n.table.PopDue(n.now)
 		if ks == nil {
-			break
+			return
 		}
 		n.cur = ks.Key
 		wm := n.now
@@ -534,7 +547,6 @@ func (n *node[K, V, S, W]) Wake(now time.Time) {
 		changed = n.closeDue(ks, wm, false) || changed
 		n.settle(ks, n.now, changed)
 	}
-	n.flush()
 }
 
 func (n *node[K, V, S, W]) setEm(w *OpenWindow[S]) {
