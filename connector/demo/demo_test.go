@@ -147,7 +147,10 @@ var errCrash = errors.New("simulated crash")
 // recovery, crashes after two committed epochs, and resumes on another
 // number of workers: the output holds exactly an uninterrupted run's items.
 func TestCrashResumeRescale(t *testing.T) {
-	const count = 400
+	// The step goes slowly (2 ms an item) until two epochs are committed,
+	// then fails: 3000 items take seconds at that pace, so the input
+	// cannot end before the crash.
+	const count = 3000
 	want, err := collect(t, demo.NewSource(gen, demo.Seed(7), demo.Count(count)), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -160,13 +163,13 @@ func TestCrashResumeRescale(t *testing.T) {
 				t.Fatal(err)
 			}
 			crashed := new(atomic.Bool)
-			run := func(workers int) error {
+			run := func(workers int, itemsPerEpoch int64) error {
 				clock := runneltest.NewClock(time.Unix(1_700_000_000, 0))
 				committed := watchCommitted(db, 3)
 				defer committed.stop()
 				var n atomic.Int64
 				flow := runnel.NewDataflow("d")
-				items := op.Input("inp", flow, demo.NewSource(gen, demo.Seed(7), demo.Count(count), demo.Parts(3), demo.BatchSize(4)))
+				items := op.Input("inp", flow, demo.NewSource(gen, demo.Seed(7), demo.Count(count), demo.Parts(3), demo.BatchSize(8)))
 				checked := op.TryMap("check", items, func(s string) (string, error) {
 					if !crashed.Load() {
 						if committed.done.Load() {
@@ -174,10 +177,10 @@ func TestCrashResumeRescale(t *testing.T) {
 								return "", errCrash
 							}
 						} else {
-							time.Sleep(time.Millisecond)
+							time.Sleep(2 * time.Millisecond)
 						}
 					}
-					if n.Add(1)%8 == 0 {
+					if n.Add(1)%itemsPerEpoch == 0 {
 						clock.Advance(5 * time.Millisecond)
 					}
 					return s, nil
@@ -185,10 +188,10 @@ func TestCrashResumeRescale(t *testing.T) {
 				op.Output("out", checked, file.NewDirSink(out, 3, nil))
 				return runnel.Run(context.Background(), flow, runneltest.Config(workers, 5*time.Millisecond, db), runnel.WithClock(clock))
 			}
-			if err := run(rs.from); !errors.Is(err, errCrash) {
+			if err := run(rs.from, 8); !errors.Is(err, errCrash) {
 				t.Fatalf("first run: err = %v, want the simulated crash", err)
 			}
-			if err := run(rs.to); err != nil {
+			if err := run(rs.to, 500); err != nil {
 				t.Fatalf("resumed run: %v", err)
 			}
 			var got []string

@@ -23,11 +23,13 @@ import (
 
 // crashResume reads newSrc() into a three-part NewDirSink through a step
 // that formats each item, with recovery, on w1 workers. The step goes
-// slowly until two epochs are committed, then fails at the next item, so
-// the crash always falls after a commit and before the end of the input.
-// (It never waits for the commit inside the step: a blocked worker would
-// hold back the barriers its sink partition must align, and nothing would
-// commit.) A second run on w2 workers (a rescale) resumes. Source and sink
+// slowly (2 ms an item) until two epochs are committed, then fails at the
+// next item, so the crash falls after a commit; the input is long enough
+// (seconds at that pace) that it cannot end first. (The step never waits
+// for the commit: a blocked worker would hold back the barriers its sink
+// partition must align, and nothing would commit.) Epochs are short in
+// the first run (8 items) and long in the second, which only has to
+// finish. A second run on w2 workers (a rescale) resumes. Source and sink
 // are both exactly-once, so the lines in the output files, sorted, must
 // equal want, sorted: no item lost, none read or written twice.
 func crashResume[T any](t *testing.T, newSrc func() runnel.Source[T], format func(T) string, want []string, w1, w2 int) {
@@ -38,7 +40,7 @@ func crashResume[T any](t *testing.T, newSrc func() runnel.Source[T], format fun
 		t.Fatal(err)
 	}
 	crashed := new(atomic.Bool)
-	run := func(workers int) error {
+	run := func(workers int, itemsPerEpoch int64) error {
 		clock := runneltest.NewClock(time.Unix(1_700_000_000, 0))
 		committed := watchCommitted(t, db, minCommitted)
 		defer committed.stop()
@@ -55,7 +57,7 @@ func crashResume[T any](t *testing.T, newSrc func() runnel.Source[T], format fun
 					time.Sleep(2 * time.Millisecond)
 				}
 			}
-			if n.Add(1)%linesPerEp == 0 {
+			if n.Add(1)%itemsPerEpoch == 0 {
 				clock.Advance(epoch)
 			}
 			return format(x), nil
@@ -63,7 +65,7 @@ func crashResume[T any](t *testing.T, newSrc func() runnel.Source[T], format fun
 		op.Output("out", lines, file.NewDirSink(out, 3, nil))
 		return runnel.Run(context.Background(), flow, runneltest.Config(workers, epoch, db), runnel.WithClock(clock))
 	}
-	if err := run(w1); !errors.Is(err, errCrash) {
+	if err := run(w1, linesPerEp); !errors.Is(err, errCrash) {
 		t.Fatalf("first run on %d workers: err = %v, want the simulated crash after epoch %d was committed", w1, err, minCommitted-1)
 	}
 	rep, err := recovery.Inspect(db)
@@ -73,7 +75,7 @@ func crashResume[T any](t *testing.T, newSrc func() runnel.Source[T], format fun
 	if rep.ResumeEpoch < minCommitted {
 		t.Fatalf("resume epoch %d, want at least %d", rep.ResumeEpoch, minCommitted)
 	}
-	if err := run(w2); err != nil {
+	if err := run(w2, 500); err != nil {
 		t.Fatalf("resumed run on %d workers: %v", w2, err)
 	}
 	var got []string
@@ -100,8 +102,8 @@ func TestDirSourceCrashResumeRescale(t *testing.T) {
 	var want []string
 	for _, name := range []string{"a.log", "b.log", "c.log", "d.log"} {
 		var b strings.Builder
-		for i := range 60 {
-			line := fmt.Sprintf("%s:%02d", name, i)
+		for i := range 1000 {
+			line := fmt.Sprintf("%s:%03d", name, i)
 			b.WriteString(line + "\n")
 			want = append(want, line)
 		}
@@ -109,7 +111,7 @@ func TestDirSourceCrashResumeRescale(t *testing.T) {
 	}
 	for _, rs := range rescales {
 		t.Run(fmt.Sprintf("w%d-w%d", rs.from, rs.to), func(t *testing.T) {
-			crashResume(t, func() runnel.Source[string] { return file.NewDirSource(dir, "*.log", file.BatchSize(4)) },
+			crashResume(t, func() runnel.Source[string] { return file.NewDirSource(dir, "*.log", file.BatchSize(8)) },
 				func(s string) string { return s }, want, rs.from, rs.to)
 		})
 	}
@@ -127,7 +129,7 @@ func TestCSVDirSourceCrashResumeRescale(t *testing.T) {
 	for _, name := range []string{"a.csv", "b.csv", "c.csv"} {
 		var b strings.Builder
 		b.WriteString("id,score,name\n")
-		for i := range 70 {
+		for i := range 1000 {
 			fmt.Fprintf(&b, "%d,%d.5,\"%s, row %d\"\n", i, i, name, i)
 			want = append(want, fmt.Sprintf("%d|%s, row %d|%g", i, name, i, float64(i)+0.5))
 		}
@@ -135,7 +137,7 @@ func TestCSVDirSourceCrashResumeRescale(t *testing.T) {
 	}
 	for _, rs := range rescales {
 		t.Run(fmt.Sprintf("w%d-w%d", rs.from, rs.to), func(t *testing.T) {
-			crashResume(t, func() runnel.Source[score] { return file.NewCSVDirSource[score](dir, "*.csv", file.BatchSize(4)) },
+			crashResume(t, func() runnel.Source[score] { return file.NewCSVDirSource[score](dir, "*.csv", file.BatchSize(8)) },
 				func(s score) string { return fmt.Sprintf("%d|%s|%g", s.ID, s.Name, s.Score) },
 				want, rs.from, rs.to)
 		})

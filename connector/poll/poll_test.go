@@ -108,7 +108,10 @@ type cursor struct{ Next int }
 // on another number of workers: the file holds every number once, in
 // order.
 func TestResumableCrashResumeRescale(t *testing.T) {
-	const total = 300
+	// The step goes slowly (2 ms an item) until two epochs are committed,
+	// then fails: 3000 items take seconds at that pace, so the input
+	// cannot end before the crash.
+	const total = 3000
 	for _, rs := range []struct{ from, to int }{{1, 1}, {2, 3}, {3, 1}} {
 		t.Run(fmt.Sprintf("w%d-w%d", rs.from, rs.to), func(t *testing.T) {
 			dir := t.TempDir()
@@ -129,7 +132,7 @@ func TestResumableCrashResumeRescale(t *testing.T) {
 						firstCall, first = append(firstCall, c.Next), false
 					}
 					var page []int
-					for i := c.Next; i < min(c.Next+3, total); i++ {
+					for i := c.Next; i < min(c.Next+30, total); i++ {
 						page = append(page, i)
 					}
 					c.Next += len(page)
@@ -147,7 +150,7 @@ func TestResumableCrashResumeRescale(t *testing.T) {
 								return "", errCrash
 							}
 						} else {
-							time.Sleep(time.Millisecond)
+							time.Sleep(2 * time.Millisecond)
 						}
 					}
 					return strconv.Itoa(n), nil
