@@ -399,7 +399,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	case closeErr != nil:
 		return closeErr
 	}
-	if r.stopping {
+	if r.stopping && !r.allDone() {
 		stopped := &InterruptedError{}
 		if store != nil {
 			stopped.Resume = r.com.committedEpoch() + 1
@@ -539,6 +539,17 @@ func (r *run) watchStop(done <-chan struct{}) {
 	}
 	r.stopAt.Store(at)
 	close(r.stopNow)
+}
+
+// allDone reports whether every worker reached the end of its input: a
+// stop that came too late to stop anything leaves a run that completed.
+func (r *run) allDone() bool {
+	for _, w := range r.workers {
+		if !w.Done() {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *run) allPausedOrExited() bool {
