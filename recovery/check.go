@@ -13,6 +13,7 @@ import (
 // exactly. A resume is exact or it is refused: every Problem stops a run
 // before anything is written.
 type Verdict struct {
+	Dir string // the recovery directory
 	// Resume is where [Store.Begin] would start the next execution; only
 	// meaningful when Problems is empty.
 	Resume Resume
@@ -67,7 +68,7 @@ func (v Verdict) Err() error {
 		}
 	}
 	b.WriteString("\nnothing was changed")
-	return &planError{msg: "recovery: " + b.String(), errs: errs}
+	return &planError{msg: "recovery directory " + v.Dir + ": " + b.String(), errs: errs}
 }
 
 // partHistory is what one partition records about executions.
@@ -203,7 +204,7 @@ func sameExecution(a, b execInfo) bool {
 // judge is the consistency check proper, a pure function of what the
 // partitions record, in index order.
 func judge(dir string, metas []partMeta, hists []partHistory) Verdict {
-	var v Verdict
+	v := Verdict{Dir: dir}
 	for i, m := range metas {
 		h := hists[i]
 		v.Partitions = append(v.Partitions, PartitionState{

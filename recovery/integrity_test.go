@@ -471,6 +471,11 @@ func TestInterruptedInit(t *testing.T) {
 			t.Errorf("Open = %v", err)
 		}
 	})
+	t.Run("no directory named", func(t *testing.T) {
+		if err := Init("", 2); err == nil || !strings.Contains(err.Error(), "name the directory") {
+			t.Errorf("Init(\"\") = %v", err)
+		}
+	})
 	t.Run("empty directory", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "rec")
 		os.Mkdir(dir, 0o755)

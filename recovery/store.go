@@ -189,6 +189,9 @@ const initMarker = ".runnel-init"
 // recognises.) On a nil error the files and their directory entries are
 // durable.
 func Init(dir string, n int) error {
+	if dir == "" {
+		return errors.New("recovery: init: the directory is empty; name the directory to create (`runnel recovery init DIR N`)")
+	}
 	if n < 1 {
 		return fmt.Errorf("recovery: init %s: partition count must be at least 1, got %d", dir, n)
 	}
