@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
@@ -165,5 +166,50 @@ func TestExactlyOnceInProcessCrash(t *testing.T) {
 	}
 	if err := checkCounts(readAll(t, brokers, "out"), n, keys); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestZombieFenced: a producer left over from an earlier run (a zombie)
+// holds an open transaction on the sink's transactional id. Starting the
+// flow fences it: the zombie's late commit fails with PRODUCER_FENCED and
+// its record never becomes visible to read_committed readers.
+func TestZombieFenced(t *testing.T) {
+	brokers := cluster(t, map[string]int32{"in": 2, "out": 3})
+	produce(t, brokers, "in", 300, 5)
+	zombie, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID("runnel.kcount.out.0.0"), kgo.DefaultProduceTopic("out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zombie.Close()
+	ctx := context.Background()
+	if err := zombie.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zombie.ProduceSync(ctx, &kgo.Record{Key: []byte("zombie"), Value: []byte("1")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := runnel.Run(ctx, countFlow(brokers, 0, kafka.ExactlyOnce()), runneltest.Config(1, 5*time.Millisecond, initDir(t))); err != nil {
+		t.Fatal(err)
+	}
+	if err := zombie.EndTransaction(ctx, kgo.TryCommit); err == nil || !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) {
+		t.Errorf("the zombie's commit: %v, want PRODUCER_FENCED", err)
+	}
+	recs := readAll(t, brokers, "out")
+	if by := outputByKey(recs); len(by["zombie"]) > 0 {
+		t.Errorf("the zombie's record is visible: %v", by["zombie"])
+	}
+	if err := checkCounts(recs, 300, 5); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestTransactionTimeoutChecked: a snapshot interval over a quarter of the
+// transaction timeout is refused before anything runs.
+func TestTransactionTimeoutChecked(t *testing.T) {
+	brokers := cluster(t, map[string]int32{"in": 1, "out": 1})
+	cfg := runneltest.Config(1, 20*time.Second, initDir(t))
+	err := runnel.Run(context.Background(), countFlow(brokers, 0, kafka.ExactlyOnce(), kafka.TransactionTimeout(time.Minute)), cfg)
+	if err == nil || !strings.Contains(err.Error(), "kcount.out") || !strings.Contains(err.Error(), "transaction timeout") {
+		t.Errorf("err = %v, want a refusal naming the step and the transaction timeout", err)
 	}
 }

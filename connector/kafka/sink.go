@@ -166,33 +166,38 @@ func (s *sink) Build(step string, worker, workers int, resume []SinkState) (runn
 	defer admin.Close()
 	// Finish first what the durable snapshot names: a new producer on the
 	// same id would abort it.
-	own := 1
+	slots := map[int]int{} // worker index → slots recorded
+	maxOld := worker
 	for _, st := range resume {
 		for _, t := range st.Pending {
 			if err := finishTxn(ctx, admin, t); err != nil {
 				return nil, err
 			}
 		}
-		if st.Worker == worker {
-			own = max(own, st.Slots)
-		}
+		slots[st.Worker] = max(slots[st.Worker], st.Slots)
+		maxOld = max(maxOld, st.Worker)
 	}
-	// Fence: initialising every id this worker (and the old workers it
-	// took over) used aborts their open transactions, and a zombie's late
-	// commit gets PRODUCER_FENCED.
-	for _, st := range resume {
-		if st.Worker == worker {
-			continue
-		}
-		for i := range st.Slots {
-			sl, err := p.newSlot(ctx, s.txnID(step, st.Worker, i))
-			if err != nil {
-				return nil, err
+	// Fence: initialising every id this worker used, and those of old
+	// worker indexes that now map to it, aborts their open transactions,
+	// and a zombie's late commit gets PRODUCER_FENCED. Ids used after the
+	// last durable snapshot are not recorded in it (a slot added during a
+	// slow commit, a worker killed before its first snapshot): the broker
+	// is asked which ids exist past the recorded ones.
+	used := func(w int) (int, error) {
+		n := slots[w]
+		for {
+			ok, err := txnIDExists(ctx, admin, s.txnID(step, w, n))
+			if err != nil || !ok {
+				return n, err
 			}
-			sl.cl.Close()
+			n++
 		}
 	}
-	for i := range own {
+	n, err := used(worker)
+	if err != nil {
+		return nil, err
+	}
+	for i := range max(n, 1) {
 		sl, err := p.newSlot(ctx, s.txnID(step, worker, i))
 		if err != nil {
 			p.Close()
@@ -200,7 +205,46 @@ func (s *sink) Build(step string, worker, workers int, resume []SinkState) (runn
 		}
 		p.slots = append(p.slots, sl)
 	}
+	for w := worker + workers; ; w += workers {
+		n, err := used(w)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		if n == 0 && w > maxOld {
+			break
+		}
+		for i := range n {
+			sl, err := p.newSlot(ctx, s.txnID(step, w, i))
+			if err != nil {
+				p.Close()
+				return nil, err
+			}
+			sl.cl.Close()
+		}
+	}
 	return p, nil
+}
+
+// txnIDExists asks the transaction coordinator whether a transactional id
+// has ever been used.
+func txnIDExists(ctx context.Context, cl *kgo.Client, id string) (bool, error) {
+	req := kmsg.NewPtrDescribeTransactionsRequest()
+	req.TransactionalIDs = []string{id}
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil && len(resp.TransactionStates) != 1 {
+		err = fmt.Errorf("%d states for one id", len(resp.TransactionStates))
+	}
+	if err == nil {
+		err = kerr.ErrorForCode(resp.TransactionStates[0].ErrorCode)
+	}
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, kerr.TransactionalIDNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("kafka: describe transactional id %s: %w", id, err)
 }
 
 // finishTxn commits a transaction stored with a durable snapshot, from a

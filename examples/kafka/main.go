@@ -24,7 +24,8 @@
 //
 // Flags of its own (before Runnel's -w, -r, -s ...): --brokers host:port
 // (comma-separated), --in TOPIC (default words), --out TOPIC (default
-// counts), --tail=false to stop at the end offsets seen at start.
+// counts), --tail=false to stop at the end offsets seen at start,
+// --timeout D (default 30s) for how long the brokers may be unreachable.
 package main
 
 import (
@@ -57,7 +58,7 @@ func main() {
 			if len(args) > 0 {
 				return nil, fmt.Errorf("unexpected arguments %q", args)
 			}
-			return countFlow(strings.Split(own.brokers, ","), own.in, own.out, own.tail), nil
+			return countFlow(strings.Split(own.brokers, ","), own), nil
 		})
 		return
 	}
@@ -67,16 +68,17 @@ func main() {
 type ownFlags struct {
 	brokers, in, out string
 	tail             bool
+	timeout          time.Duration
 }
 
 // parseOwnFlags takes this program's flags out of args and leaves Runnel's.
 func parseOwnFlags(args []string) (ownFlags, []string, error) {
-	f := ownFlags{in: "words", out: "counts", tail: true}
+	f := ownFlags{in: "words", out: "counts", tail: true, timeout: 30 * time.Second}
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "--") || !slices.Contains([]string{"brokers", "in", "out", "tail"}, name) {
+		if !strings.HasPrefix(a, "--") || !slices.Contains([]string{"brokers", "in", "out", "tail", "timeout"}, name) {
 			rest = append(rest, a)
 			continue
 		}
@@ -109,6 +111,12 @@ func parseOwnFlags(args []string) (ownFlags, []string, error) {
 			f.in = value
 		case "out":
 			f.out = value
+		case "timeout":
+			d, err := time.ParseDuration(value)
+			if err != nil || d <= 0 {
+				return f, nil, fmt.Errorf("--timeout: %q is not a positive duration", value)
+			}
+			f.timeout = d
 		}
 	}
 	return f, rest, nil
@@ -116,16 +124,16 @@ func parseOwnFlags(args []string) (ownFlags, []string, error) {
 
 // countFlow is the flow: words from topic in, ('word', n) to topic out,
 // exactly-once.
-func countFlow(brokers []string, in, out string, tail bool) *runnel.Dataflow {
+func countFlow(brokers []string, f ownFlags) *runnel.Dataflow {
 	flow := runnel.NewDataflow("kafka_count")
-	msgs := op.Input("in", flow, kafka.NewSource(brokers, []string{in}, kafka.Tail(tail)))
+	msgs := op.Input("in", flow, kafka.NewSource(brokers, []string{f.in}, kafka.Tail(f.tail), kafka.BrokerTimeout(f.timeout)))
 	words := kafka.MustDecode("decode", msgs, kafka.String(), kafka.String())
 	keyed := op.KeyOn("key", words, func(r kafka.Record[string, string]) string { return r.Value })
 	counts := op.StatefulMap("count", keyed, func(n int, _ bool, _ kafka.Record[string, string]) (int, bool, int) {
 		return n + 1, true, n + 1
 	})
-	encoded := kafka.Encode("encode", counts, out, kafka.String(), kafka.JSON[int]())
-	op.Output("out", encoded, kafka.NewSink(brokers, kafka.ExactlyOnce(), kafka.TransactionTimeout(time.Minute)))
+	encoded := kafka.Encode("encode", counts, f.out, kafka.String(), kafka.JSON[int]())
+	op.Output("out", encoded, kafka.NewSink(brokers, kafka.ExactlyOnce(), kafka.TransactionTimeout(time.Minute), kafka.SinkTimeout(f.timeout)))
 	return flow
 }
 
@@ -157,7 +165,7 @@ func demo(own ownFlags, runnelArgs []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "embedded broker on %s: wrote %d words to %q\n", strings.Join(b.Addrs(), ","), len(words), own.in)
 	// Runnel's flags (-w, -r, -s, ...) still apply; the input ends at the
 	// end offsets seen at start, so the run ends.
-	if err := runnel.Run(context.Background(), countFlow(b.Addrs(), own.in, own.out, false), cfg); err != nil {
+	if err := runnel.Run(context.Background(), countFlow(b.Addrs(), ownFlags{in: own.in, out: own.out, timeout: own.timeout}), cfg); err != nil {
 		fmt.Fprintf(stderr, "kafka: %v\n", err)
 		return 1
 	}

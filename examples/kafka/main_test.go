@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -17,7 +18,7 @@ func TestDemo(t *testing.T) {
 	want := map[string]string{"to": "('to', 4)", "be": "('be', 2)", "a": "('a', 2)", "arms": "('arms', 1)"}
 	for _, args := range [][]string{nil, {"-w", "3", "-s", "1ms"}} {
 		var out, errOut bytes.Buffer
-		if code := demo(ownFlags{in: "words", out: "counts"}, args, &out, &errOut); code != 0 {
+		if code := demo(ownFlags{in: "words", out: "counts", timeout: time.Minute}, args, &out, &errOut); code != 0 {
 			t.Fatalf("demo %q: exit %d: %s", args, code, errOut.String())
 		}
 		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
