@@ -259,6 +259,42 @@ func TestStalePartitionProcess(t *testing.T) {
 	}
 }
 
+// TestStalePartitionWithinBackupInterval is the same sequence with -b
+// longer than the runs: the others kept what the restored partition's older
+// epoch needs, so the run resumes from that epoch and the output file ends
+// exactly as an uninterrupted run's.
+func TestStalePartitionWithinBackupInterval(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.txt"), filepath.Join(dir, "out.txt")
+	db := filepath.Join(dir, "db")
+	args := []string{"-r", "db", "-s", "0.05", "-b", "600", "in.txt", "out.txt"}
+	appendFile(t, in, "a,1\nb,10\nc,100\n")
+	if r := runAs(t, dir, nil, nil, "runnel", "recovery", "init", "db", "2"); r.code != 0 {
+		t.Fatalf("init: %+v", r)
+	}
+	if r := runAs(t, dir, nil, nil, "sumflow", args...); r.code != 0 {
+		t.Fatalf("first run: %+v", r)
+	}
+	cpDir(t, db, filepath.Join(dir, "backup"))
+	appendFile(t, in, "a,2\nb,20\nc,200\n")
+	if r := runAs(t, dir, nil, nil, "sumflow", args...); r.code != 0 {
+		t.Fatalf("second run: %+v", r)
+	}
+	cpFile(t, filepath.Join(dir, "backup", "part-1.sqlite3"), filepath.Join(db, "part-1.sqlite3"))
+	appendFile(t, in, "a,3\nb,30\nc,300\n")
+	if r := runAs(t, dir, nil, nil, "sumflow", args...); r.code != 0 {
+		t.Fatalf("third run, one partition restored within -b: %+v", r)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "a,1\nb,10\nc,100\na,3\nb,30\nc,300\na,6\nb,60\nc,600\n"
+	if string(got) != want {
+		t.Errorf("output:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 // TestKilledThenStaleAndInspect kills a running flow with SIGKILL after it
 // committed past a backup of its directory. Inspecting what the kill left
 // (-wal and -shm included) and asking for the plan change no byte; then one
