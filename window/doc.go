@@ -40,7 +40,8 @@
 // times exclusive (a session's close time is its last item's time).
 //
 // State for a key is freed as soon as none of its windows is open and
-// nothing is queued. With recovery on, each key's window state (State) is
+// nothing is queued; with an event clock the key keeps its watermark, so
+// that later items for it are still recognised as late. With recovery on, each key's window state (State) is
 // snapshotted at every epoch that changed it; a resumed run continues the
 // same open windows.
 //

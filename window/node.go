@@ -116,6 +116,7 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 			wdr: wdr, lg: lg, ts: clock.ts, event: clock.kind == eventClock,
 			wait: int64(clock.wait), lateness: o.lateness, ordered: o.ordered && clock.kind == eventClock,
 			table:    keyed.NewTable[K, keyState[V, S]](ops, b.Snapshots()),
+			freed:    map[K]clockMark{},
 			tumbling: wdr.kind == fixedWindower && wdr.length == wdr.offset,
 		}
 		if n.lg.init == nil {
@@ -194,6 +195,10 @@ type keyState[V, S any] struct {
 	one [1]OpenWindow[S]
 }
 
+// clockMark is a freed key's event clock: its watermark at system time
+// seenAt.
+type clockMark struct{ watermark, seenAt int64 }
+
 // entry is a key's entry in the node's table.
 type entry[K runnel.Key, V, S any] = keyed.Entry[K, keyState[V, S]]
 
@@ -214,6 +219,10 @@ type node[K runnel.Key, V, S, W any] struct {
 
 	gate  *engine.Gate
 	table *keyed.Table[K, keyState[V, S]]
+	// freed keeps the event clock of keys whose state was freed, so that
+	// a late item for such a key is still recognised as late instead of
+	// opening a window that already closed.
+	freed map[K]clockMark
 
 	now     int64
 	haveNow bool
@@ -249,6 +258,12 @@ func (n *node[K, V, S, W]) item(k K, v V) {
 		ks = n.table.Add(k)
 		ks.State.st.Watermark = noWatermark
 		ks.State.st.Windows = ks.State.one[:0]
+		if len(n.freed) > 0 {
+			if m, ok := n.freed[k]; ok {
+				ks.State.st.Watermark, ks.State.st.SeenAt = m.watermark, m.seenAt
+				delete(n.freed, k)
+			}
+		}
 	}
 	n.cur = k
 	now := n.nowNs()
@@ -472,6 +487,9 @@ func (n *node[K, V, S, W]) settle(ks *entry[K, V, S], now int64, changed bool) {
 		n.table.Changed(ks.Key, ks, n.epoch)
 	}
 	if len(ks.State.st.Windows) == 0 && len(ks.State.st.Queue) == 0 {
+		if n.event && ks.State.st.Watermark != noWatermark {
+			n.freed[ks.Key] = clockMark{ks.State.st.Watermark, ks.State.st.SeenAt}
+		}
 		n.table.Delete(ks)
 		return
 	}
@@ -583,7 +601,15 @@ func (n *node[K, V, S, W]) flush() {
 func (n *node[K, V, S, W]) OnBarrier(e engine.Epoch) {
 	n.table.Snapshot(n.w, n.step, e, func(ks *entry[K, V, S]) ([]byte, error) {
 		return codec.Marshal(&ks.State.st)
-	}, nil)
+	}, func(k K) ([]byte, bool, error) {
+		m, ok := n.freed[k]
+		if !ok {
+			return nil, false, nil
+		}
+		// A freed key is stored as its clock with no windows.
+		b, err := codec.Marshal(&State[V, S]{Watermark: m.watermark, SeenAt: m.seenAt})
+		return b, true, err
+	})
 	n.down.Barrier(e)
 	n.late.Barrier(e)
 	n.meta.Barrier(e)
@@ -603,6 +629,7 @@ func (n *node[K, V, S, W]) OnEOF() {
 	}
 	n.flush()
 	n.table.Reset()
+	clear(n.freed)
 	n.down.EOF()
 	n.late.EOF()
 	n.meta.EOF()
@@ -616,6 +643,13 @@ func (n *node[K, V, S, W]) resume(rows []engine.StateRow) error {
 	return n.table.Resume(rows, reflect.TypeFor[State[V, S]]().String(), func(ks *entry[K, V, S], raw []byte) (bool, error) {
 		if err := codec.Unmarshal(raw, &ks.State.st); err != nil {
 			return false, err
+		}
+		st := &ks.State.st
+		if len(st.Windows) == 0 && len(st.Queue) == 0 {
+			if n.event && st.Watermark != noWatermark {
+				n.freed[ks.Key] = clockMark{st.Watermark, st.SeenAt}
+			}
+			return false, nil
 		}
 		n.schedule(ks, now)
 		return true, nil
