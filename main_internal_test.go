@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -32,7 +33,7 @@ func TestMainExitCodes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			code := mainWith(append([]string{"prog"}, tc.args...), env(tc.env), &out, &errb, emptyFlow)
+			code := mainWith(append([]string{"prog"}, tc.args...), env(tc.env), &out, &errb, emptyFlow, program(true, nil))
 			if code != tc.code || !strings.Contains(out.String(), tc.stdout) || !strings.Contains(errb.String(), tc.stderr) {
 				t.Errorf("exit %d (want %d)\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errb.String())
 			}
@@ -56,5 +57,45 @@ func TestKVString(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("got %s, want %s", tc.got, tc.want)
 		}
+	}
+}
+
+// The --help text describes the program: its usage line, description and
+// examples come from Main's options.
+func TestMainHelpDescribesProgram(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := mainWith([]string{"/tmp/bin/wordcount", "--help"}, func(string) string { return "" }, &out, &errb, emptyFlow,
+		program(true, []MainOption{
+			WithUsage("[FILE]", "Counts the words of FILE (standard input without one)."),
+			WithExample("Count a book's words on four workers.", "wordcount -w 4 book.txt"),
+		}))
+	if code != 0 || errb.Len() > 0 {
+		t.Fatalf("exit %d, stderr %s", code, errb.String())
+	}
+	for _, want := range []string{
+		"Usage: wordcount [flags] [--] [FILE]\n\nCounts the words of FILE (standard input without one).\n",
+		"Examples:\n  # Count a book's words on four workers.\n  wordcount -w 4 book.txt\n",
+		"wordcount -r db_dir/ -s 30 -b 0",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, out.String())
+		}
+	}
+	// Main's flow takes no arguments: its help shows none.
+	out.Reset()
+	mainWith([]string{"tutorial", "-h"}, func(string) string { return "" }, &out, &errb, emptyFlow, program(false, nil))
+	if !strings.HasPrefix(out.String(), "Usage: tutorial [flags]\n") || strings.Contains(out.String(), "args...") {
+		t.Errorf("help of a flow without arguments:\n%s", out.String())
+	}
+}
+
+// A build function's error is a usage error (exit 2); RUNNEL_DEBUG=1 adds a
+// panic's stack after the one-line message.
+func TestMainBuildErrorAndDebugStack(t *testing.T) {
+	var out, errb bytes.Buffer
+	bad := func([]string) (*Dataflow, error) { return nil, errors.New("want one file name") }
+	if code := mainWith([]string{"wc", "a", "b"}, func(string) string { return "" }, &out, &errb, bad, program(true, nil)); code != 2 ||
+		errb.String() != "wc: want one file name\n" {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
 	}
 }

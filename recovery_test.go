@@ -398,8 +398,9 @@ func TestStateThatNoLongerDecodes(t *testing.T) {
 	db.Close()
 	flow, _ = countFlow(seq(6), 2)
 	err = run(t, flow, cfg)
-	if err == nil || !strings.Contains(err.Error(), "counts.count") || !strings.Contains(err.Error(), `key "1"`) {
-		t.Errorf("err = %v, want it to name counts.count and key 1", err)
+	if err == nil || !strings.Contains(err.Error(), "counts.count") || !strings.Contains(err.Error(), `key "1"`) ||
+		!strings.Contains(err.Error(), "--drop-state counts.count") {
+		t.Errorf("err = %v, want it to name counts.count and key 1 and point to --drop-state counts.count", err)
 	}
 }
 
@@ -414,8 +415,9 @@ func TestRemovedPartition(t *testing.T) {
 	}
 	flow, _ = countFlow(seq(10), 2, runneltest.Parts(2))
 	err := run(t, flow, cfg)
-	if err == nil || !strings.Contains(err.Error(), `partition "part-2"`) || !strings.Contains(err.Error(), "counts.inp") {
-		t.Errorf("err = %v, want it to name counts.inp and part-2", err)
+	if err == nil || !strings.Contains(err.Error(), `partition "part-2"`) || !strings.Contains(err.Error(), "counts.inp") ||
+		!strings.Contains(err.Error(), "--drop-state counts.inp") {
+		t.Errorf("err = %v, want it to name counts.inp and part-2 and point to --drop-state counts.inp", err)
 	}
 }
 

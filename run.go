@@ -130,31 +130,79 @@ func Run(ctx context.Context, flow *Dataflow, cfg Config, opts ...RunOption) err
 }
 
 // Main runs flow as a program: it parses the flags (see Config; --help
-// explains each), runs the flow and exits. It exits 0 when the input ends,
-// 1 on a failure (the message names the step), 2 on bad flags, and 130
-// after a graceful stop on SIGINT or SIGTERM (a second signal aborts at
-// once). The flow must take no positional arguments; use MainFunc for a flow
-// built from them.
-func Main(flow *Dataflow) {
-	MainFunc(func(args []string) (*Dataflow, error) {
+// explains each), runs the flow and exits. The flow takes no positional
+// arguments; use MainFunc for a flow built from them. Options describe the
+// program in its --help text (WithUsage, WithExample).
+//
+// Exit status:
+//   - 0: the input ended and everything was written.
+//   - 1: the run failed: a step failed (the message names it; see
+//     StepError), the flow did not build (a duplicate step id, say), or
+//     the recovery data refused it. With --log-level debug a panic's
+//     stack is logged too.
+//   - 2: the command line is wrong: a bad flag or environment variable,
+//     or MainFunc's build function returned an error (it is meant to
+//     reject bad positional arguments).
+//   - 130: a graceful stop on SIGINT or SIGTERM; a second signal aborts at
+//     once (exit 1).
+//
+// "go run" hides these: it prints "exit status N" and itself exits 1.
+// Build the program (go build) to see the real exit status.
+func Main(flow *Dataflow, opts ...MainOption) {
+	os.Exit(mainWith(os.Args, os.Getenv, os.Stdout, os.Stderr, func(args []string) (*Dataflow, error) {
 		if len(args) > 0 {
-			return nil, fmt.Errorf("unexpected arguments %q", args)
+			return nil, fmt.Errorf("unexpected arguments %q: this program takes none", args)
 		}
 		return flow, nil
-	})
+	}, program(false, opts)))
 }
 
 // MainFunc is Main for a flow built from the positional arguments left
-// after the flags, such as input values.
-func MainFunc(build func(args []string) (*Dataflow, error)) {
-	os.Exit(mainWith(os.Args, os.Getenv, os.Stdout, os.Stderr, build))
+// after the flags, such as input values or file names. An error from build
+// is printed and exits 2, as a usage error; describe the arguments with
+// WithUsage so that --help shows them.
+func MainFunc(build func(args []string) (*Dataflow, error), opts ...MainOption) {
+	os.Exit(mainWith(os.Args, os.Getenv, os.Stdout, os.Stderr, build, program(true, opts)))
 }
 
-func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Writer, build func([]string) (*Dataflow, error)) int {
+// MainOption describes a flow program for the --help text that Main and
+// MainFunc print. Options are made by WithUsage and WithExample.
+type MainOption interface{ applyMain(*config.Program) }
+
+type mainOption func(*config.Program)
+
+func (f mainOption) applyMain(p *config.Program) { f(p) }
+
+// WithUsage sets the positional arguments shown in the usage line
+// ("[FILE]", "N...") and a description of what the program does, printed
+// under it. Either may be empty. Without it, --help shows "[args...]" for
+// MainFunc and no arguments for Main, and no description.
+func WithUsage(args, about string) MainOption {
+	return mainOption(func(p *config.Program) { p.Args, p.About = args, about })
+}
+
+// WithExample adds an example command (the full command line, starting with
+// the program name) and a comment explaining it to --help, before the
+// recovery example every flow shares. Repeat it for more examples.
+func WithExample(comment, command string) MainOption {
+	return mainOption(func(p *config.Program) {
+		p.Examples = append(p.Examples, config.Example{Comment: comment, Command: command})
+	})
+}
+
+func program(takesArgs bool, opts []MainOption) config.Program {
+	p := config.Program{TakesArgs: takesArgs}
+	for _, o := range opts {
+		o.applyMain(&p)
+	}
+	return p
+}
+
+func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Writer, build func([]string) (*Dataflow, error), about config.Program) int {
 	prog := filepath.Base(argv[0])
 	cfg, args, err := config.Parse(prog, argv[1:], getenv)
 	if errors.Is(err, config.ErrHelp) {
-		fmt.Fprint(stdout, config.Usage(prog))
+		fmt.Fprint(stdout, config.UsageFor(prog, about))
 		return 0
 	}
 	if err != nil {

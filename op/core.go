@@ -1,6 +1,8 @@
 package op
 
 import (
+	"fmt"
+
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/plan"
@@ -18,6 +20,7 @@ func Input[T any](stepID string, flow *runnel.Dataflow, src runnel.Source[T]) ru
 	}
 	st := &plan.Step{Kind: "input", Outs: 1, Input: true}
 	if src == nil {
+		plan.Tried(flow, true, false)
 		return brokenWith[T](flow, stepID, "the source is nil")
 	}
 	if t := src.StateType(); t != "" {
@@ -41,6 +44,7 @@ func Output[T any](stepID string, up runnel.Stream[T], sink runnel.Sink[T]) {
 		return
 	}
 	if sink == nil {
+		plan.Tried(sc.Flow, false, true)
 		brokenWith[T](sc.Flow, stepID, "the sink is nil")
 		return
 	}
@@ -79,7 +83,10 @@ func Map[X, Y any](stepID string, up runnel.Stream[X], fn func(X) Y) runnel.Stre
 }
 
 // TryMap transforms each item with fn; an error from fn stops the run with
-// the step id and the error (for failures that must not be skipped).
+// a *runnel.StepError that names the step, the item (as Python would print
+// it, cut to 60 characters) and, when the step runs on the worker that read
+// the item, the input partition and position (for failures that must not be
+// skipped).
 func TryMap[X, Y any](stepID string, up runnel.Stream[X], fn func(X) (Y, error)) runnel.Stream[Y] {
 	sc := scopeOf(up)
 	var id string
@@ -91,7 +98,7 @@ func TryMap[X, Y any](stepID string, up runnel.Stream[X], fn func(X) (Y, error))
 			for _, x := range in {
 				y, err := fn(x)
 				if err != nil {
-					w.Fail(id, "", err)
+					w.Fail(id, "", fmt.Errorf("item %s: %w", itemText(x), err))
 				}
 				out = append(out, y)
 			}
@@ -247,4 +254,14 @@ func Merge[X any](stepID string, ups ...runnel.Stream[X]) runnel.Stream[X] {
 		inputs[i] = u
 	}
 	return add[X](sc, stepID, st, inputs...)
+}
+
+// itemText is an item as failure messages show it: its Python-style repr,
+// cut short so that a huge item does not flood the message.
+func itemText(x any) string {
+	s := plan.Repr(x)
+	if r := []rune(s); len(r) > 60 {
+		s = string(r[:57]) + "..."
+	}
+	return s
 }

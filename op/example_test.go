@@ -146,7 +146,7 @@ func ExampleRaises() {
 	op.Output("out", good, runneltest.NewSink[string]())
 	run(flow)
 	// Output:
-	// step raises_eg.invalid (worker 0): item 'x' reached a Raises step
+	// step raises_eg.invalid (worker 0, input raises_eg.inp partition "list" in the batch ending at position 3): item 'x' reached a Raises step
 }
 
 func ExampleStatefulFlatMap() {

@@ -407,6 +407,7 @@ func addStatefulSides[K runnel.Key, V, S, W any](sc plan.Scope, id, kind string,
 		}
 		n.ctx.clock = b.Clock()
 		n.ctx.worker = w.Index
+		b.ReportKey(func() string { return ops.Format(n.ctx.key) })
 		n.out = engine.NewOutlet[runnel.KV[K, W]](b, 0)
 		n.gate = b.NewGate(n)
 		b.ReportKeys(func() int { return n.table.Len() })

@@ -62,6 +62,15 @@ func (c *Context[K, W]) Epoch() uint64 { return c.epoch }
 // Worker is the index of the worker running the callback.
 func (c *Context[K, W]) Worker() int { return c.worker }
 
+// Fail stops the run with err instead of a panic: Run returns a
+// *runnel.StepError naming the step, the worker and the current key, with
+// err as its cause. Fail does not return; the items of the failing batch
+// are not emitted and nothing of the open epoch is committed, so a resumed
+// run (with -r) reads them again.
+func (c *Context[K, W]) Fail(err error) {
+	panic(engine.Failure{Err: err})
+}
+
 // Hook adds an optional callback to Stateful: OnNotify or OnEOF.
 type Hook[K runnel.Key, S, W any] struct {
 	notify func(c *Context[K, W], state S) (S, bool)

@@ -123,6 +123,7 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 			n.lg.init = func() (s S) { return s }
 		}
 		n.em.out = n.emit
+		b.ReportKey(func() string { return ops.Format(n.cur) })
 		n.down = engine.NewOutlet[runnel.KV[K, Result[W]]](b, 0)
 		n.late = engine.NewOutlet[runnel.KV[K, Late[V]]](b, 1)
 		n.meta = engine.NewOutlet[runnel.KV[K, Meta]](b, 2)

@@ -22,7 +22,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -158,6 +160,29 @@ func recoveryInspect(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer s.Close()
+	rep, err := s.Report()
+	if err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(rep.Steps))
+	for _, st := range rep.Steps {
+		ids = append(ids, st.ID)
+	}
+	if len(ids) > 0 && !slices.Contains(ids, *step) {
+		// Step ids are stored with the flow prefix ("flow.step"); accept
+		// the id as written in the program when it names one step.
+		var match []string
+		for _, id := range ids {
+			if strings.HasSuffix(id, "."+*step) {
+				match = append(match, id)
+			}
+		}
+		if len(match) != 1 {
+			return fmt.Errorf("no state stored for step %s in %s; stored step ids (give one in full): %s",
+				*step, dir, strings.Join(ids, ", "))
+		}
+		*step = match[0]
+	}
 	value, epoch, ok, err := s.Latest(*step, *key)
 	if err != nil {
 		return err

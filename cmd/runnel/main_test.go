@@ -72,6 +72,16 @@ func TestInspectKey(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "deleted in epoch 1") {
 		t.Errorf("inspect deleted key: code %d, stdout %q", code, out)
 	}
+	// The step id as the program writes it, without the flow prefix.
+	code, out, errs = runCLI("recovery", "inspect", dir, "--step", "s", "--key", "ALL")
+	if want := "step f.s key \"ALL\": epoch 1\n"; code != 0 || !strings.HasPrefix(out, want) {
+		t.Errorf("inspect --step without the flow prefix: code %d, stdout %q (want %q), stderr %q", code, out, want, errs)
+	}
+	// An unknown step lists the stored ones.
+	code, _, errs = runCLI("recovery", "inspect", dir, "--step", "running_count", "--key", "ALL")
+	if want := "no state stored for step running_count in " + dir + "; stored step ids (give one in full): f.s"; code != 1 || !strings.Contains(errs, want) {
+		t.Errorf("inspect unknown step: code %d, stderr %q, want %q", code, errs, want)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -89,6 +99,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"recovery", "init", dir, "0"}, 2, "N must be a positive integer"},
 		{[]string{"recovery", "init", dir, "-3"}, 2, "N must be a positive integer"},
 		{[]string{"recovery", "init", dir, "two"}, 2, "N must be a positive integer"},
+		{[]string{"recovery", "init", "", "1"}, 1, "runnel: recovery: init: the directory is empty; name the directory to create"},
 		{[]string{"recovery", "inspect"}, 2, "recovery inspect takes DIR"},
 		{[]string{"recovery", "inspect", dir, "--step", "s"}, 2, "--step and --key go together"},
 		{[]string{"recovery", "inspect", dir, "--bogus"}, 2, "unknown flag: --bogus"},

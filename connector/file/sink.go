@@ -13,6 +13,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/engine"
 )
 
 // writeBuffer is the size of a sink partition's write buffer.
@@ -206,7 +207,7 @@ func openWriter(path string, resume *int64) (*lineWriter, error) {
 		return fail(fmt.Errorf("file: open sink: %w", err))
 	}
 	if fi.Size() < off {
-		return fail(fmt.Errorf("file: sink %s: %w (position %d, size %d)", path, ErrPastEnd, off, fi.Size()))
+		return fail(engine.StaleState(fmt.Errorf("file: sink %s: %w (position %d, size %d)", path, ErrPastEnd, off, fi.Size())))
 	}
 	if fi.Size() > off {
 		if err := f.Truncate(off); err != nil {

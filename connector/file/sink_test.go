@@ -326,7 +326,7 @@ func TestSinkShrunkBetweenRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, path, "")
-	if err := run(); !errors.Is(err, file.ErrPastEnd) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("err = %v, want ErrPastEnd naming %s", err, path)
+	if err := run(); !errors.Is(err, file.ErrPastEnd) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "--drop-state write.out") {
+		t.Fatalf("err = %v, want ErrPastEnd naming %s and pointing to --drop-state write.out", err, path)
 	}
 }

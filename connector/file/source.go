@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/engine"
 )
 
 // DefaultBatchSize is how many lines a source partition returns per poll
@@ -321,7 +322,7 @@ func (p *sourcePart) seek(off int64) error {
 		return fmt.Errorf("file: source: %w", err)
 	}
 	if off > fi.Size() {
-		return fmt.Errorf("file: source %s: %w (position %d, size %d)", p.path, ErrPastEnd, off, fi.Size())
+		return engine.StaleState(fmt.Errorf("file: source %s: %w (position %d, size %d)", p.path, ErrPastEnd, off, fi.Size()))
 	}
 	if _, err := p.f.Seek(off, io.SeekStart); err != nil {
 		return fmt.Errorf("file: source: %w", err)

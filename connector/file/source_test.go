@@ -150,8 +150,8 @@ func TestSourceShrunkBetweenRuns(t *testing.T) {
 	}
 	writeFile(t, path, "a\n")
 	_, err := readAll(t, file.NewSource(path), cfg)
-	if !errors.Is(err, file.ErrPastEnd) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("err = %v, want ErrPastEnd naming %s", err, path)
+	if !errors.Is(err, file.ErrPastEnd) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "--drop-state read.inp") {
+		t.Fatalf("err = %v, want ErrPastEnd naming %s and pointing to --drop-state", err, path)
 	}
 }
 

@@ -339,18 +339,24 @@ func TestUsage(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"Usage: myflow [flags] [--] [args...]",
+		"Usage: myflow [flags]\n",
 		"-h, --help",
 		"Default 1.", "Default 0.", "Default 10s",
 		"-s 0 is not allowed",
 		`"30", "0.05"`, `"30s"`, `"50ms"`,
 		"runnel recovery init db_dir/ 1",
 		"myflow -r db_dir/ -s 30 -b 0",
-		"myflow -r db_dir/ -s 30 -b 0 0 1 2 3 4",
-		"-- -1 -2",
+		"Exit status: 0 when the input ended, 1 when the run failed",
+		`"go run" prints "exit`,
 	} {
 		if !strings.Contains(u, want) {
 			t.Errorf("Usage does not contain %q", want)
+		}
+	}
+	// A program that takes no arguments is shown none.
+	for _, bad := range []string{"[args...]", "0 1 2 3 4", "-- -1 -2"} {
+		if strings.Contains(u, bad) {
+			t.Errorf("Usage of a program without arguments contains %q", bad)
 		}
 	}
 	if strings.Contains(u, "PROGRAM") {
@@ -363,7 +369,37 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-// TestUsageExamplesParse checks that the example commands in Usage parse.
+// TestUsageFor: a program's own usage line, description and examples come
+// first; arguments are explained only when the program takes them.
+func TestUsageFor(t *testing.T) {
+	u := UsageFor("wordcount", Program{
+		Args:  "[FILE]",
+		About: "Counts the words of FILE, or of standard input without one.",
+		Examples: []Example{
+			{Comment: "Count the words of a book on four workers.", Command: "wordcount -w 4 book.txt"},
+		},
+	})
+	want := "Usage: wordcount [flags] [--] [FILE]\n\nCounts the words of FILE, or of standard input without one.\n\n" +
+		"Runs the dataflow until its input ends. Arguments after the flags, or after\n"
+	if !strings.HasPrefix(u, want) {
+		t.Errorf("UsageFor starts:\n%s\nwant:\n%s", u[:min(len(u), len(want)+40)], want)
+	}
+	ex := "Examples:\n  # Count the words of a book on four workers.\n  wordcount -w 4 book.txt\n\n  # Create one recovery partition"
+	if !strings.Contains(u, ex) {
+		t.Errorf("UsageFor does not show the program's example first:\n%s", u)
+	}
+	if u := UsageFor("f", Program{TakesArgs: true}); !strings.Contains(u, "Usage: f [flags] [--] [args...]\n") {
+		t.Errorf("UsageFor(TakesArgs) = %s", u)
+	}
+	for i, line := range strings.Split(u, "\n") {
+		if len(line) > 80 {
+			t.Errorf("UsageFor line %d is longer than 80 columns: %q", i+1, line)
+		}
+	}
+}
+
+// TestUsageExamplesParse checks that the example commands in Usage parse
+// and leave no positional arguments for a program that takes none.
 func TestUsageExamplesParse(t *testing.T) {
 	for _, line := range strings.Split(Usage("myflow"), "\n") {
 		line = strings.TrimSpace(line)
@@ -374,8 +410,8 @@ func TestUsageExamplesParse(t *testing.T) {
 		for i, a := range args {
 			args[i] = strings.Trim(a, `"`)
 		}
-		if _, _, err := Parse("myflow", args, nil); err != nil {
-			t.Errorf("example %q: %v", line, err)
+		if _, rest, err := Parse("myflow", args, nil); err != nil || len(rest) > 0 {
+			t.Errorf("example %q: args %q, %v", line, rest, err)
 		}
 	}
 }
@@ -436,6 +472,8 @@ func TestParseInterval(t *testing.T) {
 		{"9223372036.854775808", "too large"},
 		{"99999999999999999999", "too large"},
 		{"2562048h", "invalid interval"},
+		{"0.0000000001", "shorter than 1ns"},
+		{"0.1ns", "shorter than 1ns"},
 	}
 	for _, tt := range bad {
 		got, err := ParseInterval(tt.in)

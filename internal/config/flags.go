@@ -325,22 +325,97 @@ func (v *choiceValue) Set(s string) error {
 func (v *choiceValue) String() string { return *v.p }
 func (v *choiceValue) Type() string   { return strings.Join(v.choices, "|") }
 
-// Usage returns the --help text for a flow binary called program: every
-// flag, its environment variable, default and units, and the tutorial's
-// commands as an example.
-func Usage(program string) string {
-	return strings.ReplaceAll(usageText, "PROGRAM", program)
+// Program describes a flow binary for its --help text. The zero Program
+// describes a flow that takes no positional arguments.
+type Program struct {
+	// Args is the usage of the positional arguments, shown after
+	// "[flags] [--]" in the usage line ("[FILE]", "N..."). Empty means the
+	// program takes none (unless TakesArgs is set).
+	Args string
+	// TakesArgs says the program reads positional arguments even though
+	// Args is empty; the usage line then shows "[args...]".
+	TakesArgs bool
+	// About says what the program does, in a paragraph or more.
+	About string
+	// Examples are the program's own example commands, each with a comment
+	// line. The help text adds the recovery example shared by every flow.
+	Examples []Example
 }
 
-const usageText = `Usage: PROGRAM [flags] [--] [args...]
+// Example is one example command of a Program's help text.
+type Example struct {
+	Comment string // shown as "# Comment"; may be empty
+	Command string // the full command line, starting with the program name
+}
 
-Runs the dataflow. Arguments after the flags, or after "--", are left to the
-flow program (put negative numbers after "--"). Each of -w, -i, -a, -r, -s,
--b, --api-addr, --api-pprof, --log-format and --log-level can also be set by
-the environment variable shown; a flag beats its
-variable, a variable beats the default, and an empty variable counts as unset.
+// Usage returns the --help text for a flow binary called program that
+// takes no positional arguments; see [UsageFor].
+func Usage(program string) string { return UsageFor(program, Program{}) }
 
-Flags:
+// UsageFor returns the --help text for a flow binary called program: the
+// usage line and description of p, every flag with its environment
+// variable, default and units, then p's examples and the recovery example
+// that works for every flow.
+func UsageFor(program string, p Program) string {
+	var b strings.Builder
+	args := p.Args
+	if args == "" && p.TakesArgs {
+		args = "[args...]"
+	}
+	if args == "" {
+		fmt.Fprintf(&b, "Usage: %s [flags]\n\n", program)
+	} else {
+		fmt.Fprintf(&b, "Usage: %s [flags] [--] %s\n\n", program, args)
+	}
+	if about := strings.TrimSpace(p.About); about != "" {
+		b.WriteString(about)
+		b.WriteString("\n\n")
+	}
+	if args == "" {
+		b.WriteString(usageNoArgs)
+	} else {
+		b.WriteString(usageArgs)
+	}
+	b.WriteString(usageFlags)
+	b.WriteString("\nExamples:\n")
+	for _, e := range p.Examples {
+		if e.Comment != "" {
+			for _, line := range strings.Split(strings.TrimSpace(e.Comment), "\n") {
+				fmt.Fprintf(&b, "  # %s\n", strings.TrimSpace(line))
+			}
+		}
+		fmt.Fprintf(&b, "  %s\n\n", e.Command)
+	}
+	b.WriteString(strings.ReplaceAll(usageExamples, "PROGRAM", program))
+	return b.String()
+}
+
+const usageNoArgs = `Runs the dataflow until its input ends. Each of -w, -i, -a, -r, -s, -b,
+--api-addr, --api-pprof, --log-format and --log-level can also be set by the
+environment variable shown; a flag beats its variable, a variable beats the
+default, and an empty variable counts as unset.
+
+Exit status: 0 when the input ended, 1 when the run failed (the message
+names the step), 2 for bad flags or arguments, 130 after a graceful stop
+(SIGINT or SIGTERM; the next run with -r resumes). "go run" prints "exit
+status N" and itself exits 1; run the built binary to see N.
+
+`
+
+const usageArgs = `Runs the dataflow until its input ends. Arguments after the flags, or after
+"--", are the program's own (put negative numbers after "--"). Each of -w,
+-i, -a, -r, -s, -b, --api-addr, --api-pprof, --log-format and --log-level can
+also be set by the environment variable shown; a flag beats its variable, a
+variable beats the default, and an empty variable counts as unset.
+
+Exit status: 0 when the input ended, 1 when the run failed (the message
+names the step), 2 for bad flags or arguments, 130 after a graceful stop
+(SIGINT or SIGTERM; the next run with -r resumes). "go run" prints "exit
+status N" and itself exits 1; run the built binary to see N.
+
+`
+
+const usageFlags = `Flags:
   -w, --workers-per-process N    Workers in this process, at least 1.
                                  Env RUNNEL_WORKERS_PER_PROCESS. Default 1.
   -i, --process-id N             Index of this process in --addresses, from 0
@@ -403,21 +478,14 @@ Flags:
 
 Intervals (T) are plain seconds ("30", "0.05") or Go durations ("30s",
 "50ms", "1m30s").
+`
 
-Examples:
-  # Create one recovery partition, then run with recovery: snapshots every
-  # 30 seconds, no extra backup window.
+const usageExamples = `  # Create one recovery partition, then run with recovery: snapshots every
+  # 30 seconds, no extra backup window. Running it again with the same
+  # directory resumes where the last run stopped.
   runnel recovery init db_dir/ 1
   PROGRAM -r db_dir/ -s 30 -b 0
 
-  # Run it again later with the same directory: it resumes where it stopped.
-  PROGRAM -r db_dir/ -s 30 -b 0
-
-  # Pass arguments to the flow program.
-  PROGRAM -r db_dir/ -s 30 -b 0 0 1 2 3 4
-  PROGRAM -s 0.05 -- -1 -2
-
-  # Two processes with two workers each; run this on both hosts with -i 0
-  # and -i 1.
-  PROGRAM -w 2 -i 0 -a "host0:2101;host1:2101"
+  # Two workers, an epoch every 2 seconds, no recovery.
+  PROGRAM -w 2 -s 2
 `

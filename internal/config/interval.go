@@ -20,14 +20,19 @@ const intervalSyntax = "want seconds (30, 0.05) or a Go duration (30s, 50ms, 1m3
 // must be a Go duration as accepted by [time.ParseDuration]: "30s", "50ms",
 // "1m30s". The empty string, other text ("abc"), negative intervals, NaN,
 // infinities, exponents ("1e3") and values that overflow a [time.Duration]
-// (about 292 years) are rejected. Zero is accepted here; whether it is allowed
+// (about 292 years) are rejected, and so are values below 1ns, which
+// would otherwise truncate to 0. Zero is accepted here; whether it is allowed
 // depends on the flag (-b 0 is fine, -s 0 is not).
 func ParseInterval(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, fmt.Errorf("empty interval: %s", intervalSyntax)
 	}
 	if isDecimal(s) {
-		return parseSeconds(s)
+		d, err := parseSeconds(s)
+		if err == nil && d == 0 && hasNonZeroDigit(s) {
+			return 0, fmt.Errorf("interval %q is shorter than 1ns, the smallest interval", s)
+		}
+		return d, err
 	}
 	if strings.HasPrefix(s, "-") {
 		return 0, fmt.Errorf("interval %q is negative", s)
@@ -41,8 +46,15 @@ func ParseInterval(s string) (time.Duration, error) {
 	if d < 0 {
 		return 0, fmt.Errorf("interval %q is negative", s)
 	}
+	if d == 0 && hasNonZeroDigit(s) {
+		return 0, fmt.Errorf("interval %q is shorter than 1ns, the smallest interval", s)
+	}
 	return d, nil
 }
+
+// hasNonZeroDigit reports whether s has a digit other than 0, so that an
+// interval that truncates to zero is not mistaken for "0".
+func hasNonZeroDigit(s string) bool { return strings.ContainsAny(s, "123456789") }
 
 // isDecimal reports whether s is digits with at most one '.', and at least
 // one digit: "30", "0.05", ".5", "5.".

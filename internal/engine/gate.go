@@ -79,8 +79,8 @@ func (g *Gate) mustQueue(ch int) bool {
 // pass records a barrier (or EOF) on a channel that is not ahead.
 func (g *Gate) pass(ch int, e Epoch) {
 	if e != EOF && e != g.frontier[ch]+1 {
-		panic(&StepError{Step: g.step, Worker: g.w.Index,
-			Err: errorf("barrier %d after %d on channel %d: barriers must close consecutive epochs", e, g.frontier[ch], ch)})
+		panic(g.w.stepError(g.step, "",
+			errorf("barrier %d after %d on channel %d: barriers must close consecutive epochs", e, g.frontier[ch], ch), nil))
 	}
 	g.frontier[ch] = e
 	g.settle()

@@ -180,7 +180,7 @@ func AddPartitionedSink[T, S any](b *Builder, sink PartitionedSink[T, S], encode
 		if raw, ok := resume[key]; ok {
 			s, err := decode(raw)
 			if err != nil {
-				return fmt.Errorf("partition %q: recovered position does not decode: %w", key, err)
+				return StaleState(fmt.Errorf("partition %q: recovered position does not decode: %w", key, err))
 			}
 			at = &s
 		}

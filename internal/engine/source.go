@@ -79,7 +79,15 @@ type Source[T any] interface {
 // say when to poll again, so an idle source does not spin a core.
 const cooldown = time.Millisecond
 
+// origin names an input partition for failure messages; describe returns
+// its position after the batch just read (nil: it has none).
+type origin struct {
+	input, part string
+	describe    func() string
+}
+
 type part[T any] struct {
+	from     origin
 	key      string
 	p        SourcePartition[T]
 	snapshot func() ([]byte, error) // nil for dynamic partitions
@@ -127,7 +135,9 @@ func (n *inputNode[T]) poll(now time.Time) (bool, time.Time) {
 			progress = true
 			continue
 		}
+		n.w.reading = &p.from
 		n.out.Push(batch)
+		n.w.reading = nil
 		progress = progress || len(batch) > 0
 		p.awake = p.p.NextAwake()
 		if p.awake.IsZero() && len(batch) == 0 {
@@ -235,7 +245,7 @@ func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[
 		if raw, ok := resume[key]; ok {
 			s, err := decode(raw)
 			if err != nil {
-				return fmt.Errorf("partition %q: recovered position does not decode: %w", key, err)
+				return StaleState(fmt.Errorf("partition %q: recovered position does not decode: %w", key, err))
 			}
 			at = &s
 		}
@@ -244,6 +254,13 @@ func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[
 			return fmt.Errorf("partition %q: %w", key, err)
 		}
 		pt := &part[T]{key: key, p: p}
+		pt.from = origin{input: b.stepID, part: key, describe: func() string {
+			s, err := p.Snapshot()
+			if err != nil {
+				return ""
+			}
+			return fmt.Sprintf("%v", s)
+		}}
 		pt.snapshot = func() ([]byte, error) {
 			s, err := p.Snapshot()
 			if err != nil {
@@ -279,7 +296,7 @@ func AddDynamic[T any](b *Builder, out *Outlet[T], src DynamicSource[T]) error {
 func knownParts(resume map[string][]byte, parts []string) error {
 	for key := range resume {
 		if !slices.Contains(parts, key) {
-			return fmt.Errorf("recovery data holds a position for partition %q, which is not among the partitions %q any more", key, parts)
+			return StaleState(fmt.Errorf("recovery data holds a position for partition %q, which is not among the partitions %q any more (renamed or removed?)", key, parts))
 		}
 	}
 	return nil

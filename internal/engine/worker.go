@@ -71,6 +71,13 @@ type Worker struct {
 	pending   map[Epoch][]Row
 	done      bool
 	nextEdge  int
+
+	// reading says which input partition's batch is being pushed through
+	// the local steps, so that a failure there can name it.
+	reading *origin
+	// keyOf reports, by step id, the key a keyed step is handling, so that
+	// a panic in its logic can name the key.
+	keyOf map[string]func() string
 }
 
 // source is an input step's instance.
@@ -183,7 +190,7 @@ func NewProgram() *Program { return &Program{outlets: map[Port]any{}} }
 func (w *Worker) AddStep(p *Program, idx int, id string, inputs []Port, terminal bool, build func(*Builder) error) error {
 	b := &Builder{w: w, stepIdx: idx, stepID: id, inputs: inputs, terminal: terminal, outlets: p.outlets}
 	if err := build(b); err != nil {
-		return &StepError{Step: id, Worker: w.Index, Err: err}
+		return &StepError{Step: id, Worker: w.Index, Err: withDropHint(id, err)}
 	}
 	return nil
 }
@@ -268,7 +275,34 @@ func (w *Worker) Record(e Epoch, rows ...Row) {
 // Fail stops the run from inside a node: the worker's Step or Deliver
 // returns err, attributed to step (and key, if not empty).
 func (w *Worker) Fail(step, key string, err error) {
-	panic(&StepError{Step: step, Worker: w.Index, Key: key, Err: err})
+	panic(w.stepError(step, key, err, nil))
+}
+
+// ReportKey registers current, which returns the key the step is handling
+// (formatted as in snapshots), so that a panic or Failure in the step's
+// logic names it. It is called only when a failure happens.
+func (b *Builder) ReportKey(current func() string) {
+	if b.w.keyOf == nil {
+		b.w.keyOf = map[string]func() string{}
+	}
+	b.w.keyOf[b.stepID] = current
+}
+
+// stepError makes the error of a failure in step, naming the key (or the
+// key the step reports) and the input batch being pushed, if any.
+func (w *Worker) stepError(step, key string, err error, stack []byte) *StepError {
+	se := &StepError{Step: step, Worker: w.Index, Key: key, Err: err, Stack: stack}
+	if se.Key == "" {
+		if f := w.keyOf[step]; f != nil {
+			se.Key = f()
+		}
+	}
+	if r := w.reading; r != nil && r.input != step && r.describe != nil {
+		se.Input = r.input
+		se.Partition = r.part
+		se.Position = r.describe()
+	}
+	return se
 }
 
 // guard turns a panic in a node into a StepError naming the node's step.
@@ -278,10 +312,13 @@ func (w *Worker) guard(step string) {
 	if r == nil {
 		return
 	}
-	if se, ok := r.(*StepError); ok {
-		panic(se)
+	switch r := r.(type) {
+	case *StepError:
+		panic(r)
+	case Failure:
+		panic(w.stepError(step, r.Key, r.Err, nil))
 	}
-	panic(&StepError{Step: step, Worker: w.Index, Err: &panicError{value: r, stack: string(debug.Stack())}})
+	panic(w.stepError(step, "", &panicError{value: r}, debug.Stack()))
 }
 
 // catch converts the StepError panics raised by guard and Fail into errors.
@@ -289,7 +326,7 @@ func (w *Worker) catch(err *error) {
 	if r := recover(); r != nil {
 		se, ok := r.(*StepError)
 		if !ok {
-			se = &StepError{Step: "engine", Worker: w.Index, Err: &panicError{value: r, stack: string(debug.Stack())}}
+			se = &StepError{Step: "engine", Worker: w.Index, Err: &panicError{value: r}, Stack: debug.Stack()}
 		}
 		*err = se
 	}

@@ -166,13 +166,13 @@ func (t *Table[K, S]) Resume(rows []engine.StateRow, stateType string, decode fu
 	for _, row := range rows {
 		k, err := t.Ops.Parse(row.Key)
 		if err != nil {
-			return fmt.Errorf("key %q: recovered key does not parse: %w", row.Key, err)
+			return engine.StaleState(fmt.Errorf("key %q: recovered key does not parse: %w", row.Key, err))
 		}
 		e := &Entry[K, S]{Key: k, hidx: -1}
 		keep, err := decode(e, row.Value)
 		if err != nil {
 			t.Unschedule(e)
-			return fmt.Errorf("key %q: recovered state does not decode into %s: %w", row.Key, stateType, err)
+			return engine.StaleState(fmt.Errorf("key %q: recovered state does not decode into %s: %w", row.Key, stateType, err))
 		}
 		if keep {
 			t.m[k] = e

@@ -27,6 +27,9 @@ type Dataflow struct {
 	// with the message Validate gives when none does.
 	required map[engine.Port]string
 	consumed map[engine.Port]bool
+	// triedInput and triedOutput record that an input or output step was
+	// added, even one that failed to build.
+	triedInput, triedOutput bool
 }
 
 // New returns an empty dataflow. The id names the flow in step ids
@@ -158,6 +161,7 @@ func Add(sc Scope, id string, st *Step, inputs ...Input) (ok bool) {
 	if d == nil {
 		return false
 	}
+	Tried(d, st.Input, st.Output || st.Probe)
 	full := sc.Path + "." + id
 	st.ID = full
 	if err := checkID(id); err != nil {
@@ -230,10 +234,12 @@ func (d *Dataflow) Validate() error {
 			errs = append(errs, fmt.Errorf("step %s: %s", d.steps[p.Step].ID, d.required[p]))
 		}
 	}
-	if inputs == 0 {
+	// An input or output that failed to build counts: "no output step"
+	// after "the sink is nil" would only mislead.
+	if inputs == 0 && !d.triedInput {
 		errs = append(errs, fmt.Errorf("dataflow %q has no input step; add one with op.Input", d.id))
 	}
-	if outputs == 0 {
+	if outputs == 0 && !d.triedOutput {
 		errs = append(errs, fmt.Errorf("dataflow %q has no output step; add one with op.Output (or op.Inspect)", d.id))
 	}
 	return errors.Join(errs...)
@@ -250,6 +256,13 @@ func Require[T any](s Stream[T], msg string) {
 		s.flow.required = map[engine.Port]string{}
 	}
 	s.flow.required[s.port] = msg
+}
+
+// Tried records that an input (or output) step was added to d, even if it
+// failed to build, so that Validate does not also say the flow has none.
+func Tried(d *Dataflow, input, output bool) {
+	d.triedInput = d.triedInput || input
+	d.triedOutput = d.triedOutput || output
 }
 
 // Fail records a build error for a step that could not be added.

@@ -148,11 +148,11 @@ func (c *committer) persist(jobs []job) error {
 				continue
 			}
 			if err := c.store.WriteEpoch(j.epoch, toRecovery(j.rows)); err != nil {
-				return fmt.Errorf("recovery: write snapshots of epoch %d: %w", j.epoch, err)
+				return fmt.Errorf("write snapshots of epoch %d: %w", j.epoch, err)
 			}
 		}
 		if err := c.store.Commit(c.exec, c.workers, last+1, c.keep); err != nil {
-			return fmt.Errorf("recovery: commit epoch %d: %w", last, err)
+			return fmt.Errorf("commit epoch %d: %w", last, err)
 		}
 	}
 	c.mu.Lock()

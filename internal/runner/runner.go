@@ -251,7 +251,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 			if W > 1 { // with one worker, the step checks each key as it loads it
 				var rerr error
 				if w, rerr = st.Route(key, W); rerr != nil {
-					return fmt.Errorf("step %s, key %q: %w", step, key, rerr)
+					return fmt.Errorf("step %s, key %q: %w; if the step changed on purpose, run once with --drop-state %s to discard its recovered state", step, key, rerr, step)
 				}
 			}
 			resume[w][step] = append(resume[w][step], engine.StateRow{Key: key, Value: value})
@@ -424,7 +424,14 @@ func logEnd(log *slog.Logger, err error) {
 		if se.Key != "" {
 			attrs = append(attrs, "key", se.Key)
 		}
+		if se.Partition != "" {
+			attrs = append(attrs, "input", se.Input, "partition", se.Partition, "position", se.Position)
+		}
 		log.Error("flow failed", append(attrs, "err", err.Error())...)
+		if se.Stack != nil {
+			// The message is one line; the panic's stack is for debugging.
+			log.Debug("stack of the panic", "step", se.Step, "worker", se.Worker, "stack", string(se.Stack))
+		}
 	default:
 		log.Error("flow failed", "err", err.Error())
 	}
