@@ -67,9 +67,7 @@ func (c *Context[K, W]) Worker() int { return c.worker }
 // err as its cause. Fail does not return; the items of the failing batch
 // are not emitted and nothing of the open epoch is committed, so a resumed
 // run (with -r) reads them again.
-func (c *Context[K, W]) Fail(err error) {
-	panic(engine.Failure{Err: err})
-}
+func (c *Context[K, W]) Fail(err error) { fail(err) }
 
 // Hook adds an optional callback to Stateful: OnNotify or OnEOF.
 type Hook[K runnel.Key, S, W any] struct {
