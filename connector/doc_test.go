@@ -14,7 +14,7 @@ func TestDocShowsExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"example_source_test.go"} {
+	for _, name := range []string{"example_source_test.go", "example_sink_test.go"} {
 		src, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
