@@ -6,6 +6,8 @@ package bench
 import (
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"runtime"
 	"strconv"
 	"sync"
@@ -271,6 +273,73 @@ func TestPipelineAgrees(t *testing.T) {
 		}
 		if total.Load() != want {
 			t.Fatalf("%d workers: sum = %d, want %d", w, total.Load(), want)
+		}
+	}
+}
+
+// BenchmarkPipelineObserved measures what --api-addr costs: the w1
+// pipeline with the API off, against the same run serving the API with a
+// client that does what an open web view does (GET /api/state every
+// second) plus a Prometheus scrape of /metrics every second. The two
+// alternate within each iteration, so that both see the same machine; the
+// api/off metric is their throughput ratio (target >= 0.97).
+func BenchmarkPipelineObserved(b *testing.B) {
+	var offTime, apiTime time.Duration
+	for range b.N {
+		start := time.Now()
+		if got := runFlow(b, 1, time.Hour, stringKey)(); got != expectedSum() {
+			b.Fatalf("sum = %d, want %d", got, expectedSum())
+		}
+		offTime += time.Since(start)
+
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		stop := make(chan struct{})
+		var polls sync.WaitGroup
+		polls.Go(func() { watch(ln.Addr().String(), stop) })
+		start = time.Now()
+		var total atomic.Int64
+		cfg := runnel.DefaultConfig()
+		cfg.SnapshotInterval = time.Hour
+		if err := runnel.Run(context.Background(), pipeline(pipelineItems, 1, stringKey, &total), cfg, runnel.WithAPIListener(ln)); err != nil {
+			b.Fatal(err)
+		}
+		apiTime += time.Since(start)
+		close(stop)
+		polls.Wait()
+		if total.Load() != expectedSum() {
+			b.Fatalf("sum = %d, want %d", total.Load(), expectedSum())
+		}
+	}
+	items := float64(pipelineItems) * float64(b.N)
+	b.ReportMetric(items/offTime.Seconds(), "off-items/s")
+	b.ReportMetric(items/apiTime.Seconds(), "api-items/s")
+	b.ReportMetric(offTime.Seconds()/apiTime.Seconds(), "api/off")
+}
+
+// watch polls the API as an open web view and a Prometheus server would,
+// until stop is closed.
+func watch(addr string, stop <-chan struct{}) {
+	get := func(path string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	get("/")
+	get("/app.js")
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		get("/api/state")
+		get("/metrics")
+		select {
+		case <-t.C:
+		case <-stop:
+			return
 		}
 	}
 }
