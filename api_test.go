@@ -58,6 +58,11 @@ func (p *heldPart) NextBatch() ([]int, error) {
 	return p.buf, nil
 }
 
+// Progress reports the partition's size, for runnel_source_remaining.
+func (p *heldPart) Progress() (done, total int64) {
+	return int64(p.next - (p.end - p.s.n)), int64(p.s.n)
+}
+
 func (p *heldPart) NextAwake() time.Time { return time.Time{} }
 func (p *heldPart) Close() error         { return nil }
 
@@ -214,7 +219,12 @@ func TestMetricsDuringRun(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, addr, "halfway", func(m map[string]float64) error { return checkCounts(m, wantCounts(half)) })
+	waitFor(t, addr, "halfway", func(m map[string]float64) error {
+		if got := sum(m, "runnel_source_remaining", map[string]string{"step": "m.inp"}); got != n {
+			return fmt.Errorf("source remaining %v, want %d", got, n)
+		}
+		return checkCounts(m, wantCounts(half))
+	})
 	if got := len(sink.Items()); got != int(wantCounts(half)["m.out"].in) {
 		t.Errorf("halfway: the sink has %d items, the metrics say %v", got, wantCounts(half)["m.out"].in)
 	}
@@ -222,6 +232,9 @@ func TestMetricsDuringRun(t *testing.T) {
 	m := waitFor(t, addr, "at the end", func(m map[string]float64) error {
 		if err := checkCounts(m, wantCounts(all)); err != nil {
 			return err
+		}
+		if got := sum(m, "runnel_source_remaining", map[string]string{"step": "m.inp"}); got != 0 {
+			return fmt.Errorf("source remaining %v, want 0", got)
 		}
 		if got := sum(m, "runnel_step_state_keys", map[string]string{"step": "m.count"}); got != 7 {
 			return fmt.Errorf("state keys %v, want 7", got)

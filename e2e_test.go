@@ -440,3 +440,36 @@ func TestAPIProcess(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressOnTerminal runs a flow under a pseudo-terminal (util-linux
+// script) with --progress: the status line is drawn and erased on stderr,
+// and shows the input's rate, the percent read and the epoch.
+func TestProgressOnTerminal(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("no script(1) to give the flow a terminal")
+	}
+	flow := bin(t, "countflow")
+	cmd := exec.Command(script, "-qec", flow+" --progress --log-level=warn > /dev/null", "/dev/null")
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "COUNTFLOW_N=6000", "COUNTFLOW_PACE=3000")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	lines := strings.Split(string(out), "\r\x1b[K")
+	re := regexp.MustCompile(`^inp \d+ items/s \d+% · epoch \d+$`)
+	drawn := 0
+	for _, l := range lines {
+		if l == "" {
+			continue
+		}
+		if !re.MatchString(l) {
+			t.Errorf("status line %q", l)
+		}
+		drawn++
+	}
+	if drawn < 2 || !strings.HasSuffix(string(out), "\r\x1b[K") {
+		t.Errorf("%d status lines, or the last was not erased: %q", drawn, out)
+	}
+}

@@ -116,4 +116,14 @@ func TestMainLogs(t *testing.T) {
 	if out.String() != "('ALL', 1)\n" && out.String() != "" {
 		t.Errorf("stdout %q", out.String())
 	}
+
+	// --progress draws only on a terminal: here stderr is a buffer.
+	out.Reset()
+	errb.Reset()
+	if code := runnel.MainWith([]string{"prog", "--progress", "--log-level=warn"}, nil, &out, &errb, sumFlow(false, &out)); code != 0 {
+		t.Fatalf("--progress: exit %d, stderr %s", code, errb.String())
+	}
+	if errb.Len() != 0 || out.String() != "('ALL', 1)\n('ALL', 3)\n('ALL', 6)\n" {
+		t.Errorf("--progress without a terminal: stdout %q, stderr %q", out.String(), errb.String())
+	}
 }

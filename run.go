@@ -257,7 +257,11 @@ func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Write
 			}
 		}
 	}()
-	err = Run(ctx, flow, cfg, WithStop(stop), WithOutput(stdout), WithLogger(logger))
+	opts := []RunOption{WithStop(stop), WithOutput(stdout), WithLogger(logger)}
+	if cfg.Progress && isTerminal(stderr) {
+		opts = append(opts, runOption(func(o *runner.Options) { o.Progress = stderr }))
+	}
+	err = Run(ctx, flow, cfg, opts...)
 	if err != nil && cfg.RecoveryPlan {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err) // a plan's refusal is output, not a log line
 	}

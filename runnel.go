@@ -93,6 +93,14 @@ func NewDataflow(id string) *Dataflow { return plan.New(id) }
 // end of the run.
 type SourcePartition[T any] = engine.SourcePartition[T]
 
+// SourceProgress is implemented by source partitions that know how much of
+// their input they have read and how much there is (bytes of a file, items
+// of a list, offsets of a Kafka partition). It feeds --progress's percent
+// and the runnel_source_remaining metric; Runnel calls it between batches
+// on the partition's worker, a few times a second and only while metrics
+// or progress are on.
+type SourceProgress = engine.SourceProgress
+
 // StatefulSourcePartition is a SourcePartition that can resume: Snapshot
 // returns its position after the last item it returned.
 type StatefulSourcePartition[T, S any] = engine.StatefulSourcePartition[T, S]

@@ -138,6 +138,9 @@ func (p *listPart[T]) NextBatch() ([]T, error) {
 	return batch, nil
 }
 
+// Progress is how many of the partition's items were read, of how many.
+func (p *listPart[T]) Progress() (done, total int64) { return int64(p.next), int64(len(p.items)) }
+
 func (p *listPart[T]) NextAwake() time.Time   { return p.awake }
 func (p *listPart[T]) Snapshot() (int, error) { return p.next, nil }
 func (p *listPart[T]) Close() error           { return nil }

@@ -406,6 +406,19 @@ func trimEOL(b []byte) []byte {
 
 // NextAwake is always "at once": a file is read as fast as the flow takes
 // its lines.
+// Progress is the offset of the next unread line and the file's current
+// size, for --progress and the runnel_source_remaining metric.
+func (p *sourcePart) Progress() (done, total int64) {
+	total = p.pos
+	if p.f == nil {
+		return p.pos, total
+	}
+	if fi, err := p.f.Stat(); err == nil {
+		total = max(fi.Size(), p.pos)
+	}
+	return p.pos, total
+}
+
 func (p *sourcePart) NextAwake() time.Time { return time.Time{} }
 
 // Snapshot is the offset of the next unread line.

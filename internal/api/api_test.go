@@ -7,8 +7,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/runnel-dev/runnel/internal/engine"
+	"github.com/runnel-dev/runnel/internal/plan"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -60,5 +64,37 @@ func TestPprofAndNotYetRunning(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// The --progress line shows each input's rate and percent read, the open
+// epoch and the last commit's age.
+func TestProgressLine(t *testing.T) {
+	g := plan.Graph{Flow: "f", Steps: []plan.GraphStep{
+		{ID: "f.inp", Name: "inp", Kind: "input", Outputs: 1, Input: true},
+		{ID: "f.out", Name: "out", Kind: "output", Inputs: []string{"f.inp"}, Output: true},
+	}}
+	st := engine.NewStats(func() time.Duration { return 0 })
+	inp := &engine.StepStats{}
+	st.Steps = []*engine.StepStats{inp, {}}
+	st.Epoch.Store(3)
+	r := &Run{Graph: g, Workers: []*engine.Stats{st}, Commits: NewCommits()}
+	now := time.Unix(1000, 0)
+	a := Sample(r, now.Add(-time.Second))
+	inp.ItemsIn.Add(1500)
+	inp.SourceKnown.Store(true)
+	inp.SourceDone.Store(50)
+	inp.SourceTotal.Store(200)
+	r.Commits.Epoch.Store(2)
+	r.Commits.At.Store(now.Add(-1500 * time.Millisecond).UnixNano())
+	b := Sample(r, now)
+	want := "inp 1500 items/s 25% · epoch 3 · committed 2, 1.5s ago"
+	if got := ProgressLine(r, a, b, now); got != want {
+		t.Errorf("progress line %q, want %q", got, want)
+	}
+	r.Commits = nil
+	inp.SourceKnown.Store(false)
+	if got, want := ProgressLine(r, a, b, now), "inp 1500 items/s · epoch 3"; got != want {
+		t.Errorf("without recovery or size: %q, want %q", got, want)
 	}
 }

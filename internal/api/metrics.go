@@ -26,9 +26,12 @@ var (
 	descBatchTime = prometheus.NewDesc("runnel_step_batch_duration_seconds",
 		"Time the step spent in its own code (user functions included, downstream steps excluded) per batch.", stepLabels, nil)
 	descKeys = prometheus.NewDesc("runnel_step_state_keys",
-		"Keys the stateful step holds in state on the worker (sampled about once a second).", stepLabels, nil)
+		"Keys the stateful step holds in state on the worker (sampled four times a second).", stepLabels, nil)
 	descLate = prometheus.NewDesc("runnel_window_late_items_total",
 		"Items a window step found late (past the watermark and the allowed lateness) and emitted on its late stream instead of a window.",
+		stepLabels, nil)
+	descRemaining = prometheus.NewDesc("runnel_source_remaining",
+		"How much input is left to read where the source knows it: bytes for files, items for test lists, offsets behind for Kafka (sampled four times a second).",
 		stepLabels, nil)
 	descEpoch = prometheus.NewDesc("runnel_worker_epoch",
 		"The epoch the worker has open.", workerLabels, nil)
@@ -61,7 +64,7 @@ type collector struct{ s *Server }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descItemsIn, descItemsOut, descBatchItems, descBatchTime, descKeys,
-		descLate, descEpoch, descEpochsClosed, descInFlight, descWorkers, descStart, descCommitted,
+		descLate, descRemaining, descEpoch, descEpochsClosed, descInFlight, descWorkers, descStart, descCommitted,
 		descLastCommit, descCommitTime, descRows, descBytes} {
 		ch <- d
 	}
@@ -95,6 +98,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- histogram(descBatchTime, &st.BatchTime, flow, gs.ID, wl)
 			if gs.Stateful && !gs.Input && !gs.Output {
 				ch <- prometheus.MustNewConstMetric(descKeys, prometheus.GaugeValue, float64(st.Keys.Load()), flow, gs.ID, wl)
+			}
+			if gs.Input && st.SourceKnown.Load() {
+				left := st.SourceTotal.Load() - st.SourceDone.Load()
+				ch <- prometheus.MustNewConstMetric(descRemaining, prometheus.GaugeValue, float64(max(left, 0)), flow, gs.ID, wl)
 			}
 			if isWindow(gs) && len(st.Out) > 1 {
 				ch <- prometheus.MustNewConstMetric(descLate, prometheus.CounterValue, float64(st.Out[1].Load()), flow, gs.ID, wl)

@@ -114,6 +114,10 @@ type StepState struct {
 	Late    *int64  `json:"late_items,omitempty"`
 	Busy    float64 `json:"busy_seconds"`
 	Workers []int64 `json:"items_in_by_worker"`
+	// SourceDone and SourceTotal are an input's progress where its
+	// partitions know it (bytes, items or offsets).
+	SourceDone  *int64 `json:"source_done,omitempty"`
+	SourceTotal *int64 `json:"source_total,omitempty"`
 }
 
 // EdgeState is one stream's total and rate.
@@ -199,14 +203,23 @@ func (s *Server) state(now time.Time) State {
 				ss.OutRate = rate(cur.out[i][0], pout[i][0])
 			}
 		}
-		var keys, late int64
+		var keys, late, done, total int64
+		known := false
 		for w, ws := range r.Workers {
 			if i < len(ws.Steps) && ws.Steps[i] != nil {
 				x := ws.Steps[i]
 				ss.Workers[w] = x.ItemsIn.Load()
 				ss.Busy += float64(x.BatchTime.Sum.Load()) / 1e9
 				keys += x.Keys.Load()
+				if x.SourceKnown.Load() {
+					known = true
+					done += x.SourceDone.Load()
+					total += x.SourceTotal.Load()
+				}
 			}
+		}
+		if known {
+			ss.SourceDone, ss.SourceTotal = &done, &total
 		}
 		if gs.Stateful && !gs.Input && !gs.Output {
 			ss.Keys = &keys

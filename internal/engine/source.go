@@ -179,6 +179,20 @@ func (n *inputNode[T]) closeEpoch(e Epoch) {
 	n.out.Barrier(e)
 }
 
+// progress sums what the node's partitions know of their progress.
+func (n *inputNode[T]) progress() (done, total int64, known bool) {
+	defer n.w.guard(n.step)
+	for _, p := range n.parts {
+		sp, ok := p.p.(SourceProgress)
+		if !ok {
+			continue
+		}
+		d, t := sp.Progress()
+		done, total, known = done+d, total+t, true
+	}
+	return done, total, known
+}
+
 func (n *inputNode[T]) exhausted() bool {
 	for _, p := range n.parts {
 		if !p.done {
@@ -275,6 +289,9 @@ func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[
 		b.OnClose(p.Close)
 	}
 	b.w.sources = append(b.w.sources, n)
+	if n.stats != nil {
+		n.stats.sources = n.progress
+	}
 	return nil
 }
 
@@ -288,6 +305,9 @@ func AddDynamic[T any](b *Builder, out *Outlet[T], src DynamicSource[T]) error {
 	n := &inputNode[T]{w: b.w, step: b.stepID, out: out, stats: b.stepStats(),
 		parts: []*part[T]{{key: fmt.Sprintf("worker-%d", b.w.Index), p: p}}}
 	b.w.sources = append(b.w.sources, n)
+	if n.stats != nil {
+		n.stats.sources = n.progress
+	}
 	return nil
 }
 

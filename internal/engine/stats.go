@@ -33,10 +33,28 @@ type StepStats struct {
 	BatchItems Histogram
 	BatchTime  Histogram
 	// Keys is how many keys the step holds in state, sampled by the worker
-	// about once a second (stateful steps only).
+	// about four times a second (stateful steps only).
 	Keys atomic.Int64
+	// SourceDone and SourceTotal are how much of its input an input step
+	// has read and how much there is, summed over the partitions this
+	// worker reads that know it (SourceProgress), sampled about once a
+	// second. SourceKnown says whether any partition does.
+	SourceDone, SourceTotal atomic.Int64
+	SourceKnown             atomic.Bool
 
-	keys func() int
+	keys    func() int
+	sources func() (done, total int64, known bool)
+}
+
+// SourceProgress is implemented by source partitions that know how much
+// of their input they have read and how much there is: bytes of a file,
+// items of a list, offsets of a Kafka partition. It feeds --progress's
+// percentage and the runnel_source_remaining metric. The engine calls it on
+// the worker's goroutine, between batches, about four times a second and only
+// while metrics or progress are on. Total may grow (a growing file, new
+// Kafka messages).
+type SourceProgress interface {
+	Progress() (done, total int64)
 }
 
 // Histogram is a fixed-bucket histogram updated with atomics.
@@ -87,7 +105,7 @@ func (h *Histogram) Buckets() []uint64 {
 
 // NewStats makes the counters of one worker; now must be monotonic.
 func NewStats(now func() time.Duration) *Stats {
-	return &Stats{Now: now, sampleEvery: time.Second}
+	return &Stats{Now: now, sampleEvery: 250 * time.Millisecond}
 }
 
 func (s *Stats) step(idx int) *StepStats {
@@ -120,7 +138,7 @@ func (b *Builder) stepStats() *StepStats {
 }
 
 // ReportKeys registers how a stateful step counts the keys it holds. The
-// worker calls keys on its own goroutine about once a second while counting
+// worker calls keys on its own goroutine about four times a second while counting
 // is on, and never when it is off.
 func (b *Builder) ReportKeys(keys func() int) {
 	if st := b.stepStats(); st != nil {
@@ -146,7 +164,7 @@ func (s *Stats) end(st *StepStats, n int, outer, start time.Duration) {
 	st.BatchTime.Observe(own.Seconds(), uint64(own))
 }
 
-// Sample refreshes at once what is otherwise sampled about once a second
+// Sample refreshes at once what is otherwise sampled about four times a second
 // (keys in state). Call it on the worker's goroutine, for example when the
 // worker ends.
 func (w *Worker) Sample() {
@@ -162,8 +180,17 @@ func (w *Worker) sample(now time.Time) {
 	}
 	w.nextSample = now.Add(s.sampleEvery)
 	for _, st := range s.Steps {
-		if st != nil && st.keys != nil {
+		if st == nil {
+			continue
+		}
+		if st.keys != nil {
 			st.Keys.Store(int64(st.keys()))
+		}
+		if st.sources != nil {
+			done, total, known := st.sources()
+			st.SourceDone.Store(done)
+			st.SourceTotal.Store(total)
+			st.SourceKnown.Store(known)
 		}
 	}
 }

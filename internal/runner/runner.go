@@ -54,6 +54,9 @@ type Options struct {
 	// Logger receives the run's log lines (nil: none); see
 	// docs/operations.md for what each means.
 	Logger *slog.Logger
+	// Progress, when set, receives a status line redrawn twice a second
+	// (--progress; the caller checks it is a terminal).
+	Progress io.Writer
 	// Gatherer adds the user's metrics to /metrics (default: Prometheus's
 	// default registry).
 	Gatherer prometheus.Gatherer
@@ -280,7 +283,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		}
 	}
 	var view *api.Run
-	if srv != nil {
+	if srv != nil || opt.Progress != nil {
 		view = &api.Run{Graph: flow.Graph(), Start: time.Now(), InFlight: r.tr.Outstanding, Interval: cfg.SnapshotInterval}
 		if store != nil {
 			view.Commits = api.NewCommits()
@@ -323,8 +326,17 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	if buildErr != nil {
 		return errors.Join(buildErr, r.com.close(ctx), r.closeAll())
 	}
-	if view != nil {
+	if srv != nil {
 		srv.Attach(view) // every step is built: the counters are complete
+	}
+	if opt.Progress != nil {
+		stopProgress := make(chan struct{})
+		var progress sync.WaitGroup
+		progress.Go(func() { api.Progress(opt.Progress, view, stopProgress) })
+		defer func() {
+			close(stopProgress)
+			progress.Wait()
+		}()
 	}
 	attrs := []any{"workers", W, "epoch_interval", cfg.SnapshotInterval.String()}
 	if store != nil {

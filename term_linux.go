@@ -1,0 +1,5 @@
+package runnel
+
+import "golang.org/x/sys/unix"
+
+const ioctlGetTermios = unix.TCGETS
