@@ -213,3 +213,38 @@ func TestTransactionTimeoutChecked(t *testing.T) {
 		t.Errorf("err = %v, want a refusal naming the step and the transaction timeout", err)
 	}
 }
+
+// TestExactlyOnceGracefulStop: a tailing flow stopped gracefully commits
+// its last epoch (nothing left open), and the next run continues exactly.
+func TestExactlyOnceGracefulStop(t *testing.T) {
+	const n, keys = 1500, 4
+	brokers := cluster(t, map[string]int32{"in": 2, "out": 2})
+	produce(t, brokers, "in", n, keys)
+	dir := initDir(t)
+	flow := runnel.NewDataflow("kcount")
+	msgs := op.Input("in", flow, kafka.NewSource(brokers, []string{"in"}, kafka.MaxBatch(20))) // tail
+	keyed := op.KeyOn("key", msgs, func(m kafka.Message) string { return string(m.Key) })
+	counts := op.StatefulMap("count", keyed, func(c int, _ bool, _ kafka.Message) (int, bool, int) { return c + 1, true, c + 1 })
+	var seen atomic.Int64
+	stop := make(chan struct{})
+	out := op.Map("fmt", counts, func(kv runnel.KV[string, int]) kafka.Message {
+		if seen.Add(1) == n/2 {
+			close(stop)
+		}
+		return kafka.Message{Key: []byte(kv.Key), Value: []byte(strconv.Itoa(kv.Value))}
+	})
+	op.Output("out", out, kafka.NewSink(brokers, kafka.Topic("out"), kafka.ExactlyOnce()))
+	err := runnel.Run(context.Background(), flow, runneltest.Config(2, 5*time.Millisecond, dir), runnel.WithStop(stop))
+	if !errors.Is(err, runnel.ErrInterrupted) {
+		t.Fatalf("stopped run: %v", err)
+	}
+	if got := len(readAll(t, brokers, "out")); got < n/2 || got >= n {
+		t.Fatalf("after the stop %d outputs are committed, want at least %d (everything up to the stop)", got, n/2)
+	}
+	if err := runnel.Run(context.Background(), countFlow(brokers, 0, kafka.ExactlyOnce()), runneltest.Config(1, 5*time.Millisecond, dir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkCounts(readAll(t, brokers, "out"), n, keys); err != nil {
+		t.Error(err)
+	}
+}

@@ -247,6 +247,21 @@ func txnIDExists(ctx context.Context, cl *kgo.Client, id string) (bool, error) {
 	return false, fmt.Errorf("kafka: describe transactional id %s: %w", id, err)
 }
 
+// describeTxnState is the coordinator's state of a transactional id
+// ("Ongoing", "Empty", ...).
+func describeTxnState(ctx context.Context, cl *kgo.Client, id string) (string, error) {
+	req := kmsg.NewPtrDescribeTransactionsRequest()
+	req.TransactionalIDs = []string{id}
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil && len(resp.TransactionStates) == 1 {
+		err = kerr.ErrorForCode(resp.TransactionStates[0].ErrorCode)
+	}
+	if err != nil {
+		return "", err
+	}
+	return resp.TransactionStates[0].State, nil
+}
+
 // finishTxn commits a transaction stored with a durable snapshot, from a
 // client that is not its producer (the broker checks only the ids). A
 // commit that already happened succeeds again, or, if the producer went on
