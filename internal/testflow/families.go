@@ -36,7 +36,7 @@ func EventTime(x, keys int) time.Time {
 }
 
 // FinalSteps are the family steps that emit only at the end of input.
-var FinalSteps = []string{"eof_hook", "fold_final", "reduce_final", "count_final", "max_final", "min_final", "join_final"}
+var FinalSteps = []string{"eof_hook", "fold_final", "reduce_final", "count_final", "max_final", "min_final", "join_final", "join3_final", "joinn_final"}
 
 // Families runs every stateful operator family over the items of src,
 // keyed by x mod keys, and hands the merged output to output (which adds
@@ -84,11 +84,22 @@ func Families(src runnel.Source[int], keys int, output func(runnel.Stream[Rec]))
 	add("join_final", op.MapValue("str_join_final", op.Join("join_final", left, right, op.JoinOpts{Emit: op.JoinEmitFinal}),
 		func(j op.Joined2[int, int]) string { return j.String() }))
 
+	thirds := make([]runnel.Stream[runnel.KV[int, int]], 3)
+	for i := range thirds {
+		thirds[i] = op.FilterValue(fmt.Sprint("third", i), kv, func(x int) bool { return (x/keys)%3 == i })
+	}
+	add("join3_final", op.MapValue("str_join3_final", op.Join3("join3_final", thirds[0], thirds[1], thirds[2],
+		op.JoinOpts{Insert: op.JoinInsertFirst, Emit: op.JoinEmitFinal}), func(j op.Joined3[int, int, int]) string { return j.String() }))
+	add("joinn_final", op.MapValue("str_joinn_final", op.JoinN("joinn_final", thirds, op.JoinOpts{Emit: op.JoinEmitFinal}),
+		func(j []op.Option[int]) string { return fmt.Sprint(j) }))
+
 	ts := func(x int) time.Time { return EventTime(x, keys) }
 	cw := window.CountWindow("count_window", inp, window.EventClock(ts, 0), window.Tumbling(3*time.Hour, Base), func(x int) int { return x % keys })
 	add("count_window", op.MapValue("str_count_window", cw.Down, func(r window.Result[int]) string { return r.String() }))
 	add("count_window_meta", op.MapValue("str_count_window_meta", cw.Meta, func(m window.Meta) string { return m.String() }))
 	add("count_window_late", op.MapValue("str_count_window_late", cw.Late, func(l window.Late[int]) string { return l.String() }))
+	clw := window.CollectWindow("collect_window", kv, window.EventClock(ts, 0), window.Tumbling(4*time.Hour, Base))
+	add("collect_window", op.MapValue("str_collect_window", clw.Down, func(r window.Result[[]int]) string { return r.String() }))
 	sw := window.FoldWindow("session_window", kv, window.EventClock(ts, 0), window.Session(2*time.Hour),
 		func() []int { return nil }, func(a []int, x int) []int { return append(a, x) }, func(a, b []int) []int { return append(a, b...) })
 	add("session_window", op.MapValue("str_session_window", sw.Down, func(r window.Result[[]int]) string { return fmt.Sprint(r.Value) }))
