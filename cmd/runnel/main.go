@@ -4,8 +4,14 @@
 //	runnel recovery init DIR N                     create N empty partitions in DIR
 //	runnel recovery inspect DIR                    describe the recovery data in DIR
 //	runnel recovery inspect DIR --step S --key K   print the latest state of one key as JSON
+//	runnel recovery verify DIR [--strict]          check everything a resume relies on
 //	runnel kafka serve [--addr A] [--topic T:N]... [--data-dir D]
 //	                                               run a development Kafka broker on 127.0.0.1
+//
+// verify reads like inspect (it never modifies a byte) and prints, per
+// partition file, what a resume could not rely on; it exits 1 when it finds a
+// problem (with --strict, also on warnings: rows a crashed run wrote but never
+// committed).
 //
 // init prints nothing on success, like `python -m bytewax.recovery DIR N`.
 // inspect never modifies a byte of the directory (not even SQLite's -wal and
@@ -35,6 +41,7 @@ import (
 const usage = `usage:
   runnel recovery init DIR N                     create N recovery partitions in DIR
   runnel recovery inspect DIR [--step S --key K] describe recovery data, or print one key's state
+  runnel recovery verify DIR [--strict]          check everything a resume relies on; exit 1 on damage
   runnel kafka serve [--addr 127.0.0.1:9092] [--topic NAME:PARTITIONS]... [--data-dir DIR]
                                                  run a development Kafka broker (franz-go's kfake)
   runnel help                                    show this help
@@ -88,13 +95,15 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return usageErr("unknown command %q", args[0])
 	}
 	if len(args) < 2 {
-		return usageErr("missing recovery command (init or inspect)")
+		return usageErr("missing recovery command (init, inspect or verify)")
 	}
 	switch args[1] {
 	case "init":
 		return recoveryInit(args[2:], stdout)
 	case "inspect":
 		return recoveryInspect(args[2:], stdout, stderr)
+	case "verify":
+		return recoveryVerify(args[2:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -204,4 +213,34 @@ func recoveryInspect(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = fmt.Fprintf(stdout, "step %s key %q: epoch %d\n%s\n", *step, *key, epoch, pretty.Bytes())
 	return err
+}
+
+func recoveryVerify(args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("runnel recovery verify", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	strict := fs.Bool("strict", false, "fail on warnings too (rows written after the last commit)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usageErr("%v", err)
+	}
+	if fs.NArg() != 1 {
+		return usageErr("recovery verify takes DIR, got %d argument(s)", fs.NArg())
+	}
+	dir := fs.Arg(0)
+	r, err := recovery.Verify(dir)
+	if err != nil {
+		return err
+	}
+	if _, err := r.WriteTo(stdout); err != nil {
+		return err
+	}
+	switch {
+	case r.Problems() > 0:
+		return fmt.Errorf("verify %s: %d problem(s) found (see above)", dir, r.Problems())
+	case *strict && r.Warnings() > 0:
+		return fmt.Errorf("verify %s: %d warning(s) and --strict (see above)", dir, r.Warnings())
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,5 +117,47 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if code, out, _ := runCLI("help"); code != 0 || !strings.Contains(out, "runnel recovery init DIR N") {
 		t.Errorf("help: code %d, stdout %q", code, out)
+	}
+}
+
+func TestVerifyCLI(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d")
+	if err := recovery.Init(dir, 2); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI("recovery", "verify", dir)
+	if code != 0 || errs != "" || !strings.Contains(out, "ok, 0 warning(s)") {
+		t.Fatalf("verify healthy: code %d, stdout %q, stderr %q", code, out, errs)
+	}
+	// A crashed run's uncommitted rows: a warning, fatal only with --strict.
+	s, err := recovery.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Begin("f", 1, recovery.MakePlan(nil, map[string]recovery.StepState{"f.s": {Type: "int"}}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := codec.Marshal(3)
+	if err := s.WriteEpoch(1, []recovery.Row{{Step: "f.s", Key: "k", Value: v}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	code, out, _ = runCLI("recovery", "verify", dir)
+	if code != 0 || !strings.Contains(out, "warning: 1 row(s) at epochs 1 to 1") {
+		t.Errorf("verify uncommitted: code %d, stdout %q", code, out)
+	}
+	code, _, errs = runCLI("recovery", "verify", "--strict", dir)
+	if code != 1 || !strings.Contains(errs, "1 warning(s) and --strict") {
+		t.Errorf("verify --strict: code %d, stderr %q", code, errs)
+	}
+	if err := os.Remove(filepath.Join(dir, "part-1.sqlite3")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runCLI("recovery", "verify", dir)
+	if code != 1 || !strings.Contains(out, "PROBLEM: missing") || !strings.Contains(errs, "1 problem(s) found") {
+		t.Errorf("verify missing partition: code %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if code, _, errs = runCLI("recovery", "verify"); code != 2 || !strings.Contains(errs, "recovery verify takes DIR") {
+		t.Errorf("verify without DIR: code %d, stderr %q", code, errs)
 	}
 }

@@ -102,3 +102,13 @@ func decOptions() cbor.DecOptions {
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 	}
 }
+
+// Wellformed reports whether data is exactly one well-formed CBOR data item,
+// without decoding it into any Go type: `runnel recovery verify` uses it to
+// find stored state that no type could decode.
+func Wellformed(data []byte) error {
+	if err := anyMode.Wellformed(data); err != nil {
+		return fmt.Errorf("codec: not well-formed CBOR: %w", err)
+	}
+	return nil
+}

@@ -310,3 +310,18 @@ func BenchmarkMarshalInt(b *testing.B) {
 		}
 	}
 }
+
+func TestWellformed(t *testing.T) {
+	good, err := Marshal(map[string][]float64{"a": {1.5, math.NaN()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Wellformed(good); err != nil {
+		t.Errorf("Wellformed(%x) = %v", good, err)
+	}
+	for _, bad := range [][]byte{{}, {0x1b, 0xff}, append(append([]byte{}, good...), 0x01), {0xff}} {
+		if err := Wellformed(bad); err == nil {
+			t.Errorf("Wellformed(%x) = nil, want an error", bad)
+		}
+	}
+}
