@@ -23,6 +23,7 @@ import (
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/connector/internal/runclock"
+	"github.com/runnel-dev/runnel/internal/engine"
 )
 
 // Opt configures a demo source. The interface is sealed; options are made
@@ -153,10 +154,10 @@ func (s *source[T]) BuildPart(_, name string, resume *Position) (runnel.Stateful
 	if resume != nil {
 		at := *resume
 		if at.Parts != s.cfg.parts {
-			return nil, fmt.Errorf("demo: partition %q: recovered with Parts(%d), now Parts(%d): the partition count must not change between runs that share recovery data", name, at.Parts, s.cfg.parts)
+			return nil, engine.StaleState(fmt.Errorf("demo: partition %q: recovered with Parts(%d), now Parts(%d): the partition count must not change between runs that share recovery data", name, at.Parts, s.cfg.parts))
 		}
 		if at.Next < 0 || at.Next%int64(s.cfg.parts) != int64(idx) {
-			return nil, fmt.Errorf("demo: partition %q: recovered position %d is not one of its items", name, at.Next)
+			return nil, engine.StaleState(fmt.Errorf("demo: partition %q: recovered position %d is not one of its items", name, at.Next))
 		}
 		p.next = at.Next
 	}

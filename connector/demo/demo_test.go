@@ -136,8 +136,8 @@ func TestPartsChanged(t *testing.T) {
 	if err := run(2); err == nil || !strings.Contains(err.Error(), `"demo-2"`) {
 		t.Fatalf("fewer parts: err = %v, want a refusal naming the missing partition demo-2", err)
 	}
-	if err := run(4); err == nil || !strings.Contains(err.Error(), "recovered with Parts(3), now Parts(4)") {
-		t.Fatalf("more parts: err = %v, want a refusal naming both counts", err)
+	if err := run(4); err == nil || !strings.Contains(err.Error(), "recovered with Parts(3), now Parts(4)") || !strings.Contains(err.Error(), "--drop-state d.inp") {
+		t.Fatalf("more parts: err = %v, want a refusal naming both counts and --drop-state", err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/engine"
 )
 
 // CSVOpt configures NewCSVSource and NewCSVDirSource: the options of this
@@ -182,7 +183,7 @@ func (p *csvPart[T]) open(resume *int64) error {
 		// An empty file: no header yet. The position stays 0, so a run
 		// after the file was written reads its header.
 		if resume != nil && *resume > 0 {
-			return fmt.Errorf("file: CSV source %s: %w (position %d, size 0)", p.path, ErrPastEnd, *resume)
+			return engine.StaleState(fmt.Errorf("file: CSV source %s: %w (position %d, size 0)", p.path, ErrPastEnd, *resume))
 		}
 		p.eof = true
 		return nil
@@ -202,14 +203,14 @@ func (p *csvPart[T]) open(resume *int64) error {
 	}
 	off := *resume
 	if off < p.pos {
-		return fmt.Errorf("file: CSV source %s: recovered position %d lies inside the header (which ends at %d)", p.path, off, p.pos)
+		return engine.StaleState(fmt.Errorf("file: CSV source %s: recovered position %d lies inside the header (which ends at %d): the file was replaced", p.path, off, p.pos))
 	}
 	fi, err := p.f.Stat()
 	if err != nil {
 		return fmt.Errorf("file: CSV source: %w", err)
 	}
 	if off > fi.Size() {
-		return fmt.Errorf("file: CSV source %s: %w (position %d, size %d)", p.path, ErrPastEnd, off, fi.Size())
+		return engine.StaleState(fmt.Errorf("file: CSV source %s: %w (position %d, size %d)", p.path, ErrPastEnd, off, fi.Size()))
 	}
 	if _, err := p.f.Seek(off, io.SeekStart); err != nil {
 		return fmt.Errorf("file: CSV source: %w", err)

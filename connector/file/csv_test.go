@@ -148,8 +148,8 @@ func TestCSVResume(t *testing.T) {
 	// The header alone, then an empty file: a file that shrank.
 	writeFile(t, path, "sensor,value\n")
 	_, err = readAs(t, file.NewCSVSource[row](path), cfg)
-	if !errors.Is(err, file.ErrPastEnd) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("shrunk file: err = %v, want ErrPastEnd naming %s", err, path)
+	if !errors.Is(err, file.ErrPastEnd) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "--drop-state read.inp") {
+		t.Fatalf("shrunk file: err = %v, want ErrPastEnd naming %s and --drop-state", err, path)
 	}
 	writeFile(t, path, "")
 	_, err = readAs(t, file.NewCSVSource[row](path), cfg)
