@@ -260,6 +260,10 @@ func (p *twoPhaseOutput[T, S]) BuildOutput(b *engine.Builder) error {
 }
 func (p *twoPhaseOutput[T, S]) StateType() string { return "pre-commit " + typeName[S]() }
 func (p *twoPhaseOutput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
+
+// StateShape is the codec shape of the pre-commit state, recorded in
+// recovery data so that a reshaped state is refused at start.
+func (p *twoPhaseOutput[T, S]) StateShape() string { return codec.Shape(reflect.TypeFor[S]()) }
 func (p *twoPhaseOutput[T, S]) Route(key string, workers int) (int, error) {
 	return engine.WorkerStateOwner(key, workers)
 }
