@@ -110,7 +110,8 @@ func TestMainLogs(t *testing.T) {
 		t.Fatalf("exit %d, want 1", code)
 	}
 	recs = jsonLines(t, errb.String())
-	if len(recs) != 1 || recs[0]["msg"] != "flow failed" || recs[0]["step"] != "logs.check" || !strings.Contains(recs[0]["err"].(string), "two is not allowed") {
+	if len(recs) != 1 || recs[0]["msg"] != "flow failed" || recs[0]["step"] != "logs.check" || recs[0]["worker"] != 0.0 ||
+		recs[0]["input"] != "logs.inp" || recs[0]["partition"] == nil || !strings.Contains(recs[0]["err"].(string), "two is not allowed") {
 		t.Errorf("failure log %v", recs)
 	}
 	if out.String() != "('ALL', 1)\n" && out.String() != "" {

@@ -439,6 +439,9 @@ func logEnd(log *slog.Logger, err error) {
 		if se.Partition != "" {
 			attrs = append(attrs, "input", se.Input, "partition", se.Partition, "position", se.Position)
 		}
+		if se.Partition != "" {
+			attrs = append(attrs, "input", se.Input, "partition", se.Partition, "position", se.Position)
+		}
 		log.Error("flow failed", append(attrs, "err", err.Error())...)
 		if se.Stack != nil {
 			// The message is one line; the panic's stack is for debugging.
