@@ -36,6 +36,9 @@ var (
 		"countflow": "./internal/testprog/countflow",
 		"families":  "./internal/testprog/families",
 		"sumflow":   "./internal/testprog/sumflow",
+		"wordcount": "./examples/wordcount",
+		"windowing": "./examples/windowing",
+		"join":      "./examples/join",
 	}
 )
 

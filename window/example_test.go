@@ -341,3 +341,22 @@ func valueClockFor(rs []reading) window.Clock[int] {
 	}
 	return window.EventClock(func(v int) time.Time { return times[v] }, time.Minute)
 }
+
+// Print each count with its window's bounds, computed from the window id.
+func ExampleWindower_Bounds() {
+	align := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	tumbling := window.Tumbling(time.Minute, align)
+	start, end, _ := tumbling.Bounds(2)
+	fmt.Println(start.Format(time.TimeOnly), end.Format(time.TimeOnly))
+
+	sliding := window.Sliding(time.Minute, 20*time.Second, align)
+	start, end, _ = sliding.Bounds(-1)
+	fmt.Println(start.Format(time.TimeOnly), end.Format(time.TimeOnly))
+
+	_, _, ok := window.Session(time.Minute).Bounds(0)
+	fmt.Println("session bounds known:", ok)
+	// Output:
+	// 00:02:00 00:03:00
+	// 23:59:40 00:00:40
+	// session bounds known: false
+}

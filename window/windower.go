@@ -130,3 +130,17 @@ func (w *Windower) fixedRange(ts int64) (first, last int64) {
 
 // fixedOpen is the open time of fixed window id.
 func (w *Windower) fixedOpen(id int64) int64 { return w.align + id*w.offset }
+
+// Bounds returns the start (inclusive) and end (exclusive) of the tumbling
+// or sliding window with the given id, as a Result or Late item carries it,
+// so that a result can be printed with its window's times without joining
+// the Meta stream. ok is false for session windows, whose bounds depend on
+// their items (read them from the Meta stream), and for the zero Windower.
+func (w Windower) Bounds(id int64) (start, end time.Time, ok bool) {
+	if w.kind != fixedWindower || w.err != "" {
+		return time.Time{}, time.Time{}, false
+	}
+	open := w.fixedOpen(id)
+	return toTime(open), toTime(open + w.length), true
+}
+

@@ -33,7 +33,12 @@ type Purchase struct {
 	Price float64
 }
 
-func main() { runnel.Main(joinFlow(os.Stdout)) }
+func main() {
+	runnel.Main(joinFlow(os.Stdout),
+		runnel.WithUsage("", "Joins user names and purchases by user id and prints one row per user\n"+
+			"when the input ends."),
+		runnel.WithExample("Join on four workers: the output is the same.", "join -w 4"))
+}
 
 // Row is one output row: a user's name and purchase prices, either side
 // possibly missing.

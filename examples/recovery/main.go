@@ -28,7 +28,12 @@ import (
 )
 
 func main() {
-	runnel.MainFunc(build)
+	runnel.MainFunc(build,
+		runnel.WithUsage("[N...]", "Prints a running sum of the numbers N (default 0 1 2) under the key\n"+
+			"\"ALL\", with state that survives restarts: the recovery tutorial."),
+		runnel.WithExample("Continue the sum of an earlier run with -r db_dir/ over more input.",
+			"recovery -r db_dir/ -s 30 -b 0 0 1 2 3 4"),
+		runnel.WithExample("Negative numbers go after \"--\".", "recovery -s 0.05 -- -1 -2"))
 }
 
 func build(args []string) (*runnel.Dataflow, error) {

@@ -13,18 +13,19 @@
 //	...
 //	late: user0 event at 00:01:03, watermark 00:01:35
 //
-// Output is sorted so that it does not depend on scheduling.
+// Output is sorted so that it does not depend on scheduling. The flags are
+// those of every Runnel program (runnel.Main): -w for workers, -r for
+// recovery, and so on; see --help.
 package main
 
 import (
-	"context"
+	"cmp"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"time"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/connector/stdio"
 	"github.com/runnel-dev/runnel/op"
 	"github.com/runnel-dev/runnel/runneltest"
 	"github.com/runnel-dev/runnel/window"
@@ -58,73 +59,65 @@ func generate(n int) []Event {
 }
 
 func main() {
-	if err := run(os.Stdout, 1); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	runnel.Main(windowing(stdio.NewSink[string]()),
+		runnel.WithUsage("", "Counts events per user in 30-second event-time tumbling windows over a\n"+
+			"generated stream in which some events arrive late, and prints the\n"+
+			"counts and the late events."),
+		runnel.WithExample("Run it on three workers: the output is the same.", "windowing -w 3"))
 }
 
-func run(w io.Writer, workers int) error {
+// line is one line of output, with what it is sorted by.
+type line struct {
+	Late bool // late events come after every window
+	User string
+	ID   int64
+	Text string
+}
+
+// windowing builds the flow: counts per user and window, and late events,
+// gathered on one worker and written to out sorted, so that the output does
+// not depend on the worker count.
+func windowing(out runnel.Sink[string]) *runnel.Dataflow {
 	flow := runnel.NewDataflow("windowing")
 	events := op.Input("events", flow, runneltest.NewSource(generate(40), runneltest.BatchSize(4)))
 	clock := window.EventClock(func(e Event) time.Time { return e.At }, 10*time.Second)
-	out := window.CountWindow("count", events, clock, window.Tumbling(30*time.Second, epoch),
-		func(e Event) string { return e.User })
+	windower := window.Tumbling(30*time.Second, epoch)
+	counts := window.CountWindow("count", events, clock, windower, func(e Event) string { return e.User })
 
-	// Join each count with its window's metadata to print the window's
-	// bounds.
-	type line struct {
-		key  string
-		id   int64
-		text string
-	}
-	counts := runneltest.NewSink[runnel.KV[string, window.Result[int]]]()
-	metas := runneltest.NewSink[runnel.KV[string, window.Meta]]()
-	lates := runneltest.NewSink[runnel.KV[string, window.Late[Event]]]()
-	op.Output("counts", out.Down, counts)
-	op.Output("meta", out.Meta, metas)
-	op.Output("late", out.Late, lates)
-	if err := runnel.Run(context.Background(), flow, runneltest.Config(workers, time.Hour, "")); err != nil {
-		return err
-	}
-
-	bounds := map[[2]any]window.Meta{}
-	for _, m := range metas.Items() {
-		bounds[[2]any{m.Key, m.Value.ID}] = m.Value
-	}
-	var lines []line
-	for _, c := range counts.Items() {
-		m := bounds[[2]any{c.Key, c.Value.ID}]
-		lines = append(lines, line{c.Key, c.Value.ID, fmt.Sprintf("%s window %d [%s, %s): %d events",
-			c.Key, c.Value.ID, m.Open.Format(time.TimeOnly), m.Close.Format(time.TimeOnly), c.Value.Value)})
-	}
-	slices.SortFunc(lines, func(a, b line) int {
-		if a.key != b.key {
-			return cmpString(a.key, b.key)
-		}
-		return int(a.id - b.id)
+	windows := op.Map("format", counts.Down, func(c runnel.KV[string, window.Result[int]]) line {
+		start, end, _ := windower.Bounds(c.Value.ID)
+		return line{User: c.Key, ID: c.Value.ID, Text: fmt.Sprintf("%s window %d [%s, %s): %d events",
+			c.Key, c.Value.ID, start.Format(time.TimeOnly), end.Format(time.TimeOnly), c.Value.Value)}
 	})
-	for _, l := range lines {
-		fmt.Fprintln(w, l.text)
-	}
-	var late []string
-	for _, l := range lates.Items() {
-		late = append(late, fmt.Sprintf("late: %s event at %s, watermark %s", l.Key,
-			l.Value.Time.Format(time.TimeOnly), l.Value.Watermark.Format(time.TimeOnly)))
-	}
-	slices.Sort(late)
-	for _, l := range late {
-		fmt.Fprintln(w, l)
-	}
-	return nil
+	late := op.Map("format_late", counts.Late, func(l runnel.KV[string, window.Late[Event]]) line {
+		return line{Late: true, User: l.Key, Text: fmt.Sprintf("late: %s event at %s, watermark %s", l.Key,
+			l.Value.Time.Format(time.TimeOnly), l.Value.Watermark.Format(time.TimeOnly))}
+	})
+	lines := op.Merge("lines", windows, late)
+
+	all := op.KeyOn("gather_key", lines, func(line) string { return "ALL" })
+	gathered := op.FoldFinal("gather", all, func() []line { return nil },
+		func(acc []line, l line) []line { return append(acc, l) })
+	sorted := op.FlatMap("sort", gathered, func(g runnel.KV[string, []line]) []string {
+		slices.SortFunc(g.Value, func(a, b line) int {
+			return cmp.Or(cmpBool(a.Late, b.Late), cmp.Compare(a.User, b.User), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Text, b.Text))
+		})
+		texts := make([]string, len(g.Value))
+		for i, l := range g.Value {
+			texts[i] = l.Text
+		}
+		return texts
+	})
+	op.Output("out", sorted, out)
+	return flow
 }
 
-func cmpString(a, b string) int {
+func cmpBool(a, b bool) int {
 	switch {
-	case a < b:
-		return -1
-	case a > b:
+	case a == b:
+		return 0
+	case a:
 		return 1
 	}
-	return 0
+	return -1
 }

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/connector/stdio"
+	"github.com/runnel-dev/runnel/runneltest"
 
 	"go.uber.org/goleak"
 )
@@ -44,7 +50,8 @@ late: user2 event at 00:03:23, watermark 00:03:55
 func TestRun(t *testing.T) {
 	for _, workers := range []int{1, 3} {
 		var b strings.Builder
-		if err := run(&b, workers); err != nil {
+		flow := windowing(stdio.NewWriterSink[string](&b))
+		if err := runnel.Run(context.Background(), flow, runneltest.Config(workers, time.Hour, "")); err != nil {
 			t.Fatal(err)
 		}
 		if b.String() != want {

@@ -34,19 +34,25 @@ import (
 )
 
 func main() {
-	runnel.MainFunc(func(args []string) (*runnel.Dataflow, error) {
-		switch len(args) {
-		case 0:
-			return wordcount(stdio.NewSource(), os.Stdout), nil
-		case 1:
-			f, err := os.Open(args[0])
-			if err != nil {
-				return nil, err
-			}
-			return wordcount(stdio.NewReaderSource(f), os.Stdout), nil
+	runnel.MainFunc(build,
+		runnel.WithUsage("[FILE]", "Counts the words of FILE, or of standard input without one, and prints\n"+
+			"one ('word', n) line per word, sorted, when the input ends."),
+		runnel.WithExample("Count the words of a book on four workers.", "wordcount -w 4 book.txt"))
+}
+
+// build makes the flow of the positional arguments: at most one file name.
+func build(args []string) (*runnel.Dataflow, error) {
+	switch len(args) {
+	case 0:
+		return wordcount(stdio.NewSource(), os.Stdout), nil
+	case 1:
+		f, err := os.Open(args[0])
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("want at most one file name, got %q", args)
-	})
+		return wordcount(stdio.NewReaderSource(f), os.Stdout), nil
+	}
+	return nil, fmt.Errorf("want at most one file name, got %q", args)
 }
 
 // wordcount builds the flow: lines from src, counts printed to out.
