@@ -143,4 +143,3 @@ func (w Windower) Bounds(id int64) (start, end time.Time, ok bool) {
 	open := w.fixedOpen(id)
 	return toTime(open), toTime(open + w.length), true
 }
-
