@@ -4,7 +4,10 @@
 //	runnel recovery init DIR N                     create N empty partitions in DIR
 //	runnel recovery inspect DIR                    describe the recovery data in DIR
 //	runnel recovery inspect DIR --step S --key K   print the latest state of one key as JSON
+//	runnel recovery inspect DIR --json             the description as one JSON object
 //	runnel recovery verify DIR [--strict]          check everything a resume relies on
+//	runnel recovery dump DIR [--step S] [--key K]... [--epoch E] [--format jsonl|json|csv]
+//	                                               every key's committed state and every position
 //	runnel kafka serve [--addr A] [--topic T:N]... [--data-dir D]
 //	                                               run a development Kafka broker on 127.0.0.1
 //
@@ -41,7 +44,11 @@ import (
 const usage = `usage:
   runnel recovery init DIR N                     create N recovery partitions in DIR
   runnel recovery inspect DIR [--step S --key K] describe recovery data, or print one key's state
+  runnel recovery inspect DIR --json             the same description as one JSON object
   runnel recovery verify DIR [--strict]          check everything a resume relies on; exit 1 on damage
+  runnel recovery dump DIR [--step S] [--key K]... [--epoch E] [--format jsonl|json|csv]
+                                                 every key's committed state and every input/output
+                                                 position, decoded to JSON (one object per line)
   runnel kafka serve [--addr 127.0.0.1:9092] [--topic NAME:PARTITIONS]... [--data-dir DIR]
                                                  run a development Kafka broker (franz-go's kfake)
   runnel help                                    show this help
@@ -95,7 +102,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return usageErr("unknown command %q", args[0])
 	}
 	if len(args) < 2 {
-		return usageErr("missing recovery command (init, inspect or verify)")
+		return usageErr("missing recovery command (init, inspect, verify or dump)")
 	}
 	switch args[1] {
 	case "init":
@@ -104,6 +111,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return recoveryInspect(args[2:], stdout, stderr)
 	case "verify":
 		return recoveryVerify(args[2:], stdout, stderr)
+	case "dump":
+		return recoveryDump(args[2:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -137,6 +146,7 @@ func recoveryInspect(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	step := fs.String("step", "", "step id whose state to print (with --key)")
 	key := fs.String("key", "", "state key to print (with --step)")
+	asJSON := fs.Bool("json", false, "print the description as one JSON object")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
@@ -150,12 +160,20 @@ func recoveryInspect(args []string, stdout, stderr io.Writer) error {
 	if fs.Changed("step") != fs.Changed("key") {
 		return usageErr("--step and --key go together")
 	}
+	if *asJSON && fs.Changed("step") {
+		return usageErr("--json describes the whole directory; it does not go with --step and --key")
+	}
 	if !fs.Changed("step") {
 		r, err := recovery.Inspect(dir)
 		if err != nil {
 			return err
 		}
-		if _, err := r.WriteTo(stdout); err != nil {
+		if *asJSON {
+			err = writeReportJSON(stdout, r)
+		} else {
+			_, err = r.WriteTo(stdout)
+		}
+		if err != nil {
 			return err
 		}
 		if len(r.Verdict.Problems) > 0 {
@@ -173,24 +191,8 @@ func recoveryInspect(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ids := make([]string, 0, len(rep.Steps))
-	for _, st := range rep.Steps {
-		ids = append(ids, st.ID)
-	}
-	if len(ids) > 0 && !slices.Contains(ids, *step) {
-		// Step ids are stored with the flow prefix ("flow.step"); accept
-		// the id as written in the program when it names one step.
-		var match []string
-		for _, id := range ids {
-			if strings.HasSuffix(id, "."+*step) {
-				match = append(match, id)
-			}
-		}
-		if len(match) != 1 {
-			return fmt.Errorf("no state stored for step %s in %s; stored step ids (give one in full): %s",
-				*step, dir, strings.Join(ids, ", "))
-		}
-		*step = match[0]
+	if *step, err = resolveStep(rep, *step, dir); err != nil {
+		return err
 	}
 	value, epoch, ok, err := s.Latest(*step, *key)
 	if err != nil {
@@ -243,4 +245,28 @@ func recoveryVerify(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("verify %s: %d warning(s) and --strict (see above)", dir, r.Warnings())
 	}
 	return nil
+}
+
+// resolveStep finds the stored step id that step names: itself, or, since
+// step ids are stored with the flow prefix ("flow.step"), the one stored id
+// ending in "."+step.
+func resolveStep(rep recovery.Report, step, dir string) (string, error) {
+	ids := make([]string, 0, len(rep.Steps))
+	for _, st := range rep.Steps {
+		ids = append(ids, st.ID)
+	}
+	if len(ids) == 0 || slices.Contains(ids, step) {
+		return step, nil
+	}
+	var match []string
+	for _, id := range ids {
+		if strings.HasSuffix(id, "."+step) {
+			match = append(match, id)
+		}
+	}
+	if len(match) != 1 {
+		return "", fmt.Errorf("no state stored for step %s in %s; stored step ids (give one in full): %s",
+			step, dir, strings.Join(ids, ", "))
+	}
+	return match[0], nil
 }
