@@ -229,7 +229,7 @@ func PartitionedOutput[T, S any](sink PartitionedSink[T, S]) Sink[T] {
 
 type partitionedOutput[T, S any] struct{ sink PartitionedSink[T, S] }
 
-func (p *partitionedOutput[T, S]) BuildOutput(b *engine.Builder) error {
+func (p *partitionedOutput[T, S]) BuildOutput(b *engine.Builder, _ engine.Inlet[T]) error {
 	return engine.AddPartitionedSink(b, p.sink, encodeState[S], decodeState[S])
 }
 func (p *partitionedOutput[T, S]) StateType() string { return typeName[S]() }
@@ -255,7 +255,7 @@ func TwoPhaseOutput[T, S any](sink TwoPhaseSink[T, S]) Sink[T] {
 
 type twoPhaseOutput[T, S any] struct{ sink TwoPhaseSink[T, S] }
 
-func (p *twoPhaseOutput[T, S]) BuildOutput(b *engine.Builder) error {
+func (p *twoPhaseOutput[T, S]) BuildOutput(b *engine.Builder, _ engine.Inlet[T]) error {
 	return engine.AddTwoPhaseSink(b, p.sink, encodeState[S], decodeState[S])
 }
 func (p *twoPhaseOutput[T, S]) StateType() string { return "pre-commit " + typeName[S]() }
@@ -273,7 +273,7 @@ func DynamicOutput[T any](sink DynamicSink[T]) Sink[T] { return dynamicOutput[T]
 
 type dynamicOutput[T any] struct{ sink DynamicSink[T] }
 
-func (d dynamicOutput[T]) BuildOutput(b *engine.Builder) error {
+func (d dynamicOutput[T]) BuildOutput(b *engine.Builder, _ engine.Inlet[T]) error {
 	return engine.AddDynamicSink(b, d.sink)
 }
 func (d dynamicOutput[T]) StateType() string { return "" }

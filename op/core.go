@@ -52,7 +52,7 @@ func Output[T any](stepID string, up runnel.Stream[T], sink runnel.Sink[T]) {
 	if t := sink.StateType(); t != "" {
 		st.State = &plan.State{Type: "position " + t, Check: sink.CheckState, Route: sink.Route, Shape: stateShape(sink)}
 	}
-	st.Build = sink.BuildOutput
+	st.Build = func(b *engine.Builder) error { return sink.BuildOutput(b, engine.Inlet[T]{}) }
 	plan.Add(sc, stepID, st, up)
 }
 

@@ -52,12 +52,19 @@ type DynamicSink[T any] interface {
 // Sink is what an output step writes to, made by the root package's
 // Partitioned or Dynamic sink constructors or given by a connector. Like
 // Source, its methods take internal types, so only Runnel implements it.
+// BuildOutput's Inlet[T] puts the item type in the method set: a sink of
+// another item type does not satisfy Sink[T], so op.Output with the wrong
+// sink is a compile error rather than a conversion panic at run time.
 type Sink[T any] interface {
-	BuildOutput(b *Builder) error
+	BuildOutput(b *Builder, in Inlet[T]) error
 	StateType() string
 	CheckState() error
 	Route(part string, workers int) (int, error)
 }
+
+// Inlet is an output step's typed input: it carries no data, only the item
+// type, which makes Sink[T] specific to T.
+type Inlet[T any] struct{ _ [0]T }
 
 type dynamicSinkNode[T any] struct {
 	b    *Builder
