@@ -124,7 +124,7 @@ func (h partHistory) committed() bool {
 	return false
 }
 
-func readHistory(db *sql.DB, format int) (partHistory, error) {
+func readHistory(db querier, format int) (partHistory, error) {
 	var h partHistory
 	q := "SELECT ex_num, worker_count, resume_epoch, exec_id FROM executions ORDER BY ex_num"
 	if format < 2 {
@@ -365,4 +365,10 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// querier is what reading a partition's metadata and history needs: a
+// *sql.DB, or a *sql.Tx that pins one snapshot of it.
+type querier interface {
+	Query(query string, args ...any) (*sql.Rows, error)
 }

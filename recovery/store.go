@@ -698,7 +698,7 @@ func checkHeader(path string) error {
 	return nil
 }
 
-func readMeta(db *sql.DB, path string) (partMeta, error) {
+func readMeta(db querier, path string) (partMeta, error) {
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %w: %s", path, ErrCorrupt, fmt.Sprintf(format, args...))
 	}

@@ -262,3 +262,49 @@ func TestDumpValues(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupTutorial: a run on a backup of the tutorial's directory
+// continues exactly like a run on the directory itself.
+func TestBackupTutorial(t *testing.T) {
+	docPath, err := filepath.Abs(filepath.Join("..", "..", "docs", "recovery.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(docPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := tutorialDir(t)
+	code, out, errs := runCLI("recovery", "backup", dir, "copy")
+	if want := "backed up db_dir/ to copy: 1 partition(s), state after epoch 2; a run on the copy resumes at epoch 3\n"; code != 0 || out != want {
+		t.Fatalf("backup: code %d, stdout %q (want %q), stderr %q", code, out, want, errs)
+	}
+	if !strings.Contains(string(doc), "$ runnel recovery backup db_dir/ copy\n"+out) {
+		t.Errorf("docs/recovery.md does not show the backup transcript:\n%s", out)
+	}
+	if code, _, errs := runCLI("recovery", "backup", dir, "copy"); code != 1 || !strings.Contains(errs, "the destination already exists") {
+		t.Errorf("backup onto the copy: code %d, stderr %q", code, errs)
+	}
+	if code, _, errs := runCLI("recovery", "backup", dir); code != 2 || !strings.Contains(errs, "recovery backup takes DIR and DEST") {
+		t.Errorf("backup without DEST: code %d, stderr %q", code, errs)
+	}
+	var results [][]int
+	for _, d := range []string{"copy", dir} {
+		cfg, _, err := runnel.ParseConfig("recovery", []string{"-r", d, "-s", "30s", "-b", "0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		flow, sink := tutorialFlow([]int{0, 1, 2, 3, 4, 5, 6})
+		if err := runnel.Run(context.Background(), flow, cfg); err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for _, kv := range sink.Items() {
+			got = append(got, kv.Value)
+		}
+		results = append(results, got)
+	}
+	if want := []int{15, 21}; !slices.Equal(results[0], want) || !slices.Equal(results[1], want) {
+		t.Errorf("a third run on the backup gave %v, on the directory %v; want %v for both", results[0], results[1], want)
+	}
+}

@@ -8,6 +8,7 @@
 //	runnel recovery verify DIR [--strict]          check everything a resume relies on
 //	runnel recovery dump DIR [--step S] [--key K]... [--epoch E] [--format jsonl|json|csv]
 //	                                               every key's committed state and every position
+//	runnel recovery backup DIR DEST                consistent copy of DIR, even while a flow runs
 //	runnel kafka serve [--addr A] [--topic T:N]... [--data-dir D]
 //	                                               run a development Kafka broker on 127.0.0.1
 //
@@ -49,6 +50,8 @@ const usage = `usage:
   runnel recovery dump DIR [--step S] [--key K]... [--epoch E] [--format jsonl|json|csv]
                                                  every key's committed state and every input/output
                                                  position, decoded to JSON (one object per line)
+  runnel recovery backup DIR DEST                copy DIR to the new directory DEST consistently,
+                                                 even while a flow runs on DIR
   runnel kafka serve [--addr 127.0.0.1:9092] [--topic NAME:PARTITIONS]... [--data-dir DIR]
                                                  run a development Kafka broker (franz-go's kfake)
   runnel help                                    show this help
@@ -102,7 +105,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return usageErr("unknown command %q", args[0])
 	}
 	if len(args) < 2 {
-		return usageErr("missing recovery command (init, inspect, verify or dump)")
+		return usageErr("missing recovery command (init, inspect, verify, dump or backup)")
 	}
 	switch args[1] {
 	case "init":
@@ -113,6 +116,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return recoveryVerify(args[2:], stdout, stderr)
 	case "dump":
 		return recoveryDump(args[2:], stdout, stderr)
+	case "backup":
+		return recoveryBackup(args[2:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -269,4 +274,29 @@ func resolveStep(rep recovery.Report, step, dir string) (string, error) {
 			step, dir, strings.Join(ids, ", "))
 	}
 	return match[0], nil
+}
+
+// recoveryBackup takes positional arguments only, like init.
+func recoveryBackup(args []string, stdout io.Writer) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	if len(args) != 2 {
+		return usageErr("recovery backup takes DIR and DEST, got %d argument(s)", len(args))
+	}
+	res, err := recovery.Backup(args[0], args[1])
+	if err != nil {
+		return err
+	}
+	if res.Resume.Fresh {
+		_, err = fmt.Fprintf(stdout, "backed up %s to %s: %d partition(s), no epoch committed yet\n", args[0], res.Dest, res.Partitions)
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "backed up %s to %s: %d partition(s), state after epoch %d; a run on the copy resumes at epoch %d\n",
+		args[0], res.Dest, res.Partitions, res.Resume.Epoch-1, res.Resume.Epoch)
+	return err
 }
