@@ -360,3 +360,21 @@ func ExampleWindower_Bounds() {
 	// 23:59:40 00:00:40
 	// session bounds known: false
 }
+
+func ExampleJoinWindowN() {
+	flow := runnel.NewDataflow("joinn")
+	side := func(id string, rs []reading) runnel.Stream[runnel.KV[string, reading]] {
+		return op.KeyOn("key_"+id, op.Input(id, flow, runneltest.NewSource(rs)), func(r reading) string { return r.Sensor })
+	}
+	gw1 := side("gw1", []reading{{"a", 1, 10}, {"a", 3, 11}})
+	gw2 := side("gw2", []reading{{"a", 2, 20}})
+	gw3 := side("gw3", []reading{{"a", 12, 30}})
+	out := window.JoinWindowN("join", []runnel.Stream[runnel.KV[string, reading]]{gw1, gw2, gw3},
+		window.EventClock(at, time.Minute), window.Tumbling(10*time.Second, align),
+		window.JoinModes(op.JoinOpts{Insert: op.JoinInsertProduct, Emit: op.JoinEmitFinal}))
+	show(flow, sink("down", out.Down))
+	// Output:
+	// ('a', (0, [a@1s=10, a@2s=20, None]))
+	// ('a', (0, [a@3s=11, a@2s=20, None]))
+	// ('a', (1, [None, None, a@12s=30]))
+}

@@ -97,6 +97,10 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 		return broken("the event clock's timestamp function is nil")
 	case wdr.check() != "":
 		return broken(wdr.check())
+	case o.join != nil && !isJoin(kind):
+		return broken("JoinModes applies to JoinWindow and JoinWindowN only")
+	case o.join != nil && checkJoinModes(*o.join) != "":
+		return broken(checkJoinModes(*o.join))
 	case o.lateness < 0:
 		return broken(fmt.Sprintf("allowed lateness %v must not be negative", time.Duration(o.lateness)))
 	case wdr.kind == sessionWindower && lg.merge == nil:

@@ -2,7 +2,6 @@ package window
 
 import (
 	"cmp"
-	"fmt"
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/plan"
@@ -169,86 +168,4 @@ func MinWindowFunc[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.K
 		}
 	}
 	return build(stepID, "min_window", clock, windower, reduceLogic(red), opts, kvInlet[K, V, reduced[V], V](up))
-}
-
-// Either is an item of one side of a JoinWindow: Left when IsRight is
-// false, Right otherwise. The join's clock and Late stream see items as
-// Eithers.
-type Either[A, B any] struct {
-	Left    A    `cbor:"left"`
-	Right   B    `cbor:"right"`
-	IsRight bool `cbor:"is_right"`
-}
-
-// String prints the side's value.
-func (e Either[A, B]) String() string {
-	if e.IsRight {
-		return plan.Repr(e.Right)
-	}
-	return plan.Repr(e.Left)
-}
-
-// Joined is the result of JoinWindow for one window: the last value seen
-// on each side, and whether there was one.
-type Joined[A, B any] struct {
-	Left     A    `cbor:"left"`
-	Right    B    `cbor:"right"`
-	HasLeft  bool `cbor:"has_left"`
-	HasRight bool `cbor:"has_right"`
-}
-
-// String prints the pair as a Python tuple, with None for a missing side.
-func (j Joined[A, B]) String() string {
-	l, r := "None", "None"
-	if j.HasLeft {
-		l = plan.Repr(j.Left)
-	}
-	if j.HasRight {
-		r = plan.Repr(j.Right)
-	}
-	return fmt.Sprintf("(%s, %s)", l, r)
-}
-
-// JoinWindow joins two keyed streams per window: when a window closes it
-// emits, per key, the last value seen in it on each side (a side with no
-// value has its Has flag false), as Bytewax's join_window does. The clock
-// reads Either items, so an event clock can take the time from either
-// side:
-//
-//	clock := window.EventClock(func(e window.Either[Click, View]) time.Time {
-//		if e.IsRight {
-//			return e.Right.At
-//		}
-//		return e.Left.At
-//	}, time.Second)
-//
-// It is commonly used for: matching events of two streams that happen
-// close in time (a click and its page view, a request and its response).
-func JoinWindow[K runnel.Key, A, B any](stepID string, left runnel.Stream[runnel.KV[K, A]], right runnel.Stream[runnel.KV[K, B]],
-	clock Clock[Either[A, B]], windower Windower, opts ...Option) Out[K, Either[A, B], Joined[A, B]] {
-	type E = Either[A, B]
-	type J = Joined[A, B]
-	lg := logic[E, J, J]{
-		value: func(_ *Emitter[J], s J, v E) J {
-			if v.IsRight {
-				s.Right, s.HasRight = v.Right, true
-			} else {
-				s.Left, s.HasLeft = v.Left, true
-			}
-			return s
-		},
-		merge: func(_ *Emitter[J], a, b J) J {
-			if b.HasLeft {
-				a.Left, a.HasLeft = b.Left, true
-			}
-			if b.HasRight {
-				a.Right, a.HasRight = b.Right, true
-			}
-			return a
-		},
-		close: func(e *Emitter[J], s J) { e.Emit(s) },
-	}
-	return build(stepID, "join_window", clock, windower, lg, opts,
-		mapInlet[K, E, J, J](left, func(kv *runnel.KV[K, A]) (K, E) { return kv.Key, E{Left: kv.Value} }),
-		mapInlet[K, E, J, J](right, func(kv *runnel.KV[K, B]) (K, E) { return kv.Key, E{Right: kv.Value, IsRight: true} }))
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/plan"
+	"github.com/runnel-dev/runnel/op"
 )
 
 // Result is one item a window emitted, with the window's id.
@@ -109,6 +110,7 @@ type Option interface{ apply(*options) }
 type options struct {
 	lateness int64
 	ordered  bool
+	join     *op.JoinOpts // JoinModes, for the joins only
 }
 
 type optionFunc func(*options)
