@@ -380,7 +380,7 @@ type sideConnect[K runnel.Key, V, S, W any] func(b *engine.Builder, i int, n *st
 func sideOf[K runnel.Key, X, V, S, W any](conv func(X) V) sideConnect[K, V, S, W] {
 	return func(b *engine.Builder, i int, n *statefulNode[K, V, S, W]) {
 		var buf []runnel.KV[K, V]
-		keyed.Connect(b, n.gate, i, n.table.Ops, func(kv *runnel.KV[K, X]) K { return kv.Key },
+		keyed.Connect(b, n.gate, i, n.table.Ops, func(kv runnel.KV[K, X]) K { return kv.Key },
 			func(batch []runnel.KV[K, X]) {
 				for _, kv := range batch {
 					buf = append(buf, runnel.KV[K, V]{Key: kv.Key, Value: conv(kv.Value)})

@@ -180,7 +180,7 @@ type stateRecord[S any] struct {
 
 func addStateful[K runnel.Key, V, S, W any](sc plan.Scope, id, kind string, up runnel.Stream[runnel.KV[K, V]], logic statefulLogic[K, V, S, W]) runnel.Stream[runnel.KV[K, W]] {
 	connect := func(b *engine.Builder, i int, n *statefulNode[K, V, S, W]) {
-		keyed.Connect(b, n.gate, i, n.table.Ops, func(kv *runnel.KV[K, V]) K { return kv.Key }, n.handle)
+		keyed.Connect(b, n.gate, i, n.table.Ops, func(kv runnel.KV[K, V]) K { return kv.Key }, n.handle)
 	}
 	return addStatefulSides(sc, id, kind, logic, []sideConnect[K, V, S, W]{connect}, up)
 }

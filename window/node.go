@@ -38,8 +38,8 @@ func kvInlet[K runnel.Key, V, S, W any](up runnel.Stream[runnel.KV[K, V]]) inlet
 // mapInlet reads any stream, keying and converting each item with split.
 func mapInlet[K runnel.Key, V, S, W, T any](up runnel.Stream[T], split func(*T) (K, V)) inlet[K, V, S, W] {
 	return inlet[K, V, S, W]{up: up, connect: func(b *engine.Builder, g *engine.Gate, i int, n *node[K, V, S, W]) {
-		keyed.Connect(b, g, i, n.table.Ops, func(t *T) K {
-			k, _ := split(t)
+		keyed.Connect(b, g, i, n.table.Ops, func(t T) K {
+			k, _ := split(&t)
 			return k
 		}, func(batch []T) {
 			n.begin()

@@ -39,10 +39,12 @@ func KeyGroup(hash uint64, groups int) int { return int(hash % uint64(groups)) }
 func Owner(hash uint64, workers int) int { return KeyGroup(hash, workers) }
 
 // Router returns the exchange route of a keyed input whose items are read
-// with key: the owner of each item's key among workers.
-func Router[K keys.Key, T any](ops keys.Ops[K], workers int, key func(*T) K) func(T) int {
+// with key: the owner of each item's key among workers. key takes the
+// item by value: a pointer to the route's argument would make every item
+// escape to the heap.
+func Router[K keys.Key, T any](ops keys.Ops[K], workers int, key func(T) K) func(T) int {
 	hash := ops.Hash
-	return func(t T) int { return Owner(hash(key(&t)), workers) }
+	return func(t T) int { return Owner(hash(key(t)), workers) }
 }
 
 // RouteText routes a recovered key, in its text form, to its owner; it is
@@ -331,7 +333,7 @@ func StepState[K keys.Key](ops keys.Ops[K], typ string, stateT reflect.Type) *pl
 
 // Connect attaches input i of a keyed step to gate g: items are read with
 // key and exchanged to the worker that owns their key.
-func Connect[K keys.Key, T any](b *engine.Builder, g *engine.Gate, i int, ops keys.Ops[K], key func(*T) K, handle func([]T)) {
+func Connect[K keys.Key, T any](b *engine.Builder, g *engine.Gate, i int, ops keys.Ops[K], key func(T) K, handle func([]T)) {
 	engine.Connect(b, g, i, Router(ops, b.Worker().Workers, key), handle)
 }
 

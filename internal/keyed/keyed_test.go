@@ -30,7 +30,7 @@ func TestOwnerIsHashModWorkers(t *testing.T) {
 	if _, err := RouteText(keys.For[int]())("x", 2); err == nil {
 		t.Error("RouteText of a non-integer for an int key: no error")
 	}
-	route := Router(keys.For[int](), 3, func(p *[2]int) int { return p[0] })
+	route := Router(keys.For[int](), 3, func(p [2]int) int { return p[0] })
 	if got := route([2]int{42, 0}); got != Owner(keys.For[int]().Hash(42), 3) {
 		t.Errorf("Router = %d", got)
 	}
