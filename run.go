@@ -200,6 +200,12 @@ func program(takesArgs bool, opts []MainOption) config.Program {
 
 func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Writer, build func([]string) (*Dataflow, error), about config.Program) int {
 	prog := filepath.Base(argv[0])
+	// Catch signals first: a SIGTERM that arrives while the flags are
+	// parsed and the flow is built then stops the run cleanly instead of
+	// killing the process.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	cfg, args, err := config.Parse(prog, argv[1:], getenv)
 	if errors.Is(err, config.ErrHelp) {
 		fmt.Fprint(stdout, config.UsageFor(prog, about))
@@ -234,9 +240,6 @@ func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Write
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	stop := make(chan struct{})
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
