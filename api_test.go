@@ -233,6 +233,12 @@ func TestMetricsDuringRun(t *testing.T) {
 		if err := checkCounts(m, wantCounts(all)); err != nil {
 			return err
 		}
+		if got := sum(m, "runnel_edge_queued_items", map[string]string{"flow": "m"}); got != 0 {
+			return fmt.Errorf("%v items queued on edges after everything was handled", got)
+		}
+		if got := sum(m, "runnel_edge_queued_items", map[string]string{"from": "m.drop5", "output": "0", "to": "m.key", "input": "0"}); got != 0 {
+			return fmt.Errorf("edge drop5 -> key queued %v", got)
+		}
 		if got := sum(m, "runnel_source_remaining", map[string]string{"step": "m.inp"}); got != 0 {
 			return fmt.Errorf("source remaining %v, want 0", got)
 		}
@@ -246,6 +252,15 @@ func TestMetricsDuringRun(t *testing.T) {
 	})
 	if got := len(sink.Items()); float64(got) != wantCounts(all)["m.out"].in {
 		t.Errorf("the sink has %d items, the metrics say %v", got, wantCounts(all)["m.out"].in)
+	}
+	edges := 0
+	for series := range m {
+		if strings.HasPrefix(series, "runnel_edge_queued_items{") {
+			edges++
+		}
+	}
+	if edges != 5 {
+		t.Errorf("%d runnel_edge_queued_items series, want one per edge (5)", edges)
 	}
 	// Per worker: each worker read its own n items.
 	for w := range 2 {

@@ -6,8 +6,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"go.uber.org/goleak"
 
@@ -96,5 +99,41 @@ func TestProgressLine(t *testing.T) {
 	inp.SourceKnown.Store(false)
 	if got, want := ProgressLine(r, a, b, now), "inp 1500 items/s · epoch 3"; got != want {
 		t.Errorf("without recovery or size: %q, want %q", got, want)
+	}
+}
+
+// An edge's queued items are what its producer emitted minus what its
+// consumer handled from that input, over all workers.
+func TestEdgeQueued(t *testing.T) {
+	g := plan.Graph{Flow: "f", Steps: []plan.GraphStep{
+		{ID: "f.a", Name: "a", Kind: "input", Outputs: 1, Input: true},
+		{ID: "f.b", Name: "b", Kind: "merge", Inputs: []string{"f.a", "f.a"}, Outputs: 1},
+	}, Edges: []plan.GraphEdge{{From: "f.a", To: "f.b"}, {From: "f.a", To: "f.b", ToPort: 1}}}
+	var workers []*engine.Stats
+	for w := range 2 {
+		st := engine.NewStats(func() time.Duration { return 0 })
+		a, b := &engine.StepStats{}, &engine.StepStats{}
+		a.Out = append(a.Out, new(atomic.Int64))
+		a.Out[0].Store(int64(10 * (w + 1))) // 10 + 20 emitted
+		b.In = append(b.In, new(atomic.Int64), new(atomic.Int64))
+		b.In[0].Store(12) // 24 handled from input 0
+		b.In[1].Store(15) // 30 handled from input 1
+		st.Steps = []*engine.StepStats{a, b}
+		workers = append(workers, st)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Start(ln, Options{Gatherer: prometheus.NewRegistry()})
+	defer s.Close()
+	s.Attach(&Run{Graph: g, Workers: workers})
+	st := s.state(time.Now())
+	if got := []int64{st.Edges[0].Queued, st.Edges[1].Queued}; got[0] != 6 || got[1] != 0 {
+		t.Errorf("queued %v, want [6 0]", got)
+	}
+	_, body := get(t, "http://"+s.Addr().String()+"/metrics")
+	if want := `runnel_edge_queued_items{flow="f",from="f.a",input="0",output="0",to="f.b"} 6`; !strings.Contains(body, want) {
+		t.Errorf("/metrics lacks %s:\n%s", want, body)
 	}
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -33,6 +34,9 @@ var (
 	descRemaining = prometheus.NewDesc("runnel_source_remaining",
 		"How much input is left to read where the source knows it: bytes for files, items for test lists, offsets behind for Kafka (sampled four times a second).",
 		stepLabels, nil)
+	descQueued = prometheus.NewDesc("runnel_edge_queued_items",
+		"Items a step emitted on an edge that the next step has not handled yet (in exchange buffers, mailboxes, or held for barrier alignment), over all workers.",
+		[]string{"flow", "from", "output", "to", "input"}, nil)
 	descEpoch = prometheus.NewDesc("runnel_worker_epoch",
 		"The epoch the worker has open.", workerLabels, nil)
 	descEpochsClosed = prometheus.NewDesc("runnel_worker_epochs_closed_total",
@@ -64,7 +68,7 @@ type collector struct{ s *Server }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descItemsIn, descItemsOut, descBatchItems, descBatchTime, descKeys,
-		descLate, descRemaining, descEpoch, descEpochsClosed, descInFlight, descWorkers, descStart, descCommitted,
+		descLate, descRemaining, descQueued, descEpoch, descEpochsClosed, descInFlight, descWorkers, descStart, descCommitted,
 		descLastCommit, descCommitTime, descRows, descBytes} {
 		ch <- d
 	}
@@ -108,6 +112,18 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	if len(r.Graph.Edges) > 0 {
+		s := take(r, time.Now())
+		index := make(map[string]int, len(r.Graph.Steps))
+		for i, gs := range r.Graph.Steps {
+			index[gs.ID] = i
+		}
+		for _, e := range r.Graph.Edges {
+			q := queued(s, index[e.From], e.FromPort, index[e.To], e.ToPort)
+			ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(q),
+				flow, e.From, strconv.Itoa(e.FromPort), e.To, strconv.Itoa(e.ToPort))
+		}
+	}
 	if cm := r.Commits; cm != nil {
 		ch <- prometheus.MustNewConstMetric(descCommitted, prometheus.GaugeValue, float64(cm.Epoch.Load()), flow)
 		if at := cm.At.Load(); at != 0 {
@@ -131,6 +147,9 @@ func histogram(d *prometheus.Desc, h *engine.Histogram, labels ...string) promet
 		buckets[b] = cum[i]
 	}
 	sum := float64(h.Sum.Load()) / h.SumScale
-	count := max(h.Count.Load(), cum[len(cum)-1])
+	count := h.Count.Load()
+	if len(cum) > 0 {
+		count = max(count, cum[len(cum)-1])
+	}
 	return prometheus.MustNewConstHistogram(d, count, sum, buckets, labels...)
 }

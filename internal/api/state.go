@@ -18,6 +18,7 @@ type sample struct {
 	at   time.Time
 	in   []int64   // per step, summed over workers
 	out  [][]int64 // per step and output
+	port [][]int64 // per step and input: items handled from it
 	busy []int64   // per worker: nanoseconds in steps' code
 }
 
@@ -49,9 +50,10 @@ func (h *history) add(now time.Time) {
 
 func take(r *Run, now time.Time) sample {
 	n := len(r.Graph.Steps)
-	s := sample{at: now, in: make([]int64, n), out: make([][]int64, n), busy: make([]int64, len(r.Workers))}
+	s := sample{at: now, in: make([]int64, n), out: make([][]int64, n), port: make([][]int64, n), busy: make([]int64, len(r.Workers))}
 	for i, gs := range r.Graph.Steps {
 		s.out[i] = make([]int64, max(gs.Outputs, 0))
+		s.port[i] = make([]int64, len(gs.Inputs))
 	}
 	for w, ws := range r.Workers {
 		for i, st := range ws.Steps {
@@ -62,6 +64,11 @@ func take(r *Run, now time.Time) sample {
 			for o, c := range st.Out {
 				if o < len(s.out[i]) {
 					s.out[i][o] += c.Load()
+				}
+			}
+			for p, c := range st.In {
+				if p < len(s.port[i]) {
+					s.port[i][p] += c.Load()
 				}
 			}
 			s.busy[w] += int64(st.BatchTime.Sum.Load())
@@ -125,6 +132,10 @@ type EdgeState struct {
 	plan.GraphEdge
 	Items int64   `json:"items"`
 	Rate  float64 `json:"per_second"`
+	// Queued is how many items the producer emitted on this edge that the
+	// consumer has not handled yet: in exchange buffers, mailboxes, or
+	// held for barrier alignment.
+	Queued int64 `json:"queued"`
 }
 
 // WorkerInfo is one worker's epoch, load and queue.
@@ -243,6 +254,7 @@ func (s *Server) state(now time.Time) State {
 				es.Rate = rate(es.Items, pout[i][e.FromPort])
 			}
 		}
+		es.Queued = queued(cur, i, e.FromPort, index[e.To], e.ToPort)
 		st.Edges = append(st.Edges, es)
 	}
 	for w, ws := range r.Workers {
@@ -264,4 +276,15 @@ func (s *Server) state(now time.Time) State {
 		st.Recovery = rec
 	}
 	return st
+}
+
+// queued is what the producer (step from, output port) emitted that the
+// consumer (step to, input in) has not handled. The two counters are read
+// one after the other, so a batch in between can make it briefly negative:
+// it is clamped at 0.
+func queued(s sample, from, port, to, in int) int64 {
+	if port >= len(s.out[from]) || in >= len(s.port[to]) {
+		return 0
+	}
+	return max(s.out[from][port]-s.port[to][in], 0)
 }

@@ -116,7 +116,8 @@ type Input[T any] struct {
 	first  int
 	handle func([]T)
 	queues [][]event[T]
-	free   *freeList[T] // where handled remote batches go back, if any
+	free   *freeList[T]  // where handled remote batches go back, if any
+	count  *atomic.Int64 // items handled from this input, when the worker counts
 }
 
 func newInput[T any](g *Gate, channels int, handle func([]T)) *Input[T] {
@@ -152,6 +153,9 @@ func (in *Input[T]) call(batch []T) {
 		outer, start := s.begin()
 		in.handle(batch)
 		s.end(st, len(batch), outer, start)
+		if in.count != nil {
+			in.count.Add(int64(len(batch)))
+		}
 		return
 	}
 	in.handle(batch)

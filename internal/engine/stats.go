@@ -27,6 +27,10 @@ type StepStats struct {
 	ItemsIn atomic.Int64 // items handed to the step's logic
 	// Out counts the items each output emitted, by output index.
 	Out []*atomic.Int64
+	// In counts the items handed to the step's logic by input index (they
+	// sum to ItemsIn). An edge's queued items are its producer's Out minus
+	// its consumer's In, summed over workers.
+	In []*atomic.Int64
 	// BatchItems and BatchTime are histograms of the batches the step
 	// handled: their size, and the time spent in the step's own code
 	// (user functions included, downstream steps excluded).
@@ -119,6 +123,13 @@ func (s *Stats) step(idx int) *StepStats {
 		}
 	}
 	return s.Steps[idx]
+}
+
+func (st *StepStats) input(i int) *atomic.Int64 {
+	for len(st.In) <= i {
+		st.In = append(st.In, new(atomic.Int64))
+	}
+	return st.In[i]
 }
 
 func (st *StepStats) output(i int) *atomic.Int64 {

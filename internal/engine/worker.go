@@ -211,6 +211,14 @@ func NewOutlet[T any](b *Builder, out int) *Outlet[T] {
 // worker, no exchange is built).
 func Connect[T any](b *Builder, g *Gate, i int, route func(T) int, handle func([]T)) *Input[T] {
 	up := b.outlets[b.inputs[i]].(*Outlet[T])
+	in := connect(b, g, up, route, handle)
+	if st := b.stepStats(); st != nil {
+		in.count = st.input(i)
+	}
+	return in
+}
+
+func connect[T any](b *Builder, g *Gate, up *Outlet[T], route func(T) int, handle func([]T)) *Input[T] {
 	w := b.w
 	if route == nil || w.Workers == 1 {
 		in := newInput(g, 1, handle)

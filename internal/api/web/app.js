@@ -133,7 +133,8 @@ function render(st) {
   }
   st.edges.forEach((e, i) => {
     const t = document.getElementById("edge-" + i);
-    if (t) t.textContent = `${fmt(e.per_second)}/s`;
+    if (t) t.textContent = `${fmt(e.per_second)}/s` + (e.queued > 0 ? ` · ${fmt(e.queued)} queued` : "");
+    if (t) t.setAttribute("data-queued", String(e.queued));
   });
 
   const tbody = document.querySelector("#steps tbody");
