@@ -56,7 +56,6 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/codec"
 	"github.com/runnel-dev/runnel/internal/engine"
-	"github.com/runnel-dev/runnel/internal/keys"
 	"github.com/runnel-dev/runnel/internal/plan"
 )
 
@@ -69,13 +68,32 @@ type Dataflow = plan.Dataflow
 // and return new ones, so a type mismatch between steps is a compile error.
 type Stream[T any] = plan.Stream[T]
 
-// KV is a keyed item, the input and output of keyed operators. It prints
-// as a Python 2-tuple, ('ALL', 0), as Bytewax's StdOutSink does.
-type KV[K Key, V any] = plan.KV[K, V]
+// KV is a keyed item, the input and output of keyed operators (make one
+// with op.KeyOn). Each key is handled on one worker, so per-key state needs
+// no locking.
+type KV[K Key, V any] struct {
+	// Key routes the item: keyed steps handle each key on the worker that
+	// owns it (a stable hash of the key), and keep state per key.
+	Key K
+	// Value is the item itself.
+	Value V
+}
 
-// Key constrains state keys to strings and integer kinds. Integer keys are
-// hashed as integers and only become text when a snapshot is written.
-type Key = keys.Key
+// String renders the pair as Python prints a 2-tuple, ('ALL', 0), as
+// Bytewax's StdOutSink does, so that Runnel's output matches Bytewax's
+// tutorials line for line: strings in single quotes, booleans as
+// True/False, nil as None, floats with a decimal point.
+func (kv KV[K, V]) String() string {
+	return plan.PairRepr(reflect.ValueOf(kv.Key), reflect.ValueOf(&kv.Value).Elem())
+}
+
+// Key constrains state keys to strings and integer kinds (and types
+// defined on them). Integer keys are hashed as integers and only become
+// text when a snapshot is written.
+type Key interface {
+	~string | ~int | ~int8 | ~int16 | ~int32 | ~int64 |
+		~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uintptr
+}
 
 // NewDataflow returns an empty flow. The id prefixes every step id
 // ("recovery.running_count") and identifies the flow in recovery data.

@@ -6,25 +6,16 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-
-	"github.com/runnel-dev/runnel/internal/keys"
 )
 
-// KV is a keyed item: the input and output of keyed operators. Keys are
-// strings or integers (see Key).
-type KV[K keys.Key, V any] struct {
-	Key   K
-	Value V
-}
-
-// String renders the pair as Python prints a 2-tuple, ('ALL', 0), so that
-// Runnel's output matches Bytewax's tutorials line for line.
-func (kv KV[K, V]) String() string {
+// PairRepr renders a key and a value as Python prints a 2-tuple,
+// ('ALL', 0): runnel.KV's String.
+func PairRepr(key, value reflect.Value) string {
 	var b strings.Builder
 	b.WriteByte('(')
-	writeRepr(&b, reflect.ValueOf(kv.Key))
+	writeRepr(&b, key)
 	b.WriteString(", ")
-	writeRepr(&b, reflect.ValueOf(&kv.Value).Elem())
+	writeRepr(&b, value)
 	b.WriteByte(')')
 	return b.String()
 }
