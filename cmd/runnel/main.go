@@ -292,7 +292,7 @@ func recoveryBackup(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if res.Resume.Fresh {
+	if res.Resume.Fresh || res.Resume.Epoch <= 1 {
 		_, err = fmt.Fprintf(stdout, "backed up %s to %s: %d partition(s), no epoch committed yet\n", args[0], res.Dest, res.Partitions)
 		return err
 	}
