@@ -250,13 +250,16 @@ func TestKcatInterop(t *testing.T) {
 	}
 }
 
-// TestBrokerGoesAway: the broker process dies mid-run; the flow stops with
-// an error naming the broker, and after the broker is back (same port and
-// data directory) the next run resumes exactly.
+// TestBrokerGoesAway: the broker process stops answering mid-run
+// (SIGSTOP: connections hang, as with a broker that is partitioned away);
+// the flow stops with an error naming the broker, and once the broker is
+// back the next run resumes exactly. (A broker process that is killed and
+// restarted is not used here: kfake does not keep open transactions across
+// a restart, which a real broker does; the resumed run then reports the
+// lost epoch as an exactly-once violation, as it must.)
 func TestBrokerGoesAway(t *testing.T) {
 	runnelBin, exampleBin := bins(t)
-	data := t.TempDir()
-	broker, cmd := serveBroker(t, runnelBin, "127.0.0.1:0", data, "words:4", "counts:3")
+	broker, cmd := serveBroker(t, runnelBin, "127.0.0.1:0", "", "words:4", "counts:3")
 	freq := produceWords(t, broker, "words", 20_000, 31)
 	dir := filepath.Join(t.TempDir(), "rec")
 	if err := recovery.Init(dir, 1); err != nil {
@@ -270,23 +273,23 @@ func TestBrokerGoesAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(700 * time.Millisecond)
-	cmd.Process.Kill()
-	cmd.Wait()
+	cmd.Process.Signal(syscall.SIGSTOP)
 	done := make(chan error, 1)
 	go func() { done <- run.Wait() }()
 	select {
 	case err := <-done:
+		cmd.Process.Signal(syscall.SIGCONT)
 		if err == nil || !strings.Contains(stderr.String(), broker) {
-			t.Fatalf("flow after the broker died: %v, stderr:\n%s\nwant an error naming %s", err, stderr.String(), broker)
+			t.Fatalf("flow after the broker went away: %v, stderr:\n%s\nwant an error naming %s", err, stderr.String(), broker)
 		}
 		t.Logf("the flow stopped with:\n%s", stderr.String())
 	case <-time.After(90 * time.Second):
+		cmd.Process.Signal(syscall.SIGCONT)
 		run.Process.Kill()
-		t.Fatalf("the flow did not stop after its broker died; stderr:\n%s", stderr.String())
+		t.Fatalf("the flow did not stop after its broker went away; stderr:\n%s", stderr.String())
 	}
-	broker2, _ := serveBroker(t, runnelBin, broker, data)
-	if out, err := exec.Command(exampleBin, "--brokers", broker2, "--tail=false", "-w", "2", "-r", dir, "-s", "10ms", "-b", "0").CombinedOutput(); err != nil {
+	if out, err := exec.Command(exampleBin, "--brokers", broker, "--tail=false", "-w", "2", "-r", dir, "-s", "10ms", "-b", "0").CombinedOutput(); err != nil {
 		t.Fatalf("resumed flow: %v\n%s", err, out)
 	}
-	checkExactCounts(t, broker2, "counts", freq)
+	checkExactCounts(t, broker, "counts", freq)
 }
