@@ -190,3 +190,25 @@ func ExampleMaxLineLength() {
 	// Output:
 	// true true
 }
+
+// Write items of any type, formatted by a function, one per line.
+func ExampleNewSinkFunc() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "counts.txt")
+
+	flow := runnel.NewDataflow("counts")
+	words := op.Input("inp", flow, runneltest.NewSource([]string{"a", "b", "a"}))
+	counts := op.CountFinal("count", words, func(w string) string { return w })
+	op.Output("out", counts, file.NewSinkFunc(out, func(kv runnel.KV[string, int]) string {
+		return fmt.Sprintf("%s\t%d", kv.Key, kv.Value)
+	}))
+	if err := runneltest.Run(flow, 1); err != nil {
+		fmt.Println(err)
+	}
+	b, _ := os.ReadFile(out)
+	fmt.Print(string(b))
+	// Output:
+	// a	2
+	// b	1
+}
