@@ -30,7 +30,8 @@ type heldSource struct {
 	built   *atomic.Int32
 }
 
-func (s heldSource) Build(_ string, worker, _ int) (runnel.SourcePartition[int], error) {
+func (s heldSource) Build(bc runnel.BuildContext) (runnel.SourcePartition[int], error) {
+	worker := bc.Worker
 	if s.built != nil {
 		s.built.Add(1)
 	}

@@ -67,7 +67,7 @@ func ExampleKV_String() {
 // counting down to 1. Its position (the next value) is recovered.
 type countdown struct{ starts map[string]int }
 
-func (c countdown) ListParts() ([]string, error) {
+func (c countdown) ListParts(context.Context) ([]string, error) {
 	parts := make([]string, 0, len(c.starts))
 	for p := range c.starts {
 		parts = append(parts, p)
@@ -75,7 +75,7 @@ func (c countdown) ListParts() ([]string, error) {
 	return parts, nil
 }
 
-func (c countdown) BuildPart(step, part string, resume *int) (runnel.StatefulSourcePartition[string, int], error) {
+func (c countdown) BuildPart(bc runnel.BuildContext, part string, resume *int) (runnel.StatefulSourcePartition[string, int], error) {
 	next := c.starts[part]
 	if resume != nil {
 		next = *resume

@@ -1,6 +1,7 @@
 package runnel_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -39,7 +40,7 @@ type ctlSource struct {
 
 var errCut = fmt.Errorf("ctlSource: simulated crash")
 
-func (s *ctlSource) ListParts() ([]string, error) {
+func (s *ctlSource) ListParts(context.Context) ([]string, error) {
 	names := make([]string, s.parts)
 	for i := range names {
 		names[i] = fmt.Sprint("p", i)
@@ -47,7 +48,7 @@ func (s *ctlSource) ListParts() ([]string, error) {
 	return names, nil
 }
 
-func (s *ctlSource) BuildPart(_, part string, resume *int) (runnel.StatefulSourcePartition[int, int], error) {
+func (s *ctlSource) BuildPart(_ runnel.BuildContext, part string, resume *int) (runnel.StatefulSourcePartition[int, int], error) {
 	var idx int
 	if _, err := fmt.Sscanf(part, "p%d", &idx); err != nil {
 		return nil, err
@@ -131,7 +132,7 @@ func (s *memSink) Unsnapshotted() []rec {
 	return out
 }
 
-func (s *memSink) ListParts() ([]string, error) {
+func (s *memSink) ListParts(context.Context) ([]string, error) {
 	names := make([]string, len(s.parts))
 	for i := range names {
 		names[i] = fmt.Sprint("out", i)
@@ -141,7 +142,7 @@ func (s *memSink) ListParts() ([]string, error) {
 
 func (s *memSink) PartFor(r rec) int { return r.Key }
 
-func (s *memSink) BuildPart(_, part string, resume *int) (runnel.StatefulSinkPartition[rec, int], error) {
+func (s *memSink) BuildPart(_ runnel.BuildContext, part string, resume *int) (runnel.StatefulSinkPartition[rec, int], error) {
 	var idx int
 	if _, err := fmt.Sscanf(part, "out%d", &idx); err != nil {
 		return nil, err

@@ -21,8 +21,8 @@ type record struct {
 // recordGen is a one-partition source of n records, read by worker 0.
 type recordGen struct{ n int }
 
-func (g recordGen) Build(_ string, worker, _ int) (runnel.SourcePartition[record], error) {
-	if worker != 0 {
+func (g recordGen) Build(bc runnel.BuildContext) (runnel.SourcePartition[record], error) {
+	if bc.Worker != 0 {
 		return &genRecords{}, nil
 	}
 	return &genRecords{left: g.n, buf: make([]record, 1024)}, nil
@@ -55,8 +55,8 @@ type slowSink struct {
 	count int
 }
 
-func (s *slowSink) Build(_ string, worker, _ int) (runnel.SinkPartition[record], error) {
-	return &slowPart{s: s, slow: worker == 1}, nil
+func (s *slowSink) Build(bc runnel.BuildContext) (runnel.SinkPartition[record], error) {
+	return &slowPart{s: s, slow: bc.Worker == 1}, nil
 }
 
 type slowPart struct {

@@ -49,10 +49,8 @@
 package runnel
 
 import (
-	"fmt"
+	"context"
 	"reflect"
-	"slices"
-	"sync"
 
 	"github.com/runnel-dev/runnel/internal/codec"
 	"github.com/runnel-dev/runnel/internal/engine"
@@ -106,9 +104,10 @@ func NewDataflow(id string) *Dataflow { return plan.New(id) }
 // with io.EOF are delivered, and NextBatch is not called again; items
 // returned with another error are not (the error stops the run). The
 // returned slice is lent to Runnel until the next call.
-// NextAwake says when to poll again (zero: at once after a non-empty batch,
-// after a 1ms cool-down after an empty one). Close is called once at the
-// end of the run.
+// NextAwake says when to poll again, on the run's clock (BuildContext.Clock):
+// zero means at once after a non-empty batch; after an empty batch, zero or
+// a time already past means after a 1ms cool-down, so an idle partition
+// never spins a core. Close is called once at the end of the run.
 type SourcePartition[T any] = engine.SourcePartition[T]
 
 // SourceProgress is implemented by source partitions that know how much of
@@ -184,45 +183,35 @@ type TwoPhaseSinkPartition[T, S any] = engine.TwoPhaseSinkPartition[T, S]
 // it with TwoPhaseOutput.
 type TwoPhaseSink[T, S any] = engine.TwoPhaseSink[T, S]
 
+// BuildContext is what a source or sink partition is built with: the
+// step id, the worker index and count, the run's clock (compute NextAwake
+// from its Now, never from time.Now, so that a test's manual clock paces
+// the source) and a context for build code that waits.
+type BuildContext = engine.BuildContext
+
 // PartitionedInput makes a Source of a PartitionedSource. The position type
 // S is encoded with Runnel's codec (CBOR); a type it cannot encode
 // faithfully (unexported fields, funcs, channels) is refused before the run
 // starts.
 func PartitionedInput[T, S any](src PartitionedSource[T, S]) Source[T] {
-	return &partitionedInput[T, S]{src: src}
+	return partitionedInput[T, S]{src: src}
 }
 
-type partitionedInput[T, S any] struct {
-	src   PartitionedSource[T, S]
-	once  sync.Once
-	parts []string
-	err   error
-}
+type partitionedInput[T, S any] struct{ src PartitionedSource[T, S] }
 
-func (p *partitionedInput[T, S]) BuildInput(b *engine.Builder, out *engine.Outlet[T]) error {
+func (p partitionedInput[T, S]) BuildInput(b *engine.Builder, out *engine.Outlet[T]) error {
 	return engine.AddPartitioned(b, out, p.src, encodeState[S], decodeState[S])
 }
 
-func (p *partitionedInput[T, S]) StateType() string { return typeName[S]() }
+func (p partitionedInput[T, S]) StateType() string { return typeName[S]() }
 
-func (p *partitionedInput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
+func (p partitionedInput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
 
 // StateShape is the codec shape of the position type, recorded in recovery data.
-func (p *partitionedInput[T, S]) StateShape() string { return codec.Shape(reflect.TypeFor[S]()) }
+func (p partitionedInput[T, S]) StateShape() string { return codec.Shape(reflect.TypeFor[S]()) }
 
-func (p *partitionedInput[T, S]) Route(part string, workers int) (int, error) {
-	p.once.Do(func() {
-		listed, err := p.src.ListParts()
-		if err != nil {
-			p.err = fmt.Errorf("list partitions: %w", err)
-			return
-		}
-		p.parts, p.err = engine.SortedParts(listed)
-	})
-	if p.err != nil {
-		return 0, p.err
-	}
-	return engine.PartOwner(p.parts, part, workers)
+func (p partitionedInput[T, S]) ListParts(ctx context.Context) ([]string, error) {
+	return p.src.ListParts(ctx)
 }
 
 // DynamicInput makes a Source of a DynamicSource.
@@ -235,32 +224,27 @@ func (d dynamicInput[T]) BuildInput(b *engine.Builder, out *engine.Outlet[T]) er
 }
 func (d dynamicInput[T]) StateType() string { return "" }
 func (d dynamicInput[T]) CheckState() error { return nil }
-func (d dynamicInput[T]) Route(string, int) (int, error) {
-	return 0, fmt.Errorf("a dynamic source keeps no recovery state")
-}
 
 // PartitionedOutput makes a Sink of a PartitionedSink. Its position type S
 // is checked and encoded like a PartitionedInput's.
 func PartitionedOutput[T, S any](sink PartitionedSink[T, S]) Sink[T] {
-	return &partitionedOutput[T, S]{sink: sink}
+	return partitionedOutput[T, S]{sink: sink}
 }
 
 type partitionedOutput[T, S any] struct{ sink PartitionedSink[T, S] }
 
-func (p *partitionedOutput[T, S]) BuildOutput(b *engine.Builder, _ engine.Inlet[T]) error {
+func (p partitionedOutput[T, S]) BuildOutput(b *engine.Builder, _ engine.Inlet[T]) error {
 	return engine.AddPartitionedSink(b, p.sink, encodeState[S], decodeState[S])
 }
-func (p *partitionedOutput[T, S]) StateType() string { return typeName[S]() }
-func (p *partitionedOutput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
+func (p partitionedOutput[T, S]) StateType() string { return typeName[S]() }
+func (p partitionedOutput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
+func (p partitionedOutput[T, S]) ListParts(ctx context.Context) ([]string, error) {
+	return p.sink.ListParts(ctx)
+}
 
 // StateShape is the codec shape of the position type, recorded in recovery data.
-func (p *partitionedOutput[T, S]) StateShape() string { return codec.Shape(reflect.TypeFor[S]()) }
-func (p *partitionedOutput[T, S]) Route(part string, workers int) (int, error) {
-	parts, err := p.sink.ListParts()
-	if err != nil {
-		return 0, fmt.Errorf("list partitions: %w", err)
-	}
-	return engine.SinkPartOwner(slices.Clone(parts), part, workers)
+func (p partitionedOutput[T, S]) StateShape() string {
+	return codec.Shape(reflect.TypeFor[S]())
 }
 
 // TwoPhaseOutput makes a Sink of a TwoPhaseSink. Its pre-commit state S is
@@ -296,9 +280,6 @@ func (d dynamicOutput[T]) BuildOutput(b *engine.Builder, _ engine.Inlet[T]) erro
 }
 func (d dynamicOutput[T]) StateType() string { return "" }
 func (d dynamicOutput[T]) CheckState() error { return nil }
-func (d dynamicOutput[T]) Route(string, int) (int, error) {
-	return 0, fmt.Errorf("a dynamic sink keeps no recovery state")
-}
 
 func encodeState[S any](s S) ([]byte, error) { return codec.Marshal(s) }
 

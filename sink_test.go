@@ -2,6 +2,7 @@ package runnel_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -25,7 +26,7 @@ type fileSink struct {
 	parts int
 }
 
-func (s fileSink) ListParts() ([]string, error) {
+func (s fileSink) ListParts(context.Context) ([]string, error) {
 	names := make([]string, s.parts)
 	for i := range names {
 		names[i] = fmt.Sprintf("out-%d.txt", i)
@@ -40,7 +41,7 @@ func (s fileSink) PartFor(line string) int {
 	return n
 }
 
-func (s fileSink) BuildPart(_, part string, resume *int64) (runnel.StatefulSinkPartition[string, int64], error) {
+func (s fileSink) BuildPart(_ runnel.BuildContext, part string, resume *int64) (runnel.StatefulSinkPartition[string, int64], error) {
 	path := filepath.Join(s.dir, part)
 	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
 	if resume != nil {
@@ -161,8 +162,8 @@ var errDisk = errors.New("disk on fire")
 
 type failingSink struct{ fileSink }
 
-func (s failingSink) BuildPart(step, part string, resume *int64) (runnel.StatefulSinkPartition[string, int64], error) {
-	p, err := s.fileSink.BuildPart(step, part, resume)
+func (s failingSink) BuildPart(bc runnel.BuildContext, part string, resume *int64) (runnel.StatefulSinkPartition[string, int64], error) {
+	p, err := s.fileSink.BuildPart(bc, part, resume)
 	if err != nil {
 		return nil, err
 	}

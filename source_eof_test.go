@@ -1,6 +1,7 @@
 package runnel_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -61,9 +62,9 @@ func (s *eofSource) batches(i int) [][]int {
 	return [][]int{{b, b + 1}, {b + 2, b + 3}, {b + 4}}
 }
 
-func (s *eofSource) ListParts() ([]string, error) { return []string{"a", "b", "c"}, nil }
+func (s *eofSource) ListParts(context.Context) ([]string, error) { return []string{"a", "b", "c"}, nil }
 
-func (s *eofSource) BuildPart(_, part string, resume *int) (runnel.StatefulSourcePartition[int, int], error) {
+func (s *eofSource) BuildPart(_ runnel.BuildContext, part string, resume *int) (runnel.StatefulSourcePartition[int, int], error) {
 	i := int(part[0] - 'a')
 	p := &eofPart{batches: s.batches(i), wrap: s.wrap, late: &s.late}
 	if resume != nil {
@@ -72,8 +73,8 @@ func (s *eofSource) BuildPart(_, part string, resume *int) (runnel.StatefulSourc
 	return p, nil
 }
 
-func (s *eofSource) Build(_ string, worker, _ int) (runnel.SourcePartition[int], error) {
-	return &eofPart{batches: s.batches(worker), wrap: s.wrap, late: &s.late}, nil
+func (s *eofSource) Build(bc runnel.BuildContext) (runnel.SourcePartition[int], error) {
+	return &eofPart{batches: s.batches(bc.Worker), wrap: s.wrap, late: &s.late}, nil
 }
 
 func (s *eofSource) want(parts int) []int {

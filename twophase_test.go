@@ -41,7 +41,8 @@ type txnState struct {
 
 type txnSink struct{ sys *txnSystem }
 
-func (s txnSink) Build(_ string, worker, _ int, resume []txnState) (runnel.TwoPhaseSinkPartition[string, txnState], error) {
+func (s txnSink) Build(bc runnel.BuildContext, resume []txnState) (runnel.TwoPhaseSinkPartition[string, txnState], error) {
+	worker := bc.Worker
 	s.sys.mu.Lock()
 	defer s.sys.mu.Unlock()
 	owned := map[int]bool{worker: true}

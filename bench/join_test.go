@@ -51,7 +51,7 @@ type joinRow = runnel.KV[int, op.Joined2[int, int]]
 
 type joinSink struct{ total *atomic.Int64 }
 
-func (s joinSink) Build(string, int, int) (runnel.SinkPartition[joinRow], error) {
+func (s joinSink) Build(runnel.BuildContext) (runnel.SinkPartition[joinRow], error) {
 	return &joinPart{total: s.total}, nil
 }
 

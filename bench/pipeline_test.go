@@ -32,7 +32,7 @@ type genSource struct {
 	n, parts int
 }
 
-func (g genSource) ListParts() ([]string, error) {
+func (g genSource) ListParts(context.Context) ([]string, error) {
 	names := make([]string, g.parts)
 	for i := range names {
 		names[i] = "gen-" + strconv.Itoa(i)
@@ -40,7 +40,7 @@ func (g genSource) ListParts() ([]string, error) {
 	return names, nil
 }
 
-func (g genSource) BuildPart(_, part string, resume *int) (runnel.StatefulSourcePartition[int, int], error) {
+func (g genSource) BuildPart(_ runnel.BuildContext, part string, resume *int) (runnel.StatefulSourcePartition[int, int], error) {
 	i, _ := strconv.Atoi(part[len("gen-"):])
 	p := &genPart{next: g.n * i / g.parts, end: g.n * (i + 1) / g.parts, buf: make([]int, 0, 1024)}
 	if resume != nil {
@@ -74,7 +74,7 @@ func (p *genPart) Close() error           { return nil }
 // sumSink adds up the counts it receives, per worker, into one total.
 type sumSink[K runnel.Key] struct{ total *atomic.Int64 }
 
-func (s sumSink[K]) Build(string, int, int) (runnel.SinkPartition[runnel.KV[K, int]], error) {
+func (s sumSink[K]) Build(runnel.BuildContext) (runnel.SinkPartition[runnel.KV[K, int]], error) {
 	return &sumPart[K]{total: s.total}, nil
 }
 

@@ -31,7 +31,7 @@ type winEvent struct {
 // each worker reads its share in event-time order.
 type winGenSource struct{ n, parts int }
 
-func (g winGenSource) ListParts() ([]string, error) {
+func (g winGenSource) ListParts(context.Context) ([]string, error) {
 	names := make([]string, g.parts)
 	for i := range names {
 		names[i] = fmt.Sprint("gen-", i)
@@ -39,7 +39,7 @@ func (g winGenSource) ListParts() ([]string, error) {
 	return names, nil
 }
 
-func (g winGenSource) BuildPart(_, part string, resume *int) (runnel.StatefulSourcePartition[winEvent, int], error) {
+func (g winGenSource) BuildPart(_ runnel.BuildContext, part string, resume *int) (runnel.StatefulSourcePartition[winEvent, int], error) {
 	var idx int
 	fmt.Sscanf(part, "gen-%d", &idx)
 	p := &winGenPart{n: g.n, step: g.parts, next: idx, buf: make([]winEvent, 1024)}
@@ -74,9 +74,9 @@ func (p *winGenPart) Close() error           { return nil }
 // winCountSink counts what reaches it.
 type winCountSink[T any] struct{ n *atomic.Int64 }
 
-func (s winCountSink[T]) Build(string, int, int) (runnel.SinkPartition[T], error) { return s, nil }
-func (s winCountSink[T]) WriteBatch(items []T) error                              { s.n.Add(int64(len(items))); return nil }
-func (s winCountSink[T]) Close() error                                            { return nil }
+func (s winCountSink[T]) Build(runnel.BuildContext) (runnel.SinkPartition[T], error) { return s, nil }
+func (s winCountSink[T]) WriteBatch(items []T) error                                 { s.n.Add(int64(len(items))); return nil }
+func (s winCountSink[T]) Close() error                                               { return nil }
 
 // winHandCount is the hand-written baseline: the same tumbling 1s counts per
 // key, closing a key's window when its next event falls in a later one.

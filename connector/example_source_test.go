@@ -1,6 +1,7 @@
 package connector_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -26,7 +27,7 @@ type logPos struct {
 
 // ListParts names the partitions. Every worker must see the same list;
 // Runnel spreads them over the workers.
-func (s *logSource) ListParts() ([]string, error) {
+func (s *logSource) ListParts(context.Context) ([]string, error) {
 	var names []string
 	for name := range s.logs {
 		names = append(names, name)
@@ -37,7 +38,7 @@ func (s *logSource) ListParts() ([]string, error) {
 
 // BuildPart opens one partition on the worker that owns it. resume is the
 // position of the last committed epoch, or nil on a fresh start.
-func (s *logSource) BuildPart(step, part string, resume *logPos) (runnel.StatefulSourcePartition[string, logPos], error) {
+func (s *logSource) BuildPart(_ runnel.BuildContext, part string, resume *logPos) (runnel.StatefulSourcePartition[string, logPos], error) {
 	entries, ok := s.logs[part]
 	if !ok {
 		return nil, fmt.Errorf("no log %q", part)

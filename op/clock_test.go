@@ -26,15 +26,19 @@ func advance[T any](d time.Duration) scriptStep[T] { return scriptStep[T]{advanc
 
 // scriptSource plays a script on worker 0, one item per poll, like
 // Bytewax's TestingSource with PAUSE items: at an advance step it moves the
-// clock and then returns two empty polls, so that the worker runs its
-// wake-ups at the new time before the next item arrives.
+// clock and returns an empty poll; the next poll (at the new time) is empty
+// too and moves the clock on by a millisecond, so that the worker runs its
+// wake-ups at the new time before the next item arrives a millisecond
+// later. (A partition that asks to be polled again at once after an empty
+// poll is made to wait the engine's 1ms cool-down, so the script moves the
+// clock past it instead of relying on an immediate re-poll.)
 type scriptSource[T any] struct {
 	clock  *runneltest.Clock
 	script []scriptStep[T]
 }
 
-func (s *scriptSource[T]) Build(_ string, worker, _ int) (runnel.SourcePartition[T], error) {
-	if worker != 0 {
+func (s *scriptSource[T]) Build(bc runnel.BuildContext) (runnel.SourcePartition[T], error) {
+	if bc.Worker != 0 {
 		return &scriptPart[T]{}, nil
 	}
 	return &scriptPart[T]{clock: s.clock, script: s.script}, nil
@@ -50,6 +54,7 @@ type scriptPart[T any] struct {
 func (p *scriptPart[T]) NextBatch() ([]T, error) {
 	if p.idle > 0 {
 		p.idle--
+		p.clock.Advance(time.Millisecond)
 		return nil, nil
 	}
 	if len(p.script) == 0 {

@@ -24,7 +24,7 @@ func Input[T any](stepID string, flow *runnel.Dataflow, src runnel.Source[T]) ru
 		return brokenWith[T](flow, stepID, "the source is nil")
 	}
 	if t := src.StateType(); t != "" {
-		st.State = &plan.State{Type: "position " + t, Check: src.CheckState, Route: src.Route, Shape: stateShape(src)}
+		st.State = stateOf("position "+t, src)
 	}
 	st.Build = func(b *engine.Builder) error {
 		return src.BuildInput(b, engine.NewOutlet[T](b, 0))
@@ -50,7 +50,7 @@ func Output[T any](stepID string, up runnel.Stream[T], sink runnel.Sink[T]) {
 	}
 	st := &plan.Step{Kind: "output", Output: true}
 	if t := sink.StateType(); t != "" {
-		st.State = &plan.State{Type: "position " + t, Check: sink.CheckState, Route: sink.Route, Shape: stateShape(sink)}
+		st.State = stateOf("position "+t, sink)
 	}
 	st.Build = func(b *engine.Builder) error { return sink.BuildOutput(b, engine.Inlet[T]{}) }
 	plan.Add(sc, stepID, st, up)
@@ -63,6 +63,19 @@ func stateShape(x any) func() string {
 		return s.StateShape
 	}
 	return nil
+}
+
+// stateOf describes the recovered state of a source or sink: positions of
+// the partitions it lists, or keys it routes itself.
+func stateOf(typ string, s interface{ CheckState() error }) *plan.State {
+	st := &plan.State{Type: typ, Check: s.CheckState, Shape: stateShape(s)}
+	switch s := s.(type) {
+	case engine.Partitioned:
+		st.ListParts = s.ListParts
+	case engine.Routed:
+		st.Route = s.Route
+	}
+	return st
 }
 
 func brokenWith[T any](flow *runnel.Dataflow, stepID, msg string) runnel.Stream[T] {

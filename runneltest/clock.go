@@ -32,16 +32,19 @@ func (c *Clock) Now() time.Time {
 
 // After returns a channel that receives the clock's time once it has
 // advanced by d.
-func (c *Clock) After(d time.Duration) <-chan time.Time {
+func (c *Clock) After(d time.Duration) <-chan time.Time { return c.At(c.Now().Add(d)) }
+
+// At returns a channel that receives the clock's time once it reads t or
+// later; it is the method runs use to wait for a deadline.
+func (c *Clock) At(t time.Time) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch := make(chan time.Time, 1)
-	at := c.now.Add(d)
-	if d <= 0 {
+	if !t.After(c.now) {
 		ch <- c.now
 		return ch
 	}
-	c.waiters = append(c.waiters, waiter{at, ch})
+	c.waiters = append(c.waiters, waiter{t, ch})
 	return ch
 }
 

@@ -44,7 +44,9 @@ func FailAt(i int) SourceOpt { return func(c *sourceConfig) { c.failAt = i } }
 func Parts(n int) SourceOpt { return func(c *sourceConfig) { c.parts = max(1, n) } }
 
 // Pace waits d between batches, so that a test with a short snapshot
-// interval sees its input spread over many epochs.
+// interval sees its input spread over many epochs. The wait is measured
+// on the run's clock: under a manual Clock (runnel.WithClock), the next
+// batch comes once the test has advanced the clock by d.
 func Pace(d time.Duration) SourceOpt { return func(c *sourceConfig) { c.pace = d } }
 
 // NewSource reads items in order from one partition named "list". Its
@@ -79,14 +81,14 @@ type listSource[T any] struct {
 	failed atomic.Bool
 }
 
-func (s *listSource[T]) ListParts() ([]string, error) { return s.names, nil }
+func (s *listSource[T]) ListParts(context.Context) ([]string, error) { return s.names, nil }
 
-func (s *listSource[T]) BuildPart(step, part string, resume *int) (runnel.StatefulSourcePartition[T, int], error) {
+func (s *listSource[T]) BuildPart(bc runnel.BuildContext, part string, resume *int) (runnel.StatefulSourcePartition[T, int], error) {
 	items, ok := s.parts[part]
 	if !ok {
 		return nil, fmt.Errorf("no partition %q", part)
 	}
-	p := &listPart[T]{src: s, items: items, failAt: -1}
+	p := &listPart[T]{src: s, items: items, failAt: -1, clock: bc.Clock}
 	if s.cfg.failAt >= 0 && s.cfg.failAt%s.cfg.parts == s.partIndex(part) {
 		p.failAt = s.cfg.failAt / s.cfg.parts
 	}
@@ -114,6 +116,7 @@ type listPart[T any] struct {
 	failAt int // index within this partition, or -1
 	next   int
 	awake  time.Time
+	clock  runnel.Clock
 }
 
 func (p *listPart[T]) NextBatch() ([]T, error) {
@@ -133,7 +136,7 @@ func (p *listPart[T]) NextBatch() ([]T, error) {
 	batch := p.items[p.next:end:end]
 	p.next = end
 	if s.cfg.pace > 0 {
-		p.awake = time.Now().Add(s.cfg.pace)
+		p.awake = p.clock.Now().Add(s.cfg.pace)
 	}
 	return batch, nil
 }
@@ -176,7 +179,7 @@ func (s *Sink[T]) Reset() {
 
 type sinkBuilder[T any] struct{ s *Sink[T] }
 
-func (b sinkBuilder[T]) Build(string, int, int) (runnel.SinkPartition[T], error) {
+func (b sinkBuilder[T]) Build(runnel.BuildContext) (runnel.SinkPartition[T], error) {
 	return sinkPart[T](b), nil
 }
 

@@ -99,11 +99,11 @@ func (c *simClock) Now() time.Time {
 	return c.now
 }
 
-func (c *simClock) After(d time.Duration) <-chan time.Time {
+func (c *simClock) At(t time.Time) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if d > 0 {
-		c.now = c.now.Add(d)
+	if t.After(c.now) {
+		c.now = t
 	}
 	ch := make(chan time.Time, 1)
 	ch <- c.now

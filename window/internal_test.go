@@ -107,11 +107,11 @@ func (c *simClock) Now() time.Time {
 	return c.now
 }
 
-func (c *simClock) After(d time.Duration) <-chan time.Time {
+func (c *simClock) At(t time.Time) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if d > 0 {
-		c.now = c.now.Add(d)
+	if t.After(c.now) {
+		c.now = t
 	}
 	ch := make(chan time.Time, 1)
 	ch <- c.now
@@ -132,7 +132,7 @@ type script[T any] struct {
 	cues  []cue[T]
 }
 
-func (s *script[T]) Build(string, int, int) (runnel.SourcePartition[T], error) {
+func (s *script[T]) Build(runnel.BuildContext) (runnel.SourcePartition[T], error) {
 	return &scriptPart[T]{s: s}, nil
 }
 

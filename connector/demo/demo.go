@@ -14,6 +14,7 @@
 package demo
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -22,7 +23,6 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel"
-	"github.com/runnel-dev/runnel/connector/internal/runclock"
 	"github.com/runnel-dev/runnel/internal/engine"
 )
 
@@ -98,7 +98,7 @@ func (c config) validate() error {
 // bad option fails the run before the first item.
 func NewSource[T any](gen func(r *rand.Rand, n int64) T, opts ...Opt) runnel.Source[T] {
 	s := &source[T]{gen: gen, cfg: newConfig(config{count: -1, parts: 1, batch: 1000}, opts)}
-	return runclock.Wrap(runnel.PartitionedInput[T, Position](s), s.clock.Set)
+	return runnel.PartitionedInput[T, Position](s)
 }
 
 // NewRandomMetricSource emits (name, value) pairs with a random integer
@@ -112,7 +112,7 @@ func NewRandomMetricSource(name string, opts ...Opt) runnel.Source[runnel.KV[str
 		},
 		cfg: newConfig(config{count: -1, parts: 1, batch: 1000, interval: 700 * time.Millisecond}, opts),
 	}
-	return runclock.Wrap(runnel.PartitionedInput[runnel.KV[string, int], Position](s), s.clock.Set)
+	return runnel.PartitionedInput[runnel.KV[string, int], Position](s)
 }
 
 // Position is a demo partition's position: the number of the next item,
@@ -124,12 +124,11 @@ type Position struct {
 }
 
 type source[T any] struct {
-	gen   func(*rand.Rand, int64) T
-	cfg   config
-	clock runclock.Once
+	gen func(*rand.Rand, int64) T
+	cfg config
 }
 
-func (s *source[T]) ListParts() ([]string, error) {
+func (s *source[T]) ListParts(context.Context) ([]string, error) {
 	if err := s.cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -140,7 +139,7 @@ func (s *source[T]) ListParts() ([]string, error) {
 	return names, nil
 }
 
-func (s *source[T]) BuildPart(_, name string, resume *Position) (runnel.StatefulSourcePartition[T, Position], error) {
+func (s *source[T]) BuildPart(bc runnel.BuildContext, name string, resume *Position) (runnel.StatefulSourcePartition[T, Position], error) {
 	if err := s.cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -149,7 +148,7 @@ func (s *source[T]) BuildPart(_, name string, resume *Position) (runnel.Stateful
 	if err != nil || idx < 0 || idx >= s.cfg.parts || name != "demo-"+strconv.Itoa(idx) {
 		return nil, fmt.Errorf("demo: no partition %q", name)
 	}
-	p := &part[T]{src: s, clock: s.clock.Get(), next: int64(idx), pcg: rand.NewPCG(0, 0)}
+	p := &part[T]{src: s, clock: bc.Clock, next: int64(idx), pcg: rand.NewPCG(0, 0)}
 	p.rng = rand.New(p.pcg)
 	if resume != nil {
 		at := *resume
@@ -166,7 +165,7 @@ func (s *source[T]) BuildPart(_, name string, resume *Position) (runnel.Stateful
 
 type part[T any] struct {
 	src   *source[T]
-	clock runclock.Clock
+	clock runnel.Clock
 	pcg   *rand.PCG
 	rng   *rand.Rand
 	next  int64     // the number of the next item

@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"github.com/runnel-dev/runnel"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -9,6 +10,9 @@ import (
 type fakeClock struct{ now time.Time }
 
 func (c *fakeClock) Now() time.Time { return c.now }
+
+// At is never called: the tests poll partitions by hand.
+func (c *fakeClock) At(time.Time) <-chan time.Time { panic("fakeClock.At") }
 
 // TestInterval paces a partition on the run's clock: one item per
 // interval, a late partition catches up in one batch (up to the batch
@@ -20,8 +24,7 @@ func TestInterval(t *testing.T) {
 		gen: func(_ *rand.Rand, n int64) int64 { return n },
 		cfg: newConfig(config{count: -1, parts: 1, batch: 3}, []Opt{Interval(time.Second)}),
 	}
-	s.clock.Set(clock)
-	p, err := s.BuildPart("step", "demo-0", nil)
+	p, err := s.BuildPart(runnel.BuildContext{Step: "step", Clock: clock}, "demo-0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package file
 
 import (
 	"bufio"
+	"context"
 	"encoding"
 	"encoding/csv"
 	"errors"
@@ -114,14 +115,14 @@ type csvSource[T any] struct {
 	lister dirLister
 }
 
-func (s *csvSource[T]) ListParts() ([]string, error) {
+func (s *csvSource[T]) ListParts(ctx context.Context) ([]string, error) {
 	if s.single != "" {
 		return []string{filepath.Base(s.single)}, nil
 	}
-	return s.lister.ListParts()
+	return s.lister.ListParts(ctx)
 }
 
-func (s *csvSource[T]) BuildPart(_, part string, resume *int64) (runnel.StatefulSourcePartition[T, int64], error) {
+func (s *csvSource[T]) BuildPart(_ runnel.BuildContext, part string, resume *int64) (runnel.StatefulSourcePartition[T, int64], error) {
 	path := s.single
 	if path == "" {
 		var err error

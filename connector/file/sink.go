@@ -2,6 +2,7 @@ package file
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -118,7 +119,7 @@ type fileSink[T any] struct {
 	badParts bool
 }
 
-func (s *fileSink[T]) ListParts() ([]string, error) { return s.names, nil }
+func (s *fileSink[T]) ListParts(context.Context) ([]string, error) { return s.names, nil }
 
 func (s *fileSink[T]) PartFor(x T) int {
 	if s.partFor == nil {
@@ -127,7 +128,7 @@ func (s *fileSink[T]) PartFor(x T) int {
 	return s.partFor(x)
 }
 
-func (s *fileSink[T]) BuildPart(_, part string, resume *int64) (runnel.StatefulSinkPartition[T, int64], error) {
+func (s *fileSink[T]) BuildPart(_ runnel.BuildContext, part string, resume *int64) (runnel.StatefulSinkPartition[T, int64], error) {
 	if s.badParts {
 		return nil, fmt.Errorf("file: dir sink %s: parts must be at least 1", s.dir)
 	}

@@ -2,6 +2,7 @@ package file
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -120,9 +121,9 @@ type fileSource struct {
 	cfg  sourceConfig
 }
 
-func (s *fileSource) ListParts() ([]string, error) { return []string{s.part}, nil }
+func (s *fileSource) ListParts(context.Context) ([]string, error) { return []string{s.part}, nil }
 
-func (s *fileSource) BuildPart(_, part string, resume *int64) (runnel.StatefulSourcePartition[string, int64], error) {
+func (s *fileSource) BuildPart(_ runnel.BuildContext, part string, resume *int64) (runnel.StatefulSourcePartition[string, int64], error) {
 	if part != s.part {
 		return nil, fmt.Errorf("file: no partition %q in source %s", part, s.path)
 	}
@@ -138,9 +139,9 @@ func (s *fileSource) BuildPart(_, part string, resume *int64) (runnel.StatefulSo
 // (with forward slashes) and spread over the workers by the engine; lines
 // of one file keep their order, lines of different files interleave.
 //
-// The directory is listed once per Source value, when the run first asks
-// for the partitions, so that every worker of the run sees the same list:
-// build the flow again to see files added since. A file that is no longer
+// The directory is listed once per run, before anything is read, and
+// every worker of the run works from that listing: a file added while the
+// flow runs is read by the next run. A file that is no longer
 // listed but has a recovered position makes the run refuse to resume. A
 // missing dir, a dir that is not a directory or a malformed glob fails the
 // run before the first item, naming the path; a dir with no matching file
@@ -157,7 +158,7 @@ type dirSource struct {
 	cfg sourceConfig
 }
 
-func (s *dirSource) BuildPart(_, part string, resume *int64) (runnel.StatefulSourcePartition[string, int64], error) {
+func (s *dirSource) BuildPart(_ runnel.BuildContext, part string, resume *int64) (runnel.StatefulSourcePartition[string, int64], error) {
 	path, err := s.path(part)
 	if err != nil {
 		return nil, err
@@ -165,32 +166,30 @@ func (s *dirSource) BuildPart(_, part string, resume *int64) (runnel.StatefulSou
 	return openPart(path, s.cfg, resume)
 }
 
-// dirLister lists the files of a directory source once, so that every
-// worker of the run sees the same list.
+// dirLister lists the files of a directory source. The engine lists once
+// per run and hands that listing to every worker; BuildPart checks a
+// partition against the latest listing.
 type dirLister struct {
 	dir, glob string
 
-	once  sync.Once
-	parts []string
-	err   error
+	mu    sync.Mutex
+	parts []string // the latest listing
 }
 
-func (s *dirLister) list() {
+func (s *dirLister) list() ([]string, error) {
 	pattern := filepath.Join(s.dir, s.glob)
 	fi, err := os.Stat(s.dir)
 	if err != nil {
-		s.err = fmt.Errorf("file: list %s: %w", pattern, err)
-		return
+		return nil, fmt.Errorf("file: list %s: %w", pattern, err)
 	}
 	if !fi.IsDir() {
-		s.err = fmt.Errorf("file: list %s: %s is not a directory", pattern, s.dir)
-		return
+		return nil, fmt.Errorf("file: list %s: %s is not a directory", pattern, s.dir)
 	}
 	matches, err := s.match()
 	if err != nil {
-		s.err = fmt.Errorf("file: list %s: %w", pattern, err)
-		return
+		return nil, fmt.Errorf("file: list %s: %w", pattern, err)
 	}
+	var parts []string
 	for _, m := range matches {
 		fi, err := os.Stat(m)
 		if err != nil || !fi.Mode().IsRegular() {
@@ -198,12 +197,12 @@ func (s *dirLister) list() {
 		}
 		rel, err := filepath.Rel(s.dir, m)
 		if err != nil {
-			s.err = fmt.Errorf("file: list %s: %w", pattern, err)
-			return
+			return nil, fmt.Errorf("file: list %s: %w", pattern, err)
 		}
-		s.parts = append(s.parts, filepath.ToSlash(rel))
+		parts = append(parts, filepath.ToSlash(rel))
 	}
-	slices.Sort(s.parts)
+	slices.Sort(parts)
+	return parts, nil
 }
 
 // match lists the paths that match, with filepath.Glob, or by walking the
@@ -261,20 +260,24 @@ func matchElems(pattern, name []string) bool {
 	return len(name) == 0
 }
 
-// ListParts lists the matching files, once per Source value, so that
-// every worker sees the same list; a listing error stops the run.
-func (s *dirLister) ListParts() ([]string, error) {
-	s.once.Do(s.list)
-	return s.parts, s.err
+// ListParts lists the matching files; a listing error stops the run.
+func (s *dirLister) ListParts(context.Context) ([]string, error) {
+	parts, err := s.list()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.parts = parts
+	s.mu.Unlock()
+	return parts, nil
 }
 
 // path is the file of a listed partition.
 func (s *dirLister) path(part string) (string, error) {
-	s.once.Do(s.list)
-	if s.err != nil {
-		return "", s.err
-	}
-	if _, ok := slices.BinarySearch(s.parts, part); !ok {
+	s.mu.Lock()
+	_, ok := slices.BinarySearch(s.parts, part)
+	s.mu.Unlock()
+	if !ok {
 		return "", fmt.Errorf("file: no partition %q in %s", part, filepath.Join(s.dir, s.glob))
 	}
 	return filepath.Join(s.dir, filepath.FromSlash(part)), nil

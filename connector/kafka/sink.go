@@ -143,7 +143,8 @@ func (s *sink) txnID(step string, worker, slot int) string {
 	return prefix + "." + strconv.Itoa(worker) + "." + strconv.Itoa(slot)
 }
 
-func (s *sink) Build(step string, worker, workers int, resume []SinkState) (runnel.TwoPhaseSinkPartition[Message, SinkState], error) {
+func (s *sink) Build(bc runnel.BuildContext, resume []SinkState) (runnel.TwoPhaseSinkPartition[Message, SinkState], error) {
+	step, worker := bc.Step, bc.Worker
 	if len(s.brokers) == 0 {
 		return nil, errors.New("kafka: no brokers given")
 	}
@@ -157,7 +158,7 @@ func (s *sink) Build(step string, worker, workers int, resume []SinkState) (runn
 		p.cl = cl
 		return p, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
+	ctx, cancel := context.WithTimeout(buildContext(bc), s.cfg.timeout)
 	defer cancel()
 	admin, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(s.brokers...)}, s.cfg.clientOpts...)...)
 	if err != nil {
@@ -266,6 +267,15 @@ func describeTxnState(ctx context.Context, cl *kgo.Client, id string) (string, e
 // client that is not its producer (the broker checks only the ids). A
 // commit that already happened succeeds again, or, if the producer went on
 // to its next transaction, shows in the transaction's state.
+// buildContext is the context that build code waits under: cancelled when
+// the run is aborted or stopped during set-up.
+func buildContext(bc runnel.BuildContext) context.Context {
+	if bc.Context == nil {
+		return context.Background()
+	}
+	return bc.Context
+}
+
 func finishTxn(ctx context.Context, cl *kgo.Client, t Txn) error {
 	req := kmsg.NewPtrEndTxnRequest()
 	req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = t.ID, t.ProducerID, t.ProducerEpoch, true

@@ -117,7 +117,7 @@ func (s *source) baseOpts() []kgo.Opt {
 	return append([]kgo.Opt{kgo.SeedBrokers(s.brokers...)}, s.cfg.clientOpts...)
 }
 
-func (s *source) ListParts() ([]string, error) {
+func (s *source) ListParts(ctx context.Context) ([]string, error) {
 	if len(s.brokers) == 0 {
 		return nil, errors.New("kafka: no brokers given")
 	}
@@ -129,7 +129,7 @@ func (s *source) ListParts() ([]string, error) {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.brokerTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.brokerTimeout)
 	defer cancel()
 	td, err := kadm.NewClient(cl).ListTopics(ctx, s.topics...)
 	if err != nil {
@@ -165,7 +165,7 @@ func parsePart(name string) (string, int32, error) {
 	return name[:i], int32(n), nil
 }
 
-func (s *source) BuildPart(step, part string, resume *int64) (runnel.StatefulSourcePartition[Message, int64], error) {
+func (s *source) BuildPart(bc runnel.BuildContext, part string, resume *int64) (runnel.StatefulSourcePartition[Message, int64], error) {
 	topic, partition, err := parsePart(part)
 	if err != nil {
 		return nil, err
@@ -180,7 +180,7 @@ func (s *source) BuildPart(step, part string, resume *int64) (runnel.StatefulSou
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	defer admin.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.brokerTimeout)
+	ctx, cancel := context.WithTimeout(buildContext(bc), s.cfg.brokerTimeout)
 	defer cancel()
 	adm := kadm.NewClient(admin)
 

@@ -2,6 +2,7 @@ package poll
 
 import (
 	"errors"
+	"github.com/runnel-dev/runnel"
 	"io"
 	"slices"
 	"testing"
@@ -11,6 +12,9 @@ import (
 type fakeClock struct{ now time.Time }
 
 func (c *fakeClock) Now() time.Time { return c.now }
+
+// At is never called: the tests poll partitions by hand.
+func (c *fakeClock) At(time.Time) <-chan time.Time { panic("fakeClock.At") }
 
 var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
@@ -41,8 +45,7 @@ func (s *script) poll(pos int) ([]string, int, error) {
 func newPart(t *testing.T, s *script, clock *fakeClock, interval time.Duration, opts ...Opt) *part[string, int] {
 	t.Helper()
 	src := &source[string, int]{interval: interval, cfg: newConfig(opts), poll: s.poll}
-	src.clock.Set(clock)
-	p, err := src.BuildPart("step", Partition, nil)
+	p, err := src.BuildPart(runnel.BuildContext{Step: "step", Clock: clock}, Partition, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

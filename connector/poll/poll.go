@@ -35,13 +35,13 @@
 package poll
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/runnel-dev/runnel"
-	"github.com/runnel-dev/runnel/connector/internal/runclock"
 )
 
 // Partition is the name of a polling source's one partition, under which
@@ -104,7 +104,7 @@ func NewSource[T any](interval time.Duration, poll func() ([]T, error), opts ...
 			return items, pos, err
 		},
 	}
-	return runclock.Wrap(runnel.DynamicInput[T](dynamicSource[T]{src}), src.clock.Set)
+	return runnel.DynamicInput[T](dynamicSource[T]{src})
 }
 
 // NewResumableSource calls poll with a position and emits the items it
@@ -128,7 +128,7 @@ func NewSource[T any](interval time.Duration, poll func() ([]T, error), opts ...
 // call left it.
 func NewResumableSource[T, S any](interval time.Duration, poll func(pos S) ([]T, S, error), opts ...Opt) runnel.Source[T] {
 	src := &source[T, S]{interval: interval, cfg: newConfig(opts), poll: poll}
-	return runclock.Wrap(runnel.PartitionedInput[T, S](src), src.clock.Set)
+	return runnel.PartitionedInput[T, S](src)
 }
 
 func newConfig(opts []Opt) config {
@@ -145,19 +145,20 @@ type source[T, S any] struct {
 	interval time.Duration
 	cfg      config
 	poll     func(S) ([]T, S, error)
-	clock    runclock.Once
 }
 
-func (s *source[T, S]) ListParts() ([]string, error) { return []string{Partition}, nil }
+func (s *source[T, S]) ListParts(context.Context) ([]string, error) {
+	return []string{Partition}, nil
+}
 
-func (s *source[T, S]) BuildPart(_, name string, resume *S) (runnel.StatefulSourcePartition[T, S], error) {
+func (s *source[T, S]) BuildPart(bc runnel.BuildContext, name string, resume *S) (runnel.StatefulSourcePartition[T, S], error) {
 	if name != Partition {
 		return nil, fmt.Errorf("poll: no partition %q", name)
 	}
 	if s.interval <= 0 {
 		return nil, fmt.Errorf("poll: interval %v must be above zero", s.interval)
 	}
-	p := &part[T, S]{src: s, clock: s.clock.Get()}
+	p := &part[T, S]{src: s, clock: bc.Clock}
 	if resume != nil {
 		p.pos = *resume
 	}
@@ -166,11 +167,11 @@ func (s *source[T, S]) BuildPart(_, name string, resume *S) (runnel.StatefulSour
 
 type dynamicSource[T any] struct{ src *source[T, struct{}] }
 
-func (d dynamicSource[T]) Build(step string, worker, _ int) (runnel.SourcePartition[T], error) {
-	if worker != 0 {
+func (d dynamicSource[T]) Build(bc runnel.BuildContext) (runnel.SourcePartition[T], error) {
+	if bc.Worker != 0 {
 		return done[T]{}, nil
 	}
-	return d.src.BuildPart(step, Partition, nil)
+	return d.src.BuildPart(bc, Partition, nil)
 }
 
 // done is the partition of the workers that do not poll.
@@ -183,7 +184,7 @@ func (done[T]) Close() error            { return nil }
 // part calls the function on the worker that owns the partition.
 type part[T, S any] struct {
 	src   *source[T, S]
-	clock runclock.Clock
+	clock runnel.Clock
 	pos   S
 	next  time.Time // when to call next; zero before the first call
 	ended bool

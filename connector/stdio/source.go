@@ -89,11 +89,11 @@ type lineSource struct {
 	maxSet  bool
 }
 
-func (s *lineSource) Build(_ string, worker, _ int) (runnel.SourcePartition[string], error) {
+func (s *lineSource) Build(bc runnel.BuildContext) (runnel.SourcePartition[string], error) {
 	if s.maxSet && s.maxLine < 1 {
 		return nil, fmt.Errorf("stdio: maximum line length %d must be at least 1", s.maxLine)
 	}
-	if worker != 0 {
+	if bc.Worker != 0 {
 		return &linePart{err: io.EOF}, nil
 	}
 	p := &linePart{c: s.r, name: s.name, maxLine: s.maxLine}

@@ -32,7 +32,7 @@ type sharedWriter struct {
 
 type writerSink[T any] struct{ shared *sharedWriter }
 
-func (s *writerSink[T]) Build(step string, worker, workers int) (runnel.SinkPartition[T], error) {
+func (s *writerSink[T]) Build(runnel.BuildContext) (runnel.SinkPartition[T], error) {
 	return &writerPart[T]{shared: s.shared}, nil
 }
 

@@ -207,7 +207,7 @@ func lastCounts(brokers []string, topic string) (map[string]int, error) {
 // collect keeps the highest count per word (one worker: DefaultConfig).
 type collect struct{ last map[string]int }
 
-func (c collect) Build(string, int, int) (runnel.SinkPartition[kafka.Record[string, int]], error) {
+func (c collect) Build(runnel.BuildContext) (runnel.SinkPartition[kafka.Record[string, int]], error) {
 	return c, nil
 }
 func (c collect) WriteBatch(rs []kafka.Record[string, int]) error {

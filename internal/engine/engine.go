@@ -93,9 +93,15 @@ type Epoch = uint64
 // EOF is the frontier of a channel that has ended.
 const EOF Epoch = math.MaxUint64
 
-// Clock gives the engine its notion of now; tests inject a manual clock.
+// Clock is the time source of a run: wall time, or a test's manual clock.
+// The engine only reads Now; the caller that drives a worker waits for its
+// Deadline with At.
 type Clock interface {
 	Now() time.Time
+	// At returns a channel that receives the clock's time once it reads t
+	// or later (at once if it already does). The deadline is absolute, so
+	// that a manual clock advanced between Now and At cannot push it back.
+	At(t time.Time) <-chan time.Time
 }
 
 // MsgKind says what a Message carries.

@@ -17,6 +17,9 @@ type manualClock struct{ now time.Time }
 
 func (c *manualClock) Now() time.Time { return c.now }
 
+// At is never called: these tests step workers by hand.
+func (c *manualClock) At(time.Time) <-chan time.Time { panic("manualClock.At") }
+
 // queueTransport holds sent messages until the test delivers them.
 type queueTransport struct {
 	queues map[int][]Message
@@ -66,8 +69,8 @@ func (f *feed) Close() error         { return nil }
 
 type feeds map[int]*feed
 
-func (fs feeds) Build(step string, worker, workers int) (SourcePartition[int], error) {
-	return fs[worker], nil
+func (fs feeds) Build(bc BuildContext) (SourcePartition[int], error) {
+	return fs[bc.Worker], nil
 }
 
 // collector is a terminal stateful node that records, at each aligned

@@ -373,8 +373,8 @@ func (f *scriptFeed) Close() error         { return nil }
 
 type scriptFeeds map[int]*scriptFeed
 
-func (fs scriptFeeds) Build(step string, worker, workers int) (SourcePartition[int], error) {
-	return fs[worker], nil
+func (fs scriptFeeds) Build(bc BuildContext) (SourcePartition[int], error) {
+	return fs[bc.Worker], nil
 }
 
 // aggNode counts each value it owns; at a barrier it snapshots the values

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 )
 
@@ -32,34 +33,36 @@ type StatefulSinkPartition[T, S any] interface {
 // positions are part of recovery data. Items are routed to a partition by
 // PartFor, and partitions are spread over all workers.
 type PartitionedSink[T, S any] interface {
-	// ListParts names the partitions, the same in every process. An error
+	// ListParts names the partitions, the same in every process. It is
+	// called once per run (see PartitionedSource.ListParts); partition i
+	// of the sorted list is written by worker i mod workers. An error
 	// stops the run before it starts.
-	ListParts() ([]string, error)
-	// PartFor picks the partition of an item: an index into ListParts
-	// (taken modulo its length).
+	ListParts(ctx context.Context) ([]string, error)
+	// PartFor picks the partition of an item: an index into the list
+	// ListParts returned, in its order (taken modulo its length).
 	PartFor(item T) int
 	// BuildPart opens one partition, at the position an earlier execution
 	// snapshotted (nil for a fresh start).
-	BuildPart(step, part string, resume *S) (StatefulSinkPartition[T, S], error)
+	BuildPart(bc BuildContext, part string, resume *S) (StatefulSinkPartition[T, S], error)
 }
 
 // DynamicSink is an output built once per worker that keeps no position;
 // after a resume it may see some items again (at-least-once).
 type DynamicSink[T any] interface {
-	Build(step string, worker, workers int) (SinkPartition[T], error)
+	Build(bc BuildContext) (SinkPartition[T], error)
 }
 
 // Sink is what an output step writes to, made by the root package's
-// Partitioned or Dynamic sink constructors or given by a connector. Like
-// Source, its methods take internal types, so only Runnel implements it.
-// BuildOutput's Inlet[T] puts the item type in the method set: a sink of
-// another item type does not satisfy Sink[T], so op.Output with the wrong
-// sink is a compile error rather than a conversion panic at run time.
+// Partitioned, TwoPhase or Dynamic sink constructors or given by a
+// connector. Like Source, its methods take internal types, so only Runnel
+// implements it. A sink with recovered state also implements Partitioned
+// or Routed. BuildOutput's Inlet[T] puts the item type in the method set: a
+// sink of another item type does not satisfy Sink[T], so op.Output with the
+// wrong sink is a compile error rather than a conversion panic at run time.
 type Sink[T any] interface {
 	BuildOutput(b *Builder, in Inlet[T]) error
 	StateType() string
 	CheckState() error
-	Route(part string, workers int) (int, error)
 }
 
 // Inlet is an output step's typed input: it carries no data, only the item
@@ -83,9 +86,12 @@ func (n *dynamicSinkNode[T]) OnEOF()          {}
 // AddDynamicSink builds an output node writing to one dynamic partition
 // per worker.
 func AddDynamicSink[T any](b *Builder, sink DynamicSink[T]) error {
-	p, err := sink.Build(b.stepID, b.w.Index, b.w.Workers)
+	p, err := sink.Build(b.BuildContext())
 	if err != nil {
 		return err
+	}
+	if p == nil {
+		return fmt.Errorf("Build returned a nil partition")
 	}
 	b.OnClose(p.Close)
 	n := &dynamicSinkNode[T]{b: b, p: p, step: b.stepID}
@@ -154,35 +160,37 @@ func (n *partitionedSinkNode[T]) OnBarrier(e Epoch) {
 func (n *partitionedSinkNode[T]) OnEOF() {}
 
 // AddPartitionedSink builds an output node owning this worker's share of
-// the sink's partitions; items cross workers to their partition's owner.
+// the sink's partitions (from the run's listing, Builder.Parts); items cross
+// workers to their partition's owner.
 func AddPartitionedSink[T, S any](b *Builder, sink PartitionedSink[T, S], encode func(S) ([]byte, error), decode func([]byte) (S, error)) error {
-	parts, err := sink.ListParts()
+	parts, err := b.Parts()
 	if err != nil {
-		return fmt.Errorf("list partitions: %w", err)
-	}
-	if _, err := SortedParts(parts); err != nil {
 		return err
 	}
-	if len(parts) == 0 {
+	if len(parts.Listed) == 0 {
 		return fmt.Errorf("the sink lists no partitions")
 	}
-	np := len(parts)
+	// PartFor indexes the list as listed; ownership follows the sorted
+	// list, like a source's.
+	np := len(parts.Listed)
+	sorted := make([]int, np)
+	for i, name := range parts.Listed {
+		sorted[i] = parts.index[name]
+	}
 	partOf := func(x T) int {
 		i := sink.PartFor(x) % np
 		if i < 0 {
 			i += np
 		}
-		return i
+		return sorted[i]
 	}
 	n := &partitionedSinkNode[T]{w: b.w, step: b.stepID, partOf: partOf, mine: map[int]*sinkPart[T]{}}
 	resume := b.Resume()
 	if err := knownParts(resume, parts); err != nil {
 		return err
 	}
-	for i, key := range parts {
-		if i%b.w.Workers != b.w.Index {
-			continue
-		}
+	bc := b.BuildContext()
+	for i, key := range parts.Mine(b.w.Index, b.w.Workers) {
 		var at *S
 		if raw, ok := resume[key]; ok {
 			s, err := decode(raw)
@@ -191,9 +199,12 @@ func AddPartitionedSink[T, S any](b *Builder, sink PartitionedSink[T, S], encode
 			}
 			at = &s
 		}
-		p, err := sink.BuildPart(b.stepID, key, at)
+		p, err := sink.BuildPart(bc, key, at)
 		if err != nil {
 			return fmt.Errorf("partition %q: %w", key, err)
+		}
+		if p == nil {
+			return fmt.Errorf("partition %q: BuildPart returned a nil partition", key)
 		}
 		b.OnClose(p.Close)
 		sp := &sinkPart[T]{key: key, p: p.WriteBatch, snapshot: func() ([]byte, error) {
@@ -223,14 +234,4 @@ func AddPartitionedSink[T, S any](b *Builder, sink PartitionedSink[T, S], encode
 	workers := b.w.Workers
 	Connect(b, g, 0, func(x T) int { return partOf(x) % workers }, n.write)
 	return nil
-}
-
-// SinkPartOwner is the worker that writes partition part of a sink.
-func SinkPartOwner(parts []string, part string, workers int) (int, error) {
-	for i, p := range parts {
-		if p == part {
-			return i % workers, nil
-		}
-	}
-	return 0, fmt.Errorf("partition %q is not among the sink's partitions %q", part, parts)
 }

@@ -2,9 +2,11 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"slices"
 	"time"
 )
@@ -20,8 +22,11 @@ import (
 // may reuse its buffer. NextBatch should return promptly: a worker that waits
 // in it runs nothing else.
 //
-// NextAwake says when to call NextBatch again; the zero time means "at once"
-// after a non-empty batch, and after a short cool-down after an empty one.
+// NextAwake says when to call NextBatch again, on the run's clock
+// (BuildContext.Clock). The zero time means "at once" after a non-empty
+// batch; after an empty batch, the zero time or a time already past means
+// "after a short cool-down" (1ms), so that an idle partition never spins a
+// core.
 type SourcePartition[T any] interface {
 	NextBatch() ([]T, error)
 	NextAwake() time.Time
@@ -37,42 +42,76 @@ type StatefulSourcePartition[T, S any] interface {
 	Snapshot() (S, error)
 }
 
+// BuildContext is what a partition is built with: where it runs and the
+// run's clock.
+type BuildContext struct {
+	// Context is cancelled when the run is aborted or fails, or when a stop
+	// is requested while the run is still being set up. Build code that
+	// waits (connecting to a broker, say) should give up when it is done.
+	// Partitions must not keep it for later use.
+	Context context.Context
+	// Step is the full id of the input or output step ("flow.step").
+	Step string
+	// Worker is the index of the worker the partition is built on, in
+	// [0, Workers).
+	Worker, Workers int
+	// Clock is the run's clock (runnel.WithClock; wall time by default).
+	// A partition computes NextAwake from Clock.Now(), never from
+	// time.Now, so that a test's manual clock controls its pace.
+	Clock Clock
+}
+
 // PartitionedSource is an input with a fixed set of named partitions whose
 // positions are part of recovery data (a list, files, Kafka partitions).
 // Partitions are spread over all workers; each is read by exactly one.
 type PartitionedSource[T, S any] interface {
-	// ListParts names the partitions. The list must be the same in every
-	// process and execution that shares recovery data. An error (a
-	// directory that cannot be listed, say) stops the run before it starts.
-	ListParts() ([]string, error)
+	// ListParts names the partitions. It is called once per run, before
+	// recovered positions are routed and before any partition is built;
+	// the engine sorts the list and hands the same one to every worker,
+	// so partition i of the sorted list is read by worker i mod workers.
+	// The list must be the same in every process that shares recovery
+	// data. An error (a directory that cannot be listed, say) stops the
+	// run before it starts.
+	ListParts(ctx context.Context) ([]string, error)
 	// BuildPart opens one partition; resume is the position snapshotted by
 	// an earlier execution, or nil for a fresh start.
-	BuildPart(step, part string, resume *S) (StatefulSourcePartition[T, S], error)
+	BuildPart(bc BuildContext, part string, resume *S) (StatefulSourcePartition[T, S], error)
 }
 
 // DynamicSource is an input built once per worker that cannot resume
 // (sockets, generators). Each execution reads it from its start.
 type DynamicSource[T any] interface {
-	Build(step string, worker, workers int) (SourcePartition[T], error)
+	Build(bc BuildContext) (SourcePartition[T], error)
 }
 
 // Source is what an input step reads: a partitioned or a dynamic source,
-// made by the root package's Partitioned or Dynamic constructors (or given
-// by a connector).
+// made by the root package's PartitionedInput or DynamicInput (or given by
+// a connector).
 type Source[T any] interface {
 	// BuildInput is called by the engine; it is exported only across
 	// Runnel's internal packages (its parameter types are internal), so
 	// user code cannot implement Source directly.
 	BuildInput(b *Builder, out *Outlet[T]) error
 	// StateType describes the position type for recovery metadata, or ""
-	// when the source keeps no position.
+	// when the source keeps no position (a dynamic source).
 	StateType() string
 	// CheckState rejects a position type the codec cannot encode
 	// faithfully, before the run starts.
 	CheckState() error
-	// Route sends a recovered position to the worker that owns its
-	// partition.
-	Route(part string, workers int) (int, error)
+}
+
+// Partitioned is implemented by a Source or Sink whose recovered keys are
+// the partitions it lists. The runner calls ListParts once per run (see
+// Parts).
+type Partitioned interface {
+	ListParts(ctx context.Context) ([]string, error)
+}
+
+// Routed is implemented by a Sink with recovered keys that are not
+// partitions (a two-phase sink's per-worker states): Route names the
+// worker that owns a key.
+type Routed interface {
+	Route(key string, workers int) (int, error)
 }
 
 // cooldown is the pause after an empty batch from a partition that did not
@@ -139,8 +178,11 @@ func (n *inputNode[T]) poll(now time.Time) (bool, time.Time) {
 		n.out.Push(batch)
 		n.w.reading = nil
 		progress = progress || len(batch) > 0
-		p.awake = p.p.NextAwake()
-		if p.awake.IsZero() && len(batch) == 0 {
+		p.awake = n.nextAwake(p)
+		if len(batch) == 0 && !p.awake.After(now) {
+			// Nothing came, and the partition asks to be polled at once
+			// (zero) or at a time already past: polling again right away
+			// would spin a core, so wait the cool-down.
 			p.awake = now.Add(cooldown)
 		}
 	}
@@ -157,6 +199,11 @@ func (n *inputNode[T]) next(p *part[T]) ([]T, error) {
 		return batch, err
 	}
 	return p.p.NextBatch()
+}
+
+func (n *inputNode[T]) nextAwake(p *part[T]) time.Time {
+	defer n.w.guard(n.step)
+	return p.p.NextAwake()
 }
 
 func (n *inputNode[T]) closeEpoch(e Epoch) {
@@ -204,48 +251,59 @@ func (n *inputNode[T]) exhausted() bool {
 
 func (n *inputNode[T]) end() { n.out.EOF() }
 
-// AssignParts returns the partitions of a sorted list that a worker owns:
-// partition i goes to worker i mod workers.
-func AssignParts(parts []string, worker, workers int) []string {
-	var mine []string
-	for i, p := range parts {
-		if i%workers == worker {
-			mine = append(mine, p)
-		}
-	}
-	return mine
+// Parts is the partition list of a partitioned source or sink, listed once
+// per run and handed to the routing of recovered positions and to every
+// worker, so that they all agree on who owns what even if a new listing
+// would differ (a file arrived, a topic grew).
+type Parts struct {
+	// Listed is the list in the order ListParts returned it; a sink's
+	// PartFor indexes it.
+	Listed []string
+	// Sorted is the same list sorted; Sorted[i] belongs to worker
+	// i mod workers.
+	Sorted []string
+	// index maps a partition name to its position in Sorted.
+	index map[string]int
 }
 
-// SortedParts returns a sorted copy of a partition list, or an error if it
-// names a partition twice.
-func SortedParts(parts []string) ([]string, error) {
-	s := slices.Clone(parts)
-	slices.Sort(s)
-	for i := 1; i < len(s); i++ {
-		if s[i] == s[i-1] {
-			return nil, fmt.Errorf("partition %q is listed twice", s[i])
+// NewParts checks a listing (no partition named twice) and sorts a copy.
+func NewParts(listed []string) (*Parts, error) {
+	p := &Parts{Listed: slices.Clone(listed), Sorted: slices.Clone(listed), index: make(map[string]int, len(listed))}
+	slices.Sort(p.Sorted)
+	for i, name := range p.Sorted {
+		if i > 0 && name == p.Sorted[i-1] {
+			return nil, fmt.Errorf("partition %q is listed twice", name)
 		}
+		p.index[name] = i
 	}
-	return s, nil
+	return p, nil
 }
 
-// PartOwner is the worker that reads a partition.
-func PartOwner(parts []string, part string, workers int) (int, error) {
-	i, ok := slices.BinarySearch(parts, part)
+// Owner is the worker that owns a partition.
+func (p *Parts) Owner(part string, workers int) (int, error) {
+	i, ok := p.index[part]
 	if !ok {
-		return 0, fmt.Errorf("partition %q is not among the source's partitions %q", part, parts)
+		return 0, fmt.Errorf("partition %q is not among the partitions %q", part, p.Sorted)
 	}
 	return i % workers, nil
 }
 
-// AddPartitioned builds an input node on the builder's worker that reads
-// the partitions it owns.
-func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[T, S], encode func(S) ([]byte, error), decode func([]byte) (S, error)) error {
-	listed, err := src.ListParts()
-	if err != nil {
-		return fmt.Errorf("list partitions: %w", err)
+// Mine returns the partitions of the sorted list that a worker owns, with
+// their index in Sorted.
+func (p *Parts) Mine(worker, workers int) iter.Seq2[int, string] {
+	return func(yield func(int, string) bool) {
+		for i := worker; i < len(p.Sorted); i += workers {
+			if !yield(i, p.Sorted[i]) {
+				return
+			}
+		}
 	}
-	parts, err := SortedParts(listed)
+}
+
+// AddPartitioned builds an input node on the builder's worker that reads
+// the partitions it owns, from the run's listing (Builder.Parts).
+func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[T, S], encode func(S) ([]byte, error), decode func([]byte) (S, error)) error {
+	parts, err := b.Parts()
 	if err != nil {
 		return err
 	}
@@ -254,7 +312,8 @@ func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[
 	if err := knownParts(resume, parts); err != nil {
 		return err
 	}
-	for _, key := range AssignParts(parts, b.w.Index, b.w.Workers) {
+	bc := b.BuildContext()
+	for _, key := range parts.Mine(b.w.Index, b.w.Workers) {
 		var at *S
 		if raw, ok := resume[key]; ok {
 			s, err := decode(raw)
@@ -263,10 +322,14 @@ func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[
 			}
 			at = &s
 		}
-		p, err := src.BuildPart(b.stepID, key, at)
+		p, err := src.BuildPart(bc, key, at)
 		if err != nil {
 			return fmt.Errorf("partition %q: %w", key, err)
 		}
+		if p == nil {
+			return fmt.Errorf("partition %q: BuildPart returned a nil partition", key)
+		}
+		b.OnClose(p.Close)
 		pt := &part[T]{key: key, p: p}
 		pt.from = origin{input: b.stepID, part: key, describe: func() string {
 			s, err := p.Snapshot()
@@ -286,7 +349,6 @@ func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[
 			pt.last = resume[key]
 		}
 		n.parts = append(n.parts, pt)
-		b.OnClose(p.Close)
 	}
 	b.w.sources = append(b.w.sources, n)
 	if n.stats != nil {
@@ -297,9 +359,12 @@ func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[
 
 // AddDynamic builds an input node reading one dynamic partition.
 func AddDynamic[T any](b *Builder, out *Outlet[T], src DynamicSource[T]) error {
-	p, err := src.Build(b.stepID, b.w.Index, b.w.Workers)
+	p, err := src.Build(b.BuildContext())
 	if err != nil {
 		return err
+	}
+	if p == nil {
+		return fmt.Errorf("Build returned a nil partition")
 	}
 	b.OnClose(p.Close)
 	n := &inputNode[T]{w: b.w, step: b.stepID, out: out, stats: b.stepStats(),
@@ -313,10 +378,10 @@ func AddDynamic[T any](b *Builder, out *Outlet[T], src DynamicSource[T]) error {
 
 // knownParts refuses recovered positions of partitions the source or sink
 // no longer lists: resuming without them would silently re-read or skip.
-func knownParts(resume map[string][]byte, parts []string) error {
+func knownParts(resume map[string][]byte, parts *Parts) error {
 	for key := range resume {
-		if !slices.Contains(parts, key) {
-			return StaleState(fmt.Errorf("recovery data holds a position for partition %q, which is not among the partitions %q any more (renamed or removed?)", key, parts))
+		if _, ok := parts.index[key]; !ok {
+			return StaleState(fmt.Errorf("recovery data holds a position for partition %q, which is not among the partitions %q any more (renamed or removed?)", key, parts.Sorted))
 		}
 	}
 	return nil

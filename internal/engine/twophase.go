@@ -26,7 +26,7 @@ type TwoPhaseSinkPartition[T, S any] interface {
 // previous execution for this worker (and for old workers that now map to
 // it, see the package documentation), ordered by old worker index; it is empty on a fresh start.
 type TwoPhaseSink[T, S any] interface {
-	Build(step string, worker, workers int, resume []S) (TwoPhaseSinkPartition[T, S], error)
+	Build(bc BuildContext, resume []S) (TwoPhaseSinkPartition[T, S], error)
 }
 
 // WorkerStateKey is the recovery key of a per-worker state.
@@ -142,9 +142,12 @@ func AddTwoPhaseSink[T, S any](b *Builder, sink TwoPhaseSink[T, S], encode func(
 			return err
 		}
 	}
-	p, err := sink.Build(b.stepID, b.w.Index, b.w.Workers, states)
+	p, err := sink.Build(b.BuildContext(), states)
 	if err != nil {
 		return err
+	}
+	if p == nil {
+		return fmt.Errorf("Build returned a nil partition")
 	}
 	b.OnClose(p.Close)
 	n.p = p

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -31,6 +32,11 @@ type Config struct {
 	Shared *Shared
 	// Stats receives the worker's counters (nil: nothing is counted).
 	Stats *Stats
+	// Parts holds the partition listing of each partitioned source and
+	// sink, by step id, made once per run for every worker.
+	Parts map[string]*Parts
+	// Context is handed to source and sink build code (nil: Background).
+	Context context.Context
 }
 
 // Worker runs every step of a dataflow for one worker. It is not safe for
@@ -50,6 +56,8 @@ type Worker struct {
 	stats     *Stats
 
 	nextSample time.Time
+	parts      map[string]*Parts
+	ctx        context.Context
 
 	epoch      Epoch // the open epoch
 	epochEnd   time.Time
@@ -111,7 +119,11 @@ func NewWorker(c Config) *Worker {
 		clock: c.Clock, tr: c.Transport, committer: c.Committer,
 		interval: c.EpochInterval, start: c.StartEpoch, snapshots: c.Snapshots,
 		resume: c.Resume, maxOut: c.MaxOutstanding, shared: c.Shared, stats: c.Stats,
+		parts: c.Parts, ctx: c.Context,
 		pending: map[Epoch][]Row{},
+	}
+	if w.ctx == nil {
+		w.ctx = context.Background()
 	}
 	if w.start == 0 {
 		w.start = 1
@@ -177,6 +189,21 @@ func (b *Builder) Resume() map[string][]byte {
 // Clock is the worker's clock.
 func (b *Builder) Clock() Clock { return b.w.clock }
 
+// BuildContext is what the step's source or sink partitions are built with.
+func (b *Builder) BuildContext() BuildContext {
+	return BuildContext{Context: b.w.ctx, Step: b.stepID, Worker: b.w.Index, Workers: b.w.Workers, Clock: b.w.clock}
+}
+
+// Parts is the run's partition listing of the step being built (a
+// partitioned source or sink).
+func (b *Builder) Parts() (*Parts, error) {
+	p, ok := b.w.parts[b.stepID]
+	if !ok {
+		return nil, fmt.Errorf("the partitions of step %s were not listed for this run", b.stepID)
+	}
+	return p, nil
+}
+
 // Program is the wiring of a dataflow's steps, built once per worker.
 type Program struct {
 	outlets map[Port]any
@@ -187,13 +214,38 @@ func NewProgram() *Program { return &Program{outlets: map[Port]any{}} }
 
 // AddStep builds one step. Steps must be added in an order where every
 // step's inputs were added before it, the same order on every worker.
-func (w *Worker) AddStep(p *Program, idx int, id string, inputs []Port, terminal bool, build func(*Builder) error) error {
+// A panic in build (user code building a partition, say) is returned as a
+// StepError naming the step, like a panic in an operator.
+func (w *Worker) AddStep(p *Program, idx int, id string, inputs []Port, terminal bool, build func(*Builder) error) (err error) {
 	b := &Builder{w: w, stepIdx: idx, stepID: id, inputs: inputs, terminal: terminal, outlets: p.outlets}
+	defer func() {
+		if r := recover(); r != nil {
+			err = PanicError(id, w.Index, r)
+		}
+	}()
 	if err := build(b); err != nil {
+		var se *StepError
+		if errors.As(err, &se) {
+			return err
+		}
 		return &StepError{Step: id, Worker: w.Index, Err: withDropHint(id, err)}
 	}
 	return nil
 }
+
+// PanicError turns a recovered panic value into the StepError of a step:
+// the value and its stack, wrapping ErrPanic (or the value itself if it is
+// a StepError raised by Fail).
+func PanicError(step string, worker int, r any) error {
+	if se, ok := r.(*StepError); ok {
+		return se
+	}
+	return &StepError{Step: step, Worker: worker, Err: NewPanicError(r)}
+}
+
+// NewPanicError turns a recovered panic value into an error that wraps
+// ErrPanic (and the value, if it is an error) and carries the stack.
+func NewPanicError(r any) error { return &panicError{value: r, stack: string(debug.Stack())} }
 
 // NewOutlet creates the step's next output.
 func NewOutlet[T any](b *Builder, out int) *Outlet[T] {
@@ -247,7 +299,7 @@ func (b *Builder) AddWaker(n interface {
 
 // OnClose registers a function that runs once when the worker closes.
 func (b *Builder) OnClose(f func() error) {
-	b.w.closers = append(b.w.closers, closerFunc{f, b.stepID})
+	b.w.closers = append(b.w.closers, closerFunc{f, b.stepID, b.w.Index})
 }
 
 type wakerFunc struct {
@@ -264,11 +316,17 @@ func (f wakerFunc) wake(now time.Time) {
 }
 
 type closerFunc struct {
-	f    func() error
-	step string
+	f      func() error
+	step   string
+	worker int
 }
 
-func (c closerFunc) close() error {
+func (c closerFunc) close() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &StepError{Step: c.step, Worker: c.worker, Err: fmt.Errorf("close: %w", NewPanicError(r))}
+		}
+	}()
 	if err := c.f(); err != nil {
 		return fmt.Errorf("step %s: close: %w", c.step, err)
 	}

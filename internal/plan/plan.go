@@ -4,6 +4,7 @@
 package plan
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -102,8 +103,12 @@ type State struct {
 	// recorded beside Type so that a changed field is a changed step; nil
 	// when the step cannot tell.
 	Shape func() string
-	// Route returns the worker that owns a recovered key.
+	// Route returns the worker that owns a recovered key (keyed steps).
 	Route func(key string, workers int) (int, error)
+	// ListParts, set for partitioned sources and sinks instead of Route,
+	// lists their partitions. The runner calls it once per run; the
+	// listing routes recovered positions and is handed to every worker.
+	ListParts func(ctx context.Context) ([]string, error)
 }
 
 // Terminal says whether no step consumes this step's outputs.

@@ -29,6 +29,7 @@ type committer struct {
 	err       error
 	wake      chan struct{}
 	closed    bool
+	started   bool
 	done      chan struct{}
 
 	store   *recovery.Store
@@ -61,8 +62,14 @@ func newCommitter(workers int, start engine.Epoch, store *recovery.Store, exec i
 		c.frontier[i] = start - 1
 		c.workers = append(c.workers, i)
 	}
-	go c.write()
 	return c
+}
+
+// start starts the writer goroutine. It is called once every worker is
+// built, so that a failed build leaves nothing running.
+func (c *committer) start() {
+	c.started = true
+	go c.write()
 }
 
 func (c *committer) EpochDone(w int, e engine.Epoch, rows []engine.Row) {
@@ -196,6 +203,9 @@ func toRecovery(rows []engine.Row) []recovery.Row {
 
 // close waits until everything queued is written and stops the writer.
 func (c *committer) close(ctx context.Context) error {
+	if !c.started {
+		return nil
+	}
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()

@@ -27,16 +27,12 @@ import (
 
 // Clock is the time source of a run. The real one is wall time; tests may
 // give their own.
-type Clock interface {
-	Now() time.Time
-	// After is like time.After; a manual clock fires it when advanced.
-	After(d time.Duration) <-chan time.Time
-}
+type Clock = engine.Clock
 
 type wallClock struct{}
 
-func (wallClock) Now() time.Time                         { return time.Now() }
-func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (wallClock) Now() time.Time                  { return time.Now() }
+func (wallClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
 
 // Options are the settings of a run that are not flags.
 type Options struct {
@@ -166,7 +162,27 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	if opt.Out == nil {
 		opt.Out = io.Discard
 	}
+	// Set-up (listing partitions, loading recovered state, building every
+	// worker's steps) can take long with many workers or much state; a stop
+	// requested meanwhile ends it at the next check instead of waiting.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	setupDone := make(chan struct{})
+	var setupWG sync.WaitGroup
+	if opt.Stop != nil {
+		setupWG.Go(func() {
+			select {
+			case <-opt.Stop:
+				cancel(errStoppedInSetup)
+			case <-setupDone:
+			}
+		})
+	}
+	endSetup := sync.OnceFunc(func() { close(setupDone); setupWG.Wait() })
+	defer endSetup()
+
 	W := cfg.WorkersPerProcess
+	var parts map[string]*engine.Parts
 	r := &run{flow: flow, cfg: cfg, opt: opt, clock: opt.Clock,
 		paused: make([]bool, W), exited: make([]bool, W),
 		freeze: make(chan struct{}), stopNow: make(chan struct{})}
@@ -239,21 +255,33 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 			log.Warn("dropped the stored state of steps on request (--drop-state)", "steps", p.Dropped)
 		}
 		start, execution = res.Epoch, res.Execution
+		if parts, err = listParts(ctx, flow); err != nil {
+			return setupErr(ctx, err, start)
+		}
 		routes := map[string]*plan.State{}
 		for _, st := range flow.Steps() {
 			if st.State != nil {
 				routes[st.ID] = st.State
 			}
 		}
+		loaded := 0
 		err = store.Load(start, func(step, key string, value []byte) error {
 			st, ok := routes[step]
 			if !ok {
 				return fmt.Errorf("recovery data holds state for step %s, which is not in the flow", step)
 			}
+			if loaded++; loaded%4096 == 0 && ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
 			w := 0
 			if W > 1 { // with one worker, the step checks each key as it loads it
 				var rerr error
-				if w, rerr = st.Route(key, W); rerr != nil {
+				if p := parts[step]; p != nil {
+					w, rerr = p.Owner(key, W)
+				} else {
+					w, rerr = st.Route(key, W)
+				}
+				if rerr != nil {
 					return fmt.Errorf("step %s, key %q: %w; if the step changed on purpose, run once with --drop-state %s to discard its recovered state", step, key, rerr, step)
 				}
 			}
@@ -261,14 +289,14 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("recovery directory %s: resume from epoch %d: %w", cfg.RecoveryDir, start, err)
+			return setupErr(ctx, fmt.Errorf("recovery directory %s: resume from epoch %d: %w", cfg.RecoveryDir, start, err), start)
 		}
 	} else if cfg.RecoveryPlan {
 		return fmt.Errorf("--recovery-plan needs -r")
+	} else if parts, err = listParts(ctx, flow); err != nil {
+		return setupErr(ctx, err, 0)
 	}
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	r.ctx, r.cancel = ctx, cancel
 	keep := uint64(0)
 	if cfg.BackupInterval > 0 {
@@ -298,6 +326,10 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	var buildErr error
 	shared := &engine.Shared{}
 	for i := range W {
+		if ctx.Err() != nil {
+			buildErr = context.Cause(ctx)
+			break
+		}
 		var stats *engine.Stats
 		if view != nil {
 			base := time.Now()
@@ -309,6 +341,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 			EpochInterval: cfg.SnapshotInterval, StartEpoch: start,
 			Snapshots: store != nil, Resume: resume[i], MaxOutstanding: limit, Shared: shared,
 			Stats: stats,
+			Parts: parts, Context: ctx,
 		})
 		r.workers = append(r.workers, w)
 		prog := engine.NewProgram()
@@ -324,8 +357,15 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	}
 	resume = nil
 	if buildErr != nil {
-		return errors.Join(buildErr, r.com.close(ctx), r.closeAll())
+		return errors.Join(setupErr(ctx, buildErr, start), r.closeAll())
 	}
+	endSetup()
+	if ctx.Err() != nil { // a stop or an abort that came as set-up ended
+		return errors.Join(setupErr(ctx, context.Cause(ctx), start), r.closeAll())
+	}
+	// Only now that every step is built does the committer's writer start:
+	// a failed build leaves no goroutine behind.
+	r.com.start()
 	if srv != nil {
 		srv.Attach(view) // every step is built: the counters are complete
 	}
@@ -517,11 +557,10 @@ func (r *run) loop(i int) error {
 		}
 		var timer <-chan time.Time
 		if t, ok := w.Deadline(); ok {
-			d := t.Sub(r.clock.Now())
-			if d <= 0 {
+			if !r.clock.Now().Before(t) {
 				continue
 			}
-			timer = r.clock.After(d)
+			timer = r.clock.At(t)
 		}
 		freeze, stopNow := r.freeze, r.stopNow
 		if paused {
@@ -581,4 +620,54 @@ func (r *run) allPausedOrExited() bool {
 		}
 	}
 	return true
+}
+
+// errStoppedInSetup is the cause of a run stopped before it started.
+var errStoppedInSetup = errors.New("stopped during set-up")
+
+// setupErr turns the error of a set-up cut short by a stop into an
+// *InterruptedError (nothing was read, so the next run resumes where this
+// one would have started), and one cut short by ctx into an abort.
+func setupErr(ctx context.Context, err error, start engine.Epoch) error {
+	cause := context.Cause(ctx)
+	switch {
+	case cause == nil:
+		return err
+	case errors.Is(cause, errStoppedInSetup):
+		return &InterruptedError{Resume: start}
+	default:
+		return fmt.Errorf("aborted during set-up: %w", cause)
+	}
+}
+
+// listParts lists the partitions of every partitioned source and sink,
+// once for the whole run: the same listing routes recovered positions and
+// is handed to every worker.
+func listParts(ctx context.Context, flow *plan.Dataflow) (map[string]*engine.Parts, error) {
+	parts := map[string]*engine.Parts{}
+	for _, st := range flow.Steps() {
+		if st.State == nil || st.State.ListParts == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		listed, err := callListParts(ctx, st)
+		if err == nil {
+			parts[st.ID], err = engine.NewParts(listed)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("step %s: list partitions: %w", st.ID, err)
+		}
+	}
+	return parts, nil
+}
+
+func callListParts(ctx context.Context, st *plan.Step) (listed []string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = engine.NewPanicError(r)
+		}
+	}()
+	return st.State.ListParts(ctx)
 }
