@@ -144,7 +144,7 @@ func (s *sink) txnID(step string, worker, slot int) string {
 }
 
 func (s *sink) Build(bc runnel.BuildContext, resume []SinkState) (runnel.TwoPhaseSinkPartition[Message, SinkState], error) {
-	step, worker := bc.Step, bc.Worker
+	step, worker, workers := bc.Step, bc.Worker, bc.Workers
 	if len(s.brokers) == 0 {
 		return nil, errors.New("kafka: no brokers given")
 	}
