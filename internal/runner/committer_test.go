@@ -95,6 +95,7 @@ func TestCommitterWaitsForEveryWorker(t *testing.T) {
 	s, res := testStore(t, 2)
 	var f failRecorder
 	c := newCommitter(2, res.Epoch, s, res.Execution, 0, func(err error) { f.fail(err) })
+	c.start()
 
 	c.EpochDone(0, 1, []engine.Row{row("a", "1")})
 	c.EpochDone(0, 2, []engine.Row{row("a", "2")})
@@ -137,6 +138,7 @@ func TestCommitterWaitsForEveryWorker(t *testing.T) {
 func TestCommitterEndedWorkers(t *testing.T) {
 	s, res := testStore(t, 3)
 	c := newCommitter(3, res.Epoch, s, res.Execution, 0, func(error) {})
+	c.start()
 	c.EpochDone(0, 1, []engine.Row{row("a", "1")})
 	c.Done(0, 1) // worker 0 ran out of input after epoch 1
 	c.EpochDone(1, 1, nil)
@@ -165,6 +167,7 @@ func TestCommitterWriteFailure(t *testing.T) {
 	s, res := testStore(t, 1)
 	var f failRecorder
 	c := newCommitter(1, res.Epoch, s, res.Execution, 0, func(err error) { f.fail(err) })
+	c.start()
 	c.EpochDone(0, 1, []engine.Row{row("a", "1")})
 	waitCommitted(t, c, 1)
 	if err := s.Close(); err != nil { // the disk goes away
@@ -189,6 +192,7 @@ func TestCommitterWriteFailure(t *testing.T) {
 // them), and writes nothing.
 func TestCommitterWithoutStore(t *testing.T) {
 	c := newCommitter(2, 1, nil, 0, 0, func(error) {})
+	c.start()
 	c.EpochDone(0, 1, []engine.Row{row("a", "1")})
 	c.EpochDone(1, 1, nil)
 	c.EpochDone(1, 2, nil)
@@ -207,6 +211,7 @@ func TestCommitterConcurrentWorkers(t *testing.T) {
 	const workers, epochs = 4, 50
 	s, res := testStore(t, workers)
 	c := newCommitter(workers, res.Epoch, s, res.Execution, 0, func(error) {})
+	c.start()
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {

@@ -298,6 +298,10 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	}
 
 	r.ctx, r.cancel = ctx, cancel
+	var stopResume engine.Epoch // where a run stopped during set-up resumes
+	if store != nil {
+		stopResume = start
+	}
 	keep := uint64(0)
 	if cfg.BackupInterval > 0 {
 		keep = uint64(math.Ceil(float64(cfg.BackupInterval) / float64(cfg.SnapshotInterval)))
@@ -357,11 +361,16 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	}
 	resume = nil
 	if buildErr != nil {
-		return errors.Join(setupErr(ctx, buildErr, start), r.closeAll())
+		return errors.Join(setupErr(ctx, buildErr, stopResume), r.closeAll())
 	}
 	endSetup()
+	select {
+	case <-opt.Stop: // nil without a stop channel: never ready
+		cancel(errStoppedInSetup) // nothing was read yet
+	default:
+	}
 	if ctx.Err() != nil { // a stop or an abort that came as set-up ended
-		return errors.Join(setupErr(ctx, context.Cause(ctx), start), r.closeAll())
+		return errors.Join(setupErr(ctx, context.Cause(ctx), stopResume), r.closeAll())
 	}
 	// Only now that every step is built does the committer's writer start:
 	// a failed build leaves no goroutine behind.
