@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/runnel-dev/runnel/internal/config"
-	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/plan"
 	"github.com/runnel-dev/runnel/internal/runner"
 )
@@ -47,17 +46,6 @@ type FlowGraphStep = plan.GraphStep
 // FlowGraphEdge is one stream of a FlowGraph, from a step's output to
 // another step's input.
 type FlowGraphEdge = plan.GraphEdge
-
-// StepError is the error of a step that failed on a worker: it names the
-// step id path, the worker and, where it applies, the key or partition.
-// Run's error wraps it; use errors.As to get at it.
-type StepError = engine.StepError
-
-// ErrPanic is wrapped by the error of a step whose user code panicked (an
-// operator's function, or a source's or sink's ListParts, Build, BuildPart,
-// NextBatch, WriteBatch, Snapshot or Close). The message holds the panic
-// value and its stack.
-var ErrPanic = engine.ErrPanic
 
 // Clock is a run's time source; see WithClock.
 type Clock = runner.Clock

@@ -227,7 +227,7 @@ func countCommitted(b *testing.B, brokers []string, topic string) int {
 
 type countSink struct{ n int }
 
-func (c *countSink) Build(string, int, int) (runnel.SinkPartition[kafka.Message], error) {
+func (c *countSink) Build(runnel.BuildContext) (runnel.SinkPartition[kafka.Message], error) {
 	return c, nil
 }
 func (c *countSink) WriteBatch(ms []kafka.Message) error { c.n += len(ms); return nil }

@@ -32,7 +32,8 @@ type pendingFiles struct {
 // Build finishes the files named by the last durable snapshot (their epoch
 // is committed), then aborts this worker's other pending files: they
 // belong to epochs the resumed run replays.
-func (s epochFileSink) Build(_ string, worker, _ int, resume []pendingFiles) (runnel.TwoPhaseSinkPartition[string, pendingFiles], error) {
+func (s epochFileSink) Build(bc runnel.BuildContext, resume []pendingFiles) (runnel.TwoPhaseSinkPartition[string, pendingFiles], error) {
+	worker := bc.Worker
 	for _, dir := range []string{"pending", "out"} {
 		if err := os.MkdirAll(filepath.Join(s.dir, dir), 0o755); err != nil {
 			return nil, err

@@ -240,12 +240,12 @@ func PanicError(step string, worker int, r any) error {
 	if se, ok := r.(*StepError); ok {
 		return se
 	}
-	return &StepError{Step: step, Worker: worker, Err: NewPanicError(r)}
+	return &StepError{Step: step, Worker: worker, Err: NewPanicError(r), Stack: debug.Stack()}
 }
 
 // NewPanicError turns a recovered panic value into an error that wraps
-// ErrPanic (and the value, if it is an error) and carries the stack.
-func NewPanicError(r any) error { return &panicError{value: r, stack: string(debug.Stack())} }
+// ErrPanic (and the value, if it is an error).
+func NewPanicError(r any) error { return &panicError{value: r} }
 
 // NewOutlet creates the step's next output.
 func NewOutlet[T any](b *Builder, out int) *Outlet[T] {
@@ -324,7 +324,7 @@ type closerFunc struct {
 func (c closerFunc) close() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &StepError{Step: c.step, Worker: c.worker, Err: fmt.Errorf("close: %w", NewPanicError(r))}
+			err = &StepError{Step: c.step, Worker: c.worker, Err: fmt.Errorf("close: %w", NewPanicError(r)), Stack: debug.Stack()}
 		}
 	}()
 	if err := c.f(); err != nil {
