@@ -61,8 +61,12 @@ func (f runOption) apply(o *runner.Options) { f(o) }
 // WithStop stops the run gracefully when stop is closed: every worker
 // closes the same epoch, the epoch's snapshots are committed and sinks
 // flushed, and Run returns an *InterruptedError. Nothing after that epoch
-// is emitted, so a resumed run replays nothing. The default is no stop
-// channel (cancel ctx to abort at once instead).
+// is emitted, so a resumed run replays nothing. A stop is not an end of
+// input: OnEOF hooks, the *Final operators, Collect, final-mode joins and
+// open windows emit nothing and keep their state for the next run, which
+// then emits exactly what one uninterrupted run would. A stop that comes
+// after every worker's input ended stops nothing: Run returns nil. The
+// default is no stop channel (cancel ctx to abort at once instead).
 func WithStop(stop <-chan struct{}) RunOption {
 	return runOption(func(o *runner.Options) { o.Stop = stop })
 }
