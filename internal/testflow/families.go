@@ -107,16 +107,22 @@ func Families(src runnel.Source[int], keys int, output func(runnel.Stream[Rec]))
 		func(a, b int) int { return a + b })
 	add("sliding_window", op.MapValue("str_sliding_window", rw.Down, func(r window.Result[int]) string { return r.String() }))
 	add("sliding_window_late", op.MapValue("str_sliding_window_late", rw.Late, func(l window.Late[int]) string { return l.String() }))
-	// The two sides of a join come in an order that depends on batch
-	// boundaries: a long wait keeps that from making items late.
+	// The two sides of a join come on two edges, whose interleaving is
+	// not defined: barrier alignment can hold one side back by a whole
+	// epoch (a worker ahead of the others queues on both edges, and the
+	// queues replay one edge after the other). With a watermark shared by
+	// both sides, any finite wait can then make the held-back side late
+	// in one run and not in another; an endless wait keeps every window
+	// open until the end of input, where JoinWindow's results are defined.
 	jclock := window.EventClock(func(e window.Either[int, int]) time.Time {
 		if e.IsRight {
 			return ts(e.Right)
 		}
 		return ts(e.Left)
-	}, 1000*time.Hour)
+	}, 1_000_000*time.Hour)
 	jw := window.JoinWindow("join_window", left, right, jclock, window.Tumbling(5*time.Hour, Base))
 	add("join_window", op.MapValue("str_join_window", jw.Down, func(r window.Result[window.Joined[int, int]]) string { return r.String() }))
+	add("join_window_late", op.MapValue("str_join_window_late", jw.Late, func(l window.Late[window.Either[int, int]]) string { return fmt.Sprint(l) }))
 
 	output(op.Merge("all", outs...))
 	return flow
