@@ -378,26 +378,65 @@ func TestInspectAfterCrashWritesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	early := filepath.Join(t.TempDir(), "early")
+	copyDirTo(t, dir, early) // for an -shm index older than its -wal
+	// A checkpoint restarts the log with new salts, so early's -shm then
+	// describes another generation of the -wal than the crashed copy's.
+	for _, p := range s.parts {
+		if _, err := p.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.WriteEpoch(4, []Row{{Step: "f.count", Key: keys[1], Value: val("y")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(0, []int{0}, 5, 0); err != nil {
+		t.Fatal(err)
+	}
 	crashed := filepath.Join(t.TempDir(), "crashed")
 	copyDirTo(t, dir, crashed) // as a SIGKILL leaves them: the store is open
 	s.Close()
 	if _, err := os.Stat(filepath.Join(crashed, "part-0.sqlite3-wal")); err != nil {
 		t.Fatalf("the crashed copy has no -wal: %v", err)
 	}
-	for _, variant := range []string{"with -shm", "without -shm"} {
+	for _, variant := range []string{"with -shm", "without -shm", "zeroed -shm", "garbage -shm", "older -shm"} {
 		t.Run(variant, func(t *testing.T) {
 			d := filepath.Join(t.TempDir(), "d")
 			copyDirTo(t, crashed, d)
-			if variant == "without -shm" {
-				os.Remove(filepath.Join(d, "part-1.sqlite3-shm"))
+			shm := filepath.Join(d, "part-1.sqlite3-shm")
+			switch variant {
+			case "without -shm":
+				os.Remove(shm)
+			case "zeroed -shm", "garbage -shm":
+				b, err := os.ReadFile(shm)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range b {
+					b[i] = 0
+					if variant == "garbage -shm" {
+						b[i] = byte(i*7 + 3)
+					}
+				}
+				if err := os.WriteFile(shm, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case "older -shm":
+				b, err := os.ReadFile(filepath.Join(early, "part-1.sqlite3-shm"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(shm, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			before := snapshotDir(t, d)
 			rep, err := Inspect(d)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.ResumeEpoch != 4 || rep.Verdict.Err() != nil {
-				t.Errorf("resume %d, verdict %v; want 4 (the commits in the -wal)", rep.ResumeEpoch, rep.Verdict.Err())
+			if rep.ResumeEpoch != 5 || rep.Verdict.Err() != nil {
+				t.Errorf("resume %d, verdict %v; want 5 (the commits in the -wal)", rep.ResumeEpoch, rep.Verdict.Err())
 			}
 			ro, err := OpenReadOnly(d)
 			if err != nil {
@@ -413,6 +452,15 @@ func TestInspectAfterCrashWritesNothing(t *testing.T) {
 			if diff := cmp.Diff(before, snapshotDir(t, d)); diff != "" {
 				t.Errorf("inspect changed files (-before +after):\n%s", diff)
 			}
+			// A run validates read-only first too, then recovers the log.
+			rw, err := Open(d)
+			if err != nil {
+				t.Fatalf("Open after a crash (%s): %v", variant, err)
+			}
+			if v, _, ok, err := rw.Latest("f.count", keys[1]); err != nil || !ok || string(v) != "y" {
+				t.Errorf("Latest after Open = %q, %v, %v", v, ok, err)
+			}
+			rw.Close()
 		})
 	}
 }

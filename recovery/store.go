@@ -546,10 +546,42 @@ func (p *partition) openReadOnly() error {
 	}
 	if _, err := os.Stat(p.path + "-shm"); err == nil {
 		db, err := openURI(roDSN(p.path, true))
-		p.db = db
-		return err
+		if err != nil {
+			return err
+		}
+		// After a crash the -shm index may need a recovery that a reader
+		// without write access to it cannot run; SQLite then answers
+		// "locking protocol" (or a read-only variant) to the first query.
+		// Probe now and read such a partition from a private copy instead.
+		var n int
+		perr := db.QueryRow("SELECT count(*) FROM sqlite_master").Scan(&n)
+		if perr == nil || !needsPrivateWAL(perr) {
+			p.db = db
+			return nil
+		}
+		db.Close()
 	}
-	// A log without its index: SQLite would have to create the -shm file.
+	return p.openPrivateCopy()
+}
+
+// needsPrivateWAL reports an error with which SQLite refuses to read a
+// write-ahead log through a read-only -shm index.
+func needsPrivateWAL(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqliteProtocol, sqliteReadOnly:
+		return true
+	}
+	return false
+}
+
+// openPrivateCopy reads p.path and its -wal from a copy in the system's
+// temporary directory, where SQLite may rebuild the log's index without
+// touching the originals.
+func (p *partition) openPrivateCopy() error {
 	tmp, err := os.MkdirTemp("", "runnel-inspect-")
 	if err != nil {
 		return fmt.Errorf("%s has a write-ahead log but no -shm index, which SQLite cannot read without writing one, "+
@@ -624,6 +656,7 @@ func accessErr(err error) error {
 const (
 	sqlitePerm     = 3
 	sqliteBusy     = 5
+	sqliteProtocol = 15
 	sqliteLocked   = 6
 	sqliteReadOnly = 8
 	sqliteCantOpen = 14
