@@ -9,6 +9,7 @@
 //	runnel recovery dump DIR [--step S] [--key K]... [--epoch E] [--format jsonl|json|csv]
 //	                                               every key's committed state and every position
 //	runnel recovery backup DIR DEST                consistent copy of DIR, even while a flow runs
+//	runnel recovery repartition DIR --to M         move the committed state to M partitions (offline)
 //	runnel kafka serve [--addr A] [--topic T:N]... [--data-dir D]
 //	                                               run a development Kafka broker on 127.0.0.1
 //
@@ -52,6 +53,8 @@ const usage = `usage:
                                                  position, decoded to JSON (one object per line)
   runnel recovery backup DIR DEST                copy DIR to the new directory DEST consistently,
                                                  even while a flow runs on DIR
+  runnel recovery repartition DIR --to M         move DIR's committed state and positions to M
+                                                 partitions (no run may use DIR meanwhile)
   runnel kafka serve [--addr 127.0.0.1:9092] [--topic NAME:PARTITIONS]... [--data-dir DIR]
                                                  run a development Kafka broker (franz-go's kfake)
   runnel help                                    show this help
@@ -105,7 +108,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return usageErr("unknown command %q", args[0])
 	}
 	if len(args) < 2 {
-		return usageErr("missing recovery command (init, inspect, verify, dump or backup)")
+		return usageErr("missing recovery command (init, inspect, verify, dump, backup or repartition)")
 	}
 	switch args[1] {
 	case "init":
@@ -118,6 +121,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return recoveryDump(args[2:], stdout, stderr)
 	case "backup":
 		return recoveryBackup(args[2:], stdout)
+	case "repartition":
+		return recoveryRepartition(args[2:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -298,5 +303,35 @@ func recoveryBackup(args []string, stdout io.Writer) error {
 	}
 	_, err = fmt.Fprintf(stdout, "backed up %s to %s: %d partition(s), state after epoch %d; a run on the copy resumes at epoch %d\n",
 		args[0], res.Dest, res.Partitions, res.Resume.Epoch-1, res.Resume.Epoch)
+	return err
+}
+
+func recoveryRepartition(args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("runnel recovery repartition", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	to := fs.Int("to", 0, "the new partition count")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usageErr("%v", err)
+	}
+	if fs.NArg() != 1 {
+		return usageErr("recovery repartition takes DIR, got %d argument(s)", fs.NArg())
+	}
+	if !fs.Changed("to") || *to < 1 {
+		return usageErr("recovery repartition needs --to M, a positive partition count")
+	}
+	dir := fs.Arg(0)
+	res, err := recovery.Repartition(dir, *to)
+	if err != nil {
+		return err
+	}
+	if res.From == res.To {
+		_, err = fmt.Fprintf(stdout, "%s already has %d partition(s); nothing to do\n", dir, res.To)
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "repartitioned %s from %d to %d partition(s): %d key(s) and position(s) moved; the next run resumes at epoch %d\n",
+		dir, res.From, res.To, res.Keys, res.Resume.Epoch)
 	return err
 }
