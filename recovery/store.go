@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"modernc.org/sqlite" // registers the "sqlite" driver; hidden behind Store
@@ -487,6 +488,9 @@ func open(dir string, readOnly bool) (*Store, error) {
 			err = p.openReadOnly()
 		} else {
 			p.db, err = openDB(path, "rw")
+			if err == nil {
+				err = probe(p.db)
+			}
 		}
 		if err != nil {
 			s.closeAll()
@@ -562,6 +566,26 @@ func (p *partition) openReadOnly() error {
 		db.Close()
 	}
 	return p.openPrivateCopy()
+}
+
+// probe runs a first query on a read-write connection. After a crash the
+// first reader of a log rebuilds its -shm index, and SQLite answers others
+// that look meanwhile with "locking protocol", which is transient: retry.
+func probe(db *sql.DB) error {
+	var err error
+	for attempt := range 20 {
+		var n int
+		if err = db.QueryRow("SELECT count(*) FROM sqlite_master").Scan(&n); err == nil || !isProtocol(err) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+	}
+	return err
+}
+
+func isProtocol(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqliteProtocol
 }
 
 // needsPrivateWAL reports an error with which SQLite refuses to read a
@@ -678,6 +702,8 @@ func classify(path string, err error) error {
 			return fmt.Errorf("%w: %s: %w (check the permissions of the file, its -wal and -shm files and the directory)", ErrAccess, abs, err)
 		case sqliteBusy, sqliteLocked:
 			return fmt.Errorf("%s is in use by another process: %w", path, err)
+		case sqliteProtocol:
+			return fmt.Errorf("%s: SQLite could not lock its write-ahead log (another process may be using or recovering it); run again: %w", path, err)
 		}
 	}
 	return accessErr(err)
