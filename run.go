@@ -86,6 +86,16 @@ func WithMaxInFlight(items int) RunOption {
 	return runOption(func(o *runner.Options) { o.MaxOutstanding = int64(items) })
 }
 
+// WithMaxUncommittedEpochs sets how many epochs a worker may have closed
+// that are not yet committed before it stops closing epochs and reading
+// input (like Flink's maximum of concurrent checkpoints). When the recovery
+// store is slower than the snapshot interval, this bounds what waits in
+// memory, and the epochs that queued up while the store was busy are
+// written together. The default is 2; values below 1 mean the default.
+func WithMaxUncommittedEpochs(n int) RunOption {
+	return runOption(func(o *runner.Options) { o.MaxUncommitted = n })
+}
+
 // WithAPIListener serves the operations endpoints (Prometheus /metrics,
 // /dataflow, the web view at /; see docs/operations.md) on ln, a listener
 // the caller opened, instead of on cfg.APIAddr. Run closes it when it

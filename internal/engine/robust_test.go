@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +79,77 @@ func TestBuildPanicIsStepError(t *testing.T) {
 	err = w.Close()
 	if !errors.As(err, &se) || se.Step != "f.inp" || !errors.Is(err, ErrPanic) || !strings.Contains(err.Error(), "close: panic: close boom") {
 		t.Errorf("close panic: got %v, want a StepError of f.inp wrapping ErrPanic", err)
+	}
+}
+
+// countingFeed counts its polls and returns one item each time.
+type countingFeed struct{ polls int }
+
+func (f *countingFeed) NextBatch() ([]int, error) { f.polls++; return []int{f.polls}, nil }
+func (f *countingFeed) NextAwake() time.Time      { return time.Time{} }
+func (f *countingFeed) Close() error              { return nil }
+
+type nopCommitter struct{ reported []Epoch }
+
+func (c *nopCommitter) EpochDone(_ int, e Epoch, _ []Row) { c.reported = append(c.reported, e) }
+func (c *nopCommitter) Done(int, Epoch)                   {}
+
+// TestMaxUncommittedHoldsBack: with MaxUncommitted 2, a worker that has
+// closed two epochs nobody committed neither closes a third nor polls,
+// however much time passes, and asks for no deadline (the commit wakes
+// it). Committing one lets it read again, for a full epoch.
+func TestMaxUncommittedHoldsBack(t *testing.T) {
+	clock := &manualClock{now: time.Unix(1000, 0)}
+	src := &countingFeed{}
+	com := &nopCommitter{}
+	w := NewWorker(Config{Index: 0, Workers: 1, Clock: clock, Transport: newQueueTransport(), Committer: com,
+		EpochInterval: time.Second, StartEpoch: 1, MaxUncommitted: 2})
+	p := NewProgram()
+	must(t, w.AddStep(p, 0, "f.inp", nil, false, func(b *Builder) error {
+		return AddDynamic(b, NewOutlet[int](b, 0), DynamicSource[int](oneDynamic{src}))
+	}))
+	must(t, w.AddStep(p, 1, "f.out", []Port{{0, 0}}, true, func(b *Builder) error {
+		Connect(b, b.NewGate(nopNode{}), 0, nil, func([]int) {})
+		return nil
+	}))
+	step := func() {
+		t.Helper()
+		if _, err := w.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step() // epoch 1 reads
+	clock.now = clock.now.Add(time.Second)
+	step() // closes epoch 1, reads in epoch 2
+	clock.now = clock.now.Add(time.Second)
+	step() // closes epoch 2: two uncommitted, held back
+	if w.Epoch() != 3 || !slices.Equal(com.reported, []Epoch{1, 2}) {
+		t.Fatalf("open epoch %d, reported %v; want 3 and [1 2]", w.Epoch(), com.reported)
+	}
+	polls := src.polls
+	for range 5 {
+		clock.now = clock.now.Add(time.Second)
+		step()
+	}
+	if w.Epoch() != 3 || src.polls != polls {
+		t.Errorf("held back, the worker moved to epoch %d and polled %d more times; want epoch 3 and no polls", w.Epoch(), src.polls-polls)
+	}
+	if d, ok := w.Deadline(); ok {
+		t.Errorf("held back, the worker asks to be stepped at %v; only a commit can give it work", d)
+	}
+	if err := w.Committed(1); err != nil {
+		t.Fatal(err)
+	}
+	step()
+	if w.Epoch() != 3 || src.polls != polls+1 {
+		t.Errorf("after a commit: epoch %d, %d more polls; want epoch 3 read on for a full interval (1 poll)", w.Epoch(), src.polls-polls)
+	}
+	if _, ok := w.Deadline(); !ok {
+		t.Errorf("after a commit, the worker asks for no deadline")
+	}
+	clock.now = clock.now.Add(time.Second)
+	step() // closes epoch 3: two uncommitted again
+	if w.Epoch() != 4 {
+		t.Errorf("a full interval after the commit: open epoch %d, want 4", w.Epoch())
 	}
 }

@@ -28,6 +28,14 @@ type Config struct {
 	Resume map[string][]StateRow
 	// MaxOutstanding overrides DefaultMaxOutstanding when > 0.
 	MaxOutstanding int64
+	// MaxUncommitted, when > 0, bounds the epochs this worker has closed
+	// that are not yet committed (see Committed): while that many are
+	// pending it neither closes epochs nor polls its sources, so that a
+	// store slower than the epoch interval holds the flow back instead of
+	// letting snapshot rows pile up in memory (like Flink's maximum of
+	// concurrent checkpoints). 0 means no bound; the caller that sets it
+	// must call Committed as epochs become durable.
+	MaxUncommitted int
 	// Shared is what the workers of one process share (nil: nothing).
 	Shared *Shared
 	// Stats receives the worker's counters (nil: nothing is counted).
@@ -44,16 +52,18 @@ type Config struct {
 type Worker struct {
 	Index, Workers int
 
-	clock     Clock
-	tr        Transport
-	committer Committer
-	interval  time.Duration
-	start     Epoch
-	snapshots bool
-	resume    map[string][]StateRow
-	maxOut    int64
-	shared    *Shared
-	stats     *Stats
+	clock          Clock
+	tr             Transport
+	committer      Committer
+	interval       time.Duration
+	start          Epoch
+	snapshots      bool
+	resume         map[string][]StateRow
+	maxOut         int64
+	maxUncommitted Epoch
+	held           bool // the last Step found too many epochs uncommitted
+	shared         *Shared
+	stats          *Stats
 
 	nextSample time.Time
 	parts      map[string]*Parts
@@ -127,6 +137,9 @@ func NewWorker(c Config) *Worker {
 	}
 	if w.start == 0 {
 		w.start = 1
+	}
+	if c.MaxUncommitted > 0 {
+		w.maxUncommitted = Epoch(c.MaxUncommitted)
 	}
 	if w.maxOut <= 0 {
 		w.maxOut = DefaultMaxOutstanding
@@ -455,13 +468,24 @@ func (w *Worker) Step() (progress bool, err error) {
 			// again, complete.
 			w.inputsDone = true
 			progress = true
+		} else if w.backlogged() {
+			w.held = true
 		} else if !w.paused {
+			if w.held {
+				// The open epoch read nothing while the worker was held
+				// back: give it a full interval, or it would close empty
+				// at once and hold the worker back again.
+				w.held = false
+				if !now.Before(w.epochEnd) {
+					w.epochEnd = now.Add(w.interval)
+				}
+			}
 			if !now.Before(w.epochEnd) {
 				w.closeEpoch()
 				w.epochEnd = now.Add(w.interval)
 				progress = true
 			}
-			if w.tr.Outstanding(w.Index) < w.maxOut {
+			if !w.backlogged() && w.tr.Outstanding(w.Index) < w.maxOut {
 				all := true
 				for _, s := range w.sources {
 					p, _ := s.poll(now)
@@ -521,6 +545,12 @@ func (w *Worker) flush() {
 	}
 }
 
+// backlogged reports whether the worker has as many closed epochs waiting
+// to be committed as Config.MaxUncommitted allows.
+func (w *Worker) backlogged() bool {
+	return w.maxUncommitted > 0 && w.epoch-1-w.committed >= w.maxUncommitted
+}
+
 // Deadline is when the worker next needs a Step even if no message
 // arrives: the end of the epoch, a source's next poll, or a node's wake-up.
 // ok is false when only a message can give it work.
@@ -530,7 +560,7 @@ func (w *Worker) Deadline() (t time.Time, ok bool) {
 			t, ok = c, true
 		}
 	}
-	if !w.inputsDone && (!w.paused || w.stopAt > 0) {
+	if !w.inputsDone && (!w.paused || w.stopAt > 0) && (w.stopAt > 0 || !w.backlogged()) {
 		if w.stopAt > 0 || w.epochEnd.IsZero() {
 			return w.clock.Now(), true
 		}

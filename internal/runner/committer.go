@@ -43,6 +43,9 @@ type committer struct {
 	notify  func()
 	stats   *api.Commits // nil: not counted
 	log     *slog.Logger
+	// beforeWrite, when set (by tests), is called by the writer with the
+	// number of epochs it is about to persist.
+	beforeWrite func(epochs int)
 }
 
 type job struct {
@@ -146,16 +149,31 @@ func (c *committer) write() {
 	}
 }
 
+// persist writes the rows of the queued epochs and commits the last. When
+// the writer lags, several epochs are queued: their rows go in one write,
+// labelled with the last epoch, in epoch order so that a key's latest state
+// wins (the store keeps the last row for a key within one write). No
+// frontier between them is ever committed, so no resume needs them apart.
 func (c *committer) persist(jobs []job) error {
 	last := jobs[len(jobs)-1].epoch
+	if c.beforeWrite != nil {
+		c.beforeWrite(len(jobs))
+	}
 	began := time.Now()
 	if c.store != nil {
-		for _, j := range jobs {
-			if len(j.rows) == 0 {
-				continue
+		rows := jobs[0].rows
+		if len(jobs) > 1 {
+			rows = nil
+			for _, j := range jobs {
+				rows = append(rows, j.rows...)
 			}
-			if err := c.store.WriteEpoch(j.epoch, toRecovery(j.rows)); err != nil {
-				return fmt.Errorf("write snapshots of epoch %d: %w", j.epoch, err)
+		}
+		if len(rows) > 0 {
+			if err := c.store.WriteEpoch(last, toRecovery(rows)); err != nil {
+				if len(jobs) > 1 {
+					return fmt.Errorf("write snapshots of epoch %d through %d (written together): %w", jobs[0].epoch, last, err)
+				}
+				return fmt.Errorf("write snapshots of epoch %d: %w", last, err)
 			}
 		}
 		if err := c.store.Commit(c.exec, c.workers, last+1, c.keep); err != nil {

@@ -44,6 +44,8 @@ type Options struct {
 	Out io.Writer
 	// MaxOutstanding overrides the engine's flow-control limit.
 	MaxOutstanding int64
+	// MaxUncommitted overrides DefaultMaxUncommitted when > 0.
+	MaxUncommitted int
 	// APIListener serves the API endpoints (see package api) on a listener
 	// the caller opened, instead of listening on cfg.APIAddr.
 	APIListener net.Listener
@@ -57,6 +59,13 @@ type Options struct {
 	// default registry).
 	Gatherer prometheus.Gatherer
 }
+
+// DefaultMaxUncommitted is how many closed epochs a worker may have
+// waiting to be committed before it stops closing epochs and reading input:
+// one being written and one more, so that a store as fast as the epoch
+// interval never holds the flow back, and a slower one bounds what waits in
+// memory to two epochs of snapshot rows.
+const DefaultMaxUncommitted = 2
 
 // ErrInterrupted is wrapped by the error of a run stopped through
 // Options.Stop.
@@ -192,6 +201,10 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		limit = engine.DefaultMaxOutstanding
 	}
 	r.tr = newTransport(W, limit)
+	maxUncommitted := opt.MaxUncommitted
+	if maxUncommitted <= 0 {
+		maxUncommitted = DefaultMaxUncommitted
+	}
 
 	start := engine.Epoch(1)
 	resume := make([]map[string][]engine.StateRow, W)
@@ -309,6 +322,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	r.com = newCommitter(W, start, store, execution, keep, cancel)
 	r.com.log = log
 	r.com.durable.Store(start - 1)
+	r.com.beforeWrite = testBeforeWrite
 	r.com.notify = func() {
 		for _, b := range r.tr.boxes {
 			b.signal()
@@ -344,7 +358,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 			Index: i, Workers: W, Clock: r.clock, Transport: r.tr, Committer: r.com,
 			EpochInterval: cfg.SnapshotInterval, StartEpoch: start,
 			Snapshots: store != nil, Resume: resume[i], MaxOutstanding: limit, Shared: shared,
-			Stats: stats,
+			Stats: stats, MaxUncommitted: maxUncommitted,
 			Parts: parts, Context: ctx,
 		})
 		r.workers = append(r.workers, w)
@@ -515,15 +529,15 @@ func (r *run) loop(i int) error {
 	box := r.tr.boxes[i]
 	var buf []engine.Message
 	paused, stopped := false, false
-	hooks := w.HasCommitHooks()
+	// Committed also lifts the worker's backpressure (MaxUncommitted)
+	// as epochs become durable, so it is called whether or not a sink
+	// has a commit hook; it is cheap when nothing changed.
 	for {
 		if r.ctx.Err() != nil {
 			return nil
 		}
-		if hooks {
-			if err := w.Committed(r.com.durable.Load()); err != nil {
-				return err
-			}
+		if err := w.Committed(r.com.durable.Load()); err != nil {
+			return err
 		}
 		if !paused {
 			select {
@@ -630,6 +644,10 @@ func (r *run) allPausedOrExited() bool {
 	}
 	return true
 }
+
+// testBeforeWrite is handed to every run's committer (see
+// committer.beforeWrite); only tests set it.
+var testBeforeWrite func(epochs int)
 
 // errStoppedInSetup is the cause of a run stopped before it started.
 var errStoppedInSetup = errors.New("stopped during set-up")
