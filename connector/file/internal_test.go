@@ -271,3 +271,127 @@ func TestSinkWriteErrorNamesPathOnce(t *testing.T) {
 		t.Errorf("Snapshot on a full device = %v, want the path once and the cause", err)
 	}
 }
+
+// recordDirSyncs replaces syncDir for the test: it records each directory
+// and then returns fail(dir) (nil: the real sync runs).
+func recordDirSyncs(t *testing.T, fail func(string) error) *[]string {
+	t.Helper()
+	real := syncDir
+	t.Cleanup(func() { syncDir = real })
+	var dirs []string
+	syncDir = func(dir string) error {
+		dirs = append(dirs, dir)
+		if fail != nil {
+			if err := fail(dir); err != nil {
+				return err
+			}
+		}
+		return real(dir)
+	}
+	return &dirs
+}
+
+func TestSinkSyncsDirectoryAfterCreate(t *testing.T) {
+	dirs := recordDirSyncs(t, nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.txt")
+	w, err := openWriter(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(*dirs) != 0 {
+		t.Fatalf("directory synced before the file was created: %v", *dirs)
+	}
+	if err := w.writeLine("a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.writeLine("b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{dir}, *dirs); diff != "" {
+		t.Errorf("directories synced (-want +got):\n%s", diff)
+	}
+
+	// A resumed writer opens with O_CREATE: it syncs the directory too.
+	*dirs = nil
+	off := int64(2)
+	w, err = openWriter(path, &off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if diff := cmp.Diff([]string{dir}, *dirs); diff != "" {
+		t.Errorf("resume: directories synced (-want +got):\n%s", diff)
+	}
+}
+
+func TestSinkDirectorySyncErrorNamesPath(t *testing.T) {
+	injected := errors.New("injected sync failure")
+	recordDirSyncs(t, func(string) error { return injected })
+	path := filepath.Join(t.TempDir(), "out.txt")
+
+	w, err := openWriter(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = w.writeLine("a")
+	if !errors.Is(err, injected) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("writeLine: got %v, want the injected error naming %s", err, path)
+	}
+	// The error sticks: the barrier must not report a position.
+	if _, err := w.Snapshot(); !errors.Is(err, injected) {
+		t.Errorf("Snapshot after a failed directory sync: %v", err)
+	}
+	if err := w.Close(); !errors.Is(err, injected) {
+		t.Errorf("Close after a failed directory sync: %v", err)
+	}
+
+	// Same for the first barrier of a writer that wrote nothing yet, and
+	// for a resumed writer.
+	w, _ = openWriter(filepath.Join(t.TempDir(), "empty.txt"), nil)
+	if _, err := w.Snapshot(); !errors.Is(err, injected) {
+		t.Errorf("Snapshot of an unwritten file: %v", err)
+	}
+	off := int64(0)
+	if _, err := openWriter(path, &off); !errors.Is(err, injected) || !strings.Contains(err.Error(), path) {
+		t.Errorf("resume: got %v, want the injected error naming %s", err, path)
+	}
+}
+
+func TestDirSinkSyncsEveryCreatedDirectory(t *testing.T) {
+	dirs := recordDirSyncs(t, nil)
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "b")
+	if err := mkdirAllSynced(dir); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{root, filepath.Join(root, "a")}
+	if diff := cmp.Diff(want, *dirs); diff != "" {
+		t.Errorf("directories synced (-want +got):\n%s", diff)
+	}
+	*dirs = nil
+	if err := mkdirAllSynced(dir); err != nil || len(*dirs) != 0 {
+		t.Errorf("existing directory: err %v, synced %v", err, *dirs)
+	}
+	file := filepath.Join(root, "f")
+	os.WriteFile(file, nil, 0o644)
+	if err := mkdirAllSynced(file); err == nil {
+		t.Error("mkdirAllSynced of a regular file: nil error")
+	}
+}
+
+func TestSyncDirReportsDirectory(t *testing.T) {
+	if err := syncDir(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing")
+	if err := syncDir(missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("syncDir(missing): got %v, want an error naming %s", err, missing)
+	}
+}

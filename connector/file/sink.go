@@ -45,7 +45,11 @@ const writeBuffer = 64 << 10
 // After a crash, and until the next run truncates it, the file may hold
 // lines past the last committed epoch, and, after a power loss, the last
 // of them may be cut short. A nil error from the run means every line was
-// flushed and fsynced. If flushing or syncing fails at a barrier, the run
+// flushed and fsynced, and so was the file's directory entry: the
+// directory is fsynced right after the file is created (and after a dir
+// sink's directory is created, its parent), before any epoch that wrote to
+// the file can commit, so a committed epoch's lines survive a power loss
+// and not only a crash of the process. If flushing or syncing fails at a barrier, the run
 // stops with an error naming the path before the epoch commits. An item that
 // contains "\n" makes more than one line.
 func NewSink(path string) runnel.Sink[string] { return NewSinkFunc(path, identity) }
@@ -142,7 +146,7 @@ func (s *fileSink[T]) BuildPart(_ runnel.BuildContext, part string, resume *int6
 		return nil, fmt.Errorf("file: no partition %q in sink %s", part, s.paths[0])
 	}
 	if s.dir != "" {
-		if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		if err := mkdirAllSynced(s.dir); err != nil {
 			return nil, fmt.Errorf("file: dir sink: %w", err)
 		}
 	}
@@ -203,6 +207,11 @@ func openWriter(path string, resume *int64) (*lineWriter, error) {
 		f.Close()
 		return nil, err
 	}
+	// O_CREATE may have made the file (a resumed position of 0 whose file
+	// is gone): make its name durable like create does.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fail(fmt.Errorf("file: open sink %s: %w", path, err))
+	}
 	fi, err := f.Stat()
 	if err != nil {
 		return fail(fmt.Errorf("file: open sink: %w", err))
@@ -229,8 +238,56 @@ func (w *lineWriter) create() error {
 		w.err = fmt.Errorf("file: create sink: %w", err) // *PathError names the path
 		return w.err
 	}
+	if err := syncDir(filepath.Dir(w.path)); err != nil {
+		f.Close()
+		w.err = fmt.Errorf("file: create sink %s: %w", w.path, err)
+		return w.err
+	}
 	w.f, w.w, w.pending, w.synced = f, bufio.NewWriterSize(f, writeBuffer), false, -1
 	return nil
+}
+
+// syncDir fsyncs the directory dir, so that the names created in it survive
+// a power loss (fsyncing a file makes its data durable, not its directory
+// entry; pebble and etcd sync the directory the same way). A variable so
+// that a test can make it fail.
+var syncDir = func(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// mkdirAllSynced is os.MkdirAll that also fsyncs the parent of every
+// directory it creates, so that the new directories survive a power loss.
+func mkdirAllSynced(dir string) error {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirAllSynced(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // another worker's partition made it first
+		}
+		return err
+	}
+	return syncDir(parent)
 }
 
 func (w *lineWriter) writeLine(s string) error {
@@ -300,7 +357,7 @@ func (w *lineWriter) Snapshot() (int64, error) {
 // Close flushes, fsyncs and closes the file.
 func (w *lineWriter) Close() error {
 	if w.pending {
-		return nil // never written nor synced: leave the path alone
+		return w.err // never created: leave the path alone
 	}
 	err := w.sync()
 	if cerr := w.f.Close(); cerr != nil && !errors.Is(cerr, os.ErrClosed) && err == nil {
