@@ -33,6 +33,20 @@
 // NewDirSink). A CSV source's position is the offset of the next record;
 // its header is read again by every run.
 //
+// # Durability
+//
+// With recovery, a sink partition flushes and fsyncs its file at every
+// epoch's barrier, before it reports the file's length as its position, and
+// it fsyncs the file's directory right after creating the file (a dir
+// sink also fsyncs the parent of each directory it creates). So once an
+// epoch is committed, its lines and the file's name survive a power loss,
+// not only a crash of the process. Lines written after the last committed
+// epoch may be on disk, partly on disk (the last one cut short) or absent;
+// the next run cuts the file back to the committed length. With or
+// without recovery, the file is fsynced again when the run ends: a nil
+// error from the run means every line, and the file's name, was fsynced. A failed flush, fsync or directory sync stops the run with an
+// error naming the file.
+//
 // # Bad input
 //
 // Every error names the file, and for a read, the byte offset of the line
