@@ -23,6 +23,7 @@ func TestMainExitCodes(t *testing.T) {
 	}{
 		{"help", []string{"-h"}, nil, 0, "--workers-per-process", ""},
 		{"bad flag value", []string{"-w", "abc"}, nil, 2, "", "-w"},
+		{"absurd -w", []string{"-w", "1000000"}, nil, 2, "", `-w/--workers-per-process: invalid value "1000000": must be at most 1024`},
 		{"bad env", nil, map[string]string{"RUNNEL_WORKERS_PER_PROCESS": "x"}, 2, "", "RUNNEL_WORKERS_PER_PROCESS"},
 		{"-r without -s", []string{"-r", "dir", "-b", "0"}, nil, 2, "", "-s"},
 		{"negative interval", []string{"-s", "-1"}, nil, 2, "", ""},

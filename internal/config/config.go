@@ -6,7 +6,7 @@
 //
 // Every flow binary accepts the flags of Bytewax's bytewax.run:
 //
-//	-w, --workers-per-process N   RUNNEL_WORKERS_PER_PROCESS   default 1
+//	-w, --workers-per-process N   RUNNEL_WORKERS_PER_PROCESS   default 1; 1 to 1024
 //	-i, --process-id N            RUNNEL_PROCESS_ID            default 0
 //	-a, --addresses "H:P;H:P"     RUNNEL_ADDRESSES             default none
 //	-r, --recovery-directory DIR  RUNNEL_RECOVERY_DIRECTORY    default none
@@ -59,8 +59,9 @@ import (
 // command line, unlike code, must give -s and -b explicitly).
 type Config struct {
 	// WorkersPerProcess is the number of workers in this process (-w,
-	// --workers-per-process, RUNNEL_WORKERS_PER_PROCESS). At least 1;
-	// default 1. A run has len(Addresses) (or 1) times this many workers.
+	// --workers-per-process, RUNNEL_WORKERS_PER_PROCESS). At least 1 and
+	// at most [MaxWorkersPerProcess]; default 1. A run has len(Addresses)
+	// (or 1) times this many workers.
 	WorkersPerProcess int
 
 	// ProcessID is this process's index into Addresses (-i, --process-id,
@@ -166,7 +167,7 @@ const (
 // the returned error (as [errors.Join] formats it), each naming the flag and
 // the bound it breaks. It returns nil if c can run.
 //
-// The rules: WorkersPerProcess >= 1; ProcessID >= 0, and < len(Addresses)
+// The rules: 1 <= WorkersPerProcess <= MaxWorkersPerProcess; ProcessID >= 0, and < len(Addresses)
 // when there are addresses, or 0 when there are none; every address is
 // host:port with a non-empty host and a port in 1-65535, and no address
 // repeats; SnapshotInterval > 0; BackupInterval >= 0, and 0 unless RecoveryDir
@@ -185,6 +186,19 @@ type given struct {
 	snapshot, backup bool
 }
 
+// MaxWorkersPerProcess is the largest WorkersPerProcess a run accepts.
+// Workers are goroutines that each run the whole flow, and they talk to
+// each other in pairs, so what a run costs grows with the square of its
+// workers; workers beyond the cores add no parallelism. 1024 is above the
+// hardware threads of any one machine Go runs on today, so no real
+// deployment needs more, while a typo such as -w 1000000 is refused
+// before it allocates (it used to exhaust memory). A bound that depends on
+// GOMAXPROCS was rejected: a flag that is valid on one machine and not on
+// another makes a deployment fail when it moves.
+const MaxWorkersPerProcess = 1024
+
+const whyMaxWorkers = "more workers than cores add no parallelism; run more processes with -a to scale out"
+
 // check returns one error per broken rule, in flag order.
 func (c Config) check(g *given) []error {
 	var errs []error
@@ -194,6 +208,8 @@ func (c Config) check(g *given) []error {
 
 	if c.WorkersPerProcess < 1 {
 		add("%s must be at least 1 (got %d)", flagW, c.WorkersPerProcess)
+	} else if c.WorkersPerProcess > MaxWorkersPerProcess {
+		add("%s must be at most %d (got %d): %s", flagW, MaxWorkersPerProcess, c.WorkersPerProcess, whyMaxWorkers)
 	}
 
 	switch {

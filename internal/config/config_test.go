@@ -35,6 +35,7 @@ func TestParse(t *testing.T) {
 		{name: "no args", want: Default()},
 
 		// -w spellings.
+		{name: "-w 1024", args: []string{"-w", "1024"}, want: with(func(c *Config) { c.WorkersPerProcess = 1024 })},
 		{name: "-w 2", args: []string{"-w", "2"}, want: with(func(c *Config) { c.WorkersPerProcess = 2 })},
 		{name: "-w2", args: []string{"-w2"}, want: with(func(c *Config) { c.WorkersPerProcess = 2 })},
 		{name: "-w=2", args: []string{"-w=2"}, want: with(func(c *Config) { c.WorkersPerProcess = 2 })},
@@ -192,6 +193,9 @@ func TestParseErrors(t *testing.T) {
 		{name: "-w 0", args: []string{"-w", "0"}, want: [][]string{{`-w/--workers-per-process: invalid value "0": must be at least 1`}}},
 		{name: "-w=-1", args: []string{"-w=-1"}, want: [][]string{{`-w/--workers-per-process`, `"-1"`, "at least 1"}}},
 		{name: "-w -1", args: []string{"-w", "-1"}, want: [][]string{{`-w/--workers-per-process`, `"-1"`, "at least 1"}}},
+		{name: "-w too many", args: []string{"-w", "1025"}, want: [][]string{{`-w/--workers-per-process: invalid value "1025": must be at most 1024`, "more workers than cores"}}},
+		{name: "-w absurd", args: []string{"--workers-per-process=1000000"}, want: [][]string{{`-w/--workers-per-process`, `"1000000"`, "at most 1024"}}},
+		{name: "-w too many in env", env: map[string]string{envWorkers: "5000"}, want: [][]string{{"RUNNEL_WORKERS_PER_PROCESS", `"5000"`, "-w/--workers-per-process", "at most 1024"}}},
 		{name: "-w overflow", args: []string{"--workers-per-process=99999999999999999999"}, want: [][]string{{`-w/--workers-per-process`, "out of range"}}},
 		{name: "-w missing value", args: []string{"-w"}, want: [][]string{{"flag needs an argument", "-w"}}},
 		{name: "-i -1", args: []string{"-i", "-1"}, want: [][]string{{`-i/--process-id: invalid value "-1": must not be negative`}}},
@@ -505,6 +509,8 @@ func TestValidate(t *testing.T) {
 
 		{name: "workers 0", c: with(func(c *Config) { c.WorkersPerProcess = 0 }),
 			want: []string{"-w/--workers-per-process must be at least 1 (got 0)"}},
+		{name: "workers too many", c: with(func(c *Config) { c.WorkersPerProcess = 1_000_000 }),
+			want: []string{"-w/--workers-per-process must be at most 1024 (got 1000000): more workers than cores add no parallelism"}},
 		{name: "process id negative", c: with(func(c *Config) { c.ProcessID = -1 }),
 			want: []string{"-i/--process-id must not be negative (got -1)"}},
 		{name: "process id without addresses", c: with(func(c *Config) { c.ProcessID = 1 }),

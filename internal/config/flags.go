@@ -55,8 +55,8 @@ func newFlagSet(program string, c *Config) *pflag.FlagSet {
 	// that `-r db/ -s 30 -b 0 0 1 2` passes 0 1 2 to the program.
 	fs.SetInterspersed(false)
 
-	fs.VarP(&intValue{p: &c.WorkersPerProcess, min: 1}, "workers-per-process", "w",
-		"number of workers in this process (at least 1)")
+	fs.VarP(&intValue{p: &c.WorkersPerProcess, min: 1, max: MaxWorkersPerProcess, why: whyMaxWorkers}, "workers-per-process", "w",
+		"number of workers in this process (1 to "+strconv.Itoa(MaxWorkersPerProcess)+")")
 	fs.VarP(&intValue{p: &c.ProcessID, min: 0}, "process-id", "i",
 		"index of this process in --addresses")
 	fs.VarP(&addressesValue{p: &c.Addresses}, "addresses", "a",
@@ -177,10 +177,13 @@ func flagError(err error) error {
 	return err
 }
 
-// intValue is an integer flag with a lower bound.
+// intValue is an integer flag with a lower bound and, if max > 0, an
+// upper one; why explains the upper bound.
 type intValue struct {
 	p   *int
 	min int
+	max int
+	why string
 }
 
 func (v *intValue) Set(s string) error {
@@ -197,6 +200,9 @@ func (v *intValue) Set(s string) error {
 			return fmt.Errorf("must not be negative")
 		}
 		return fmt.Errorf("must be at least %d", v.min)
+	}
+	if v.max > 0 && n > v.max {
+		return fmt.Errorf("must be at most %d (%s)", v.max, v.why)
 	}
 	*v.p = n
 	return nil
