@@ -23,6 +23,11 @@ import (
 // flags and RUNNEL_* environment variables (see the --help text).
 type Config = config.Config
 
+// MaxWorkersPerProcess is the largest Config.WorkersPerProcess (-w) a run
+// accepts: workers talk in pairs, so a run's cost grows with the square of
+// its workers, and workers beyond the cores add no parallelism.
+const MaxWorkersPerProcess = config.MaxWorkersPerProcess
+
 // DefaultConfig is one worker, one process, 10-second epochs and no
 // recovery.
 func DefaultConfig() Config { return config.Default() }
