@@ -243,6 +243,9 @@ type exchange[T any] struct {
 func (x *exchange[T]) Push(batch []T) {
 	for i := range batch {
 		d := x.route(batch[i])
+		if x.bufs[d] == nil {
+			x.bufs[d] = x.newBuf()
+		}
 		x.bufs[d] = append(x.bufs[d], batch[i])
 		if len(x.bufs[d]) >= BatchSize {
 			x.send(d)
@@ -265,14 +268,18 @@ func (x *exchange[T]) send(d int) {
 		return
 	}
 	x.w.tr.Send(d, Message{Edge: x.edge, From: x.w.Index, Kind: MsgData, Batch: b, Len: len(b)})
-	var next []T
+	x.bufs[d] = nil // the receiver owns b now; the next item takes a buffer
+}
+
+// newBuf returns an empty buffer of capacity BatchSize for one destination,
+// reusing one that a receiver handed back when it can.
+func (x *exchange[T]) newBuf() []T {
 	if x.free != nil {
-		next = x.free.get()
+		if b := x.free.get(); b != nil {
+			return b
+		}
 	}
-	if next == nil {
-		next = make([]T, 0, BatchSize)
-	}
-	x.bufs[d] = next
+	return make([]T, 0, BatchSize)
 }
 
 // flush sends every partial batch; the worker calls it at the end of each

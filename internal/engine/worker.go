@@ -292,10 +292,10 @@ func connect[T any](b *Builder, g *Gate, up *Outlet[T], route func(T) int, handl
 	}
 	in := newInput(g, w.Workers, handle)
 	in.free = sharedList[T](w.shared, w.nextEdge)
+	// A destination's buffer is allocated by its first item (see
+	// exchange.Push): with W workers there are W*W buffers per edge in the
+	// process, most of them never used by a small or skewed flow.
 	x := &exchange[T]{w: w, edge: w.nextEdge, route: route, bufs: make([][]T, w.Workers), in: in, free: in.free}
-	for d := range x.bufs {
-		x.bufs[d] = make([]T, 0, BatchSize)
-	}
 	w.nextEdge++
 	w.receivers = append(w.receivers, in)
 	up.targets = append(up.targets, x)
