@@ -149,8 +149,6 @@ type statefulLogic[K runnel.Key, V, S, W any] struct {
 	item   func(c *Context[K, W], state S, ok bool, value V) (S, bool)
 	notify func(c *Context[K, W], state S) (S, bool)
 	eof    func(c *Context[K, W], state S) (S, bool)
-	// combine, when set, merges the values of a batch per key before the
-	// exchange (ReduceFinal's pre-aggregation).
 }
 
 // encodeRecord encodes stateRecord{state, wake} without reflecting over the
