@@ -49,8 +49,8 @@ type checker struct {
 	seen map[reflect.Type]bool // types already checked or being checked; breaks cycles
 }
 
-func (c *checker) fail(format string, args ...any) error {
-	return &TypeError{Type: c.root, Reason: fmt.Sprintf(format, args...)}
+func (c *checker) fail(path, format string, args ...any) error {
+	return &TypeError{Type: c.root, Path: path, Reason: fmt.Sprintf(format, args...)}
 }
 
 // subject names the part of the root type at path, for error messages.
@@ -100,23 +100,23 @@ func (c *checker) walk(t reflect.Type, path string) error {
 		return c.walk(t.Elem(), path+"[]")
 	case reflect.Map:
 		if !validKey(t.Key()) {
-			return c.fail("%s has map key type %s; keys must be strings, integers, bools or fixed-size arrays of them",
+			return c.fail(path, "%s has map key type %s; keys must be strings, integers, bools or fixed-size arrays of them",
 				subject(path, t), t.Key())
 		}
 		return c.walk(t.Elem(), path+"[value]")
 	case reflect.Struct:
 		return c.walkStruct(t, path)
 	case reflect.Interface:
-		return c.fail("%s is an interface; state must be a concrete type so that it decodes to what was encoded",
+		return c.fail(path, "%s is an interface; state must be a concrete type so that it decodes to what was encoded",
 			subject(path, t))
 	case reflect.Func, reflect.Chan:
-		return c.fail("%s is a %s, which the codec cannot encode", subject(path, t), t.Kind())
+		return c.fail(path, "%s is a %s, which the codec cannot encode", subject(path, t), t.Kind())
 	case reflect.Complex64, reflect.Complex128:
-		return c.fail("%s is a complex number, which the codec cannot encode", subject(path, t))
+		return c.fail(path, "%s is a complex number, which the codec cannot encode", subject(path, t))
 	case reflect.Uintptr, reflect.UnsafePointer:
-		return c.fail("%s is a raw pointer (%s), which means nothing in another process", subject(path, t), t.Kind())
+		return c.fail(path, "%s is a raw pointer (%s), which means nothing in another process", subject(path, t), t.Kind())
 	default:
-		return c.fail("%s has kind %s, which the codec cannot encode", subject(path, t), t.Kind())
+		return c.fail(path, "%s has kind %s, which the codec cannot encode", subject(path, t), t.Kind())
 	}
 }
 
@@ -139,7 +139,7 @@ func (c *checker) walkStruct(t reflect.Type, path string) error {
 			}
 			if et.Kind() == reflect.Struct && !selfEncoding(ft) {
 				if !f.IsExported() && ft.Kind() == reflect.Pointer {
-					return c.fail("field %s embeds a pointer to an unexported struct, which the codec cannot allocate when decoding", fpath)
+					return c.fail(fpath, "field %s embeds a pointer to an unexported struct, which the codec cannot allocate when decoding", fpath)
 				}
 				// Fields of an embedded struct are promoted; check them in place.
 				if err := c.walk(ft, path); err != nil {
@@ -149,7 +149,7 @@ func (c *checker) walkStruct(t reflect.Type, path string) error {
 			}
 		}
 		if !f.IsExported() {
-			return c.fail("field %s is unexported (the codec would drop it silently)", fpath)
+			return c.fail(fpath, "field %s is unexported (the codec would drop it silently)", fpath)
 		}
 		if err := c.walk(ft, fpath); err != nil {
 			return err

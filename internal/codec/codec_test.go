@@ -254,6 +254,24 @@ func TestCheckType(t *testing.T) {
 	if err := CheckType(nil); err == nil {
 		t.Error("CheckType(nil) = nil")
 	}
+
+	// TypeError.Path locates the offending part for programs.
+	for _, c := range []struct {
+		v    any
+		path string
+	}{
+		{withUnexported{}, ".inner"},
+		{ifaceField{}, ".V"},
+		{map[string]any{}, "[value]"},
+		{nestedBad{}, ".Outer.Items[].ch"},
+		{[]map[string]func(){}, "[][value]"},
+		{func() {}, ""},
+	} {
+		var te *TypeError
+		if err := CheckType(reflect.TypeOf(c.v)); !errors.As(err, &te) || te.Path != c.path {
+			t.Errorf("CheckType(%T): error %v, want a *TypeError with Path %q", c.v, err, c.path)
+		}
+	}
 }
 
 func TestToJSON(t *testing.T) {

@@ -4,8 +4,8 @@
 //
 // A Worker is a plain, single-threaded state machine, like etcd raft's
 // RawNode: it never starts goroutines, never reads the wall clock and never
-// touches files or sockets. The caller (the runner in the root package, or a
-// test) owns those:
+// touches files or sockets. The caller (internal/runner, or a test) owns
+// those:
 //
 //   - it delivers messages from other workers with Deliver;
 //   - it calls Step, which polls sources, runs operators on batches, closes
