@@ -41,8 +41,6 @@ func (e execInfo) String() string {
 	return s
 }
 
-func (s *Store) partIndex(p *partition) int { return p.index }
-
 // Begin starts a new execution of the dataflow flowID with the given number
 // of workers (over all processes), after checking that the stored data
 // belongs to flowID ([ErrFlowMismatch] names both ids) and that plan loses no
