@@ -1,5 +1,7 @@
 package engine
 
+import "slices"
+
 // Node is one step's instance on one worker, as the Gate sees it.
 type Node interface {
 	// OnBarrier runs once barrier e has arrived on every input channel.
@@ -62,6 +64,12 @@ func (g *Gate) Epoch() Epoch {
 
 func (g *Gate) addChannels(r replayer, n int) int {
 	first := len(g.frontier)
+	// Exact capacity: an exchange adds one channel per worker, so W*W
+	// channels per edge in a process; appending one by one would leave up
+	// to half of that capacity unused.
+	g.frontier = slices.Grow(g.frontier, n)
+	g.queued = slices.Grow(g.queued, n)
+	g.owner = slices.Grow(g.owner, n)
 	for range n {
 		g.frontier = append(g.frontier, g.aligned)
 		g.queued = append(g.queued, 0)
