@@ -94,13 +94,23 @@ func TestTutorial(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "db_dir", "part-0.sqlite3")); err != nil {
 		t.Fatal(err)
 	}
-	out, code := runCmd(t, dir, nil, "recovery", "-r", "db_dir/", "-s", "30", "-b", "0")
-	if want := "('ALL', 0)\n('ALL', 1)\n('ALL', 3)\n"; code != 0 || out != want {
-		t.Fatalf("first run: exit %d, output %q, want %q", code, out, want)
+	// What a terminal shows: standard output and standard error together.
+	terminal := func(args ...string) (string, int) {
+		cmd := exec.Command(bin(t, "recovery"), args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil && cmd.ProcessState.ExitCode() == 0 {
+			t.Fatal(err)
+		}
+		return string(out), cmd.ProcessState.ExitCode()
 	}
-	out, code = runCmd(t, dir, nil, "recovery", "-r", "db_dir/", "-s", "30", "-b", "0", "0", "1", "2", "3", "4")
+	out, code := terminal("-r", "db_dir/", "-s", "30", "-b", "0")
+	if want := "('ALL', 0)\n('ALL', 1)\n('ALL', 3)\n"; code != 0 || out != want {
+		t.Fatalf("first run: exit %d, terminal %q, want %q", code, out, want)
+	}
+	out, code = terminal("-r", "db_dir/", "-s", "30", "-b", "0", "0", "1", "2", "3", "4")
 	if want := "('ALL', 6)\n('ALL', 10)\n"; code != 0 || out != want {
-		t.Fatalf("second run: exit %d, output %q, want %q", code, out, want)
+		t.Fatalf("second run: exit %d, terminal %q, want %q", code, out, want)
 	}
 	// Re-initialising would lose the state: refused.
 	if _, code := runCmd(t, dir, nil, "runnel", "recovery", "init", "db_dir/", "1"); code == 0 {
@@ -359,7 +369,7 @@ func TestPrintFlowTutorial(t *testing.T) {
 // fails before it runs anything, naming the flag and the cause.
 func TestAPIProcess(t *testing.T) {
 	dir := t.TempDir()
-	env := []string{"COUNTFLOW_N=100000", "COUNTFLOW_PACE=2000", "RUNNEL_API_ADDR=127.0.0.1:0"}
+	env := []string{"COUNTFLOW_N=100000", "COUNTFLOW_PACE=2000", "RUNNEL_API_ADDR=127.0.0.1:0", "RUNNEL_LOG_LEVEL=info"}
 	cmd := exec.Command(bin(t, "countflow"), "--api-pprof")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)

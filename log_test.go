@@ -88,7 +88,7 @@ func TestMainLogs(t *testing.T) {
 	// The default text format at info level: no debug lines.
 	out.Reset()
 	errb.Reset()
-	if code := runnel.MainWith([]string{"prog", "-r", dir, "-s", "30", "-b", "0"}, nil, &out, &errb, sumFlow(false, &out)); code != 0 {
+	if code := runnel.MainWith([]string{"prog", "-r", dir, "-s", "30", "-b", "0", "--log-level", "info"}, nil, &out, &errb, sumFlow(false, &out)); code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, errb.String())
 	}
 	if out.Len() != 0 {
@@ -101,6 +101,17 @@ func TestMainLogs(t *testing.T) {
 	}
 	if strings.Contains(errb.String(), "DEBUG") {
 		t.Errorf("debug line at info level:\n%s", errb.String())
+	}
+
+	// By default (warn) a run that goes as planned prints only its output,
+	// as Bytewax's does: the tutorial's transcript stays exact on a terminal.
+	out.Reset()
+	errb.Reset()
+	if code := runnel.MainWith([]string{"prog", "-r", dir, "-s", "30", "-b", "0"}, nil, &out, &errb, sumFlow(false, &out)); code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errb.String())
+	}
+	if errb.Len() != 0 {
+		t.Errorf("a run that went as planned logged at the default level:\n%s", errb.String())
 	}
 
 	// --log-level error keeps only the failure, which names the step.

@@ -301,12 +301,15 @@ func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Write
 // newLogger makes the logger of --log-format and --log-level, writing to w
 // (standard error: standard output carries only the flow's output).
 func newLogger(w io.Writer, cfg Config) *slog.Logger {
-	var level slog.Level
+	// Warn by default: a run that goes as planned prints nothing but its
+	// output, as Bytewax's does (the recovery tutorial's transcript stays
+	// exact on a terminal); a stop, a failure or dropped state still show.
+	level := slog.LevelWarn
 	switch cfg.LogLevel {
 	case "debug":
 		level = slog.LevelDebug
-	case "warn":
-		level = slog.LevelWarn
+	case "info":
+		level = slog.LevelInfo
 	case "error":
 		level = slog.LevelError
 	}

@@ -18,7 +18,7 @@
 //	    --api-addr HOST:PORT      RUNNEL_API_ADDR              default none
 //	    --api-pprof               RUNNEL_API_PPROF             default false
 //	    --log-format text|json    RUNNEL_LOG_FORMAT            default text
-//	    --log-level LEVEL         RUNNEL_LOG_LEVEL             default info
+//	    --log-level LEVEL         RUNNEL_LOG_LEVEL             default warn
 //	    --progress                (flag only)
 //
 // A flag given on the command line beats its environment variable, and the
@@ -128,7 +128,7 @@ type Config struct {
 
 	// LogLevel is the least severe level logged: "debug" (adds a line per
 	// committed epoch), "info" (the default: start and end of the run),
-	// "warn" or "error" (--log-level, RUNNEL_LOG_LEVEL). Empty means info.
+	// "warn" or "error" (--log-level, RUNNEL_LOG_LEVEL). Empty means warn.
 	LogLevel string
 
 	// Progress shows a status line on standard error while the flow runs,

@@ -474,8 +474,9 @@ const usageFlags = `Flags:
                                  only the flow's own output.
                                  Env RUNNEL_LOG_FORMAT. Default text.
       --log-level LEVEL          debug (adds a line per committed epoch), info
-                                 (start and end of the run), warn or error.
-                                 Env RUNNEL_LOG_LEVEL. Default info.
+                                 (start and end of the run), warn (stops,
+                                 dropped state) or error. Env
+                                 RUNNEL_LOG_LEVEL. Default warn.
       --progress                 Show a status line on standard error while
                                  the flow runs: items/s per input, percent
                                  done where known, epoch, last commit. Only

@@ -493,7 +493,7 @@ func logEnd(log *slog.Logger, err error) {
 	case err == nil:
 		log.Info("flow finished: the input ended")
 	case errors.As(err, &stopped):
-		log.Info("flow stopped", "resume_epoch", stopped.Resume, "detail", err.Error())
+		log.Warn("flow stopped", "resume_epoch", stopped.Resume, "detail", err.Error())
 	case errors.As(err, &se):
 		attrs := []any{"step", se.Step, "worker", se.Worker}
 		if se.Key != "" {
