@@ -432,7 +432,7 @@ func TestAPIProcess(t *testing.T) {
 	addr := strings.TrimPrefix(base, "http://")
 	second := exec.Command(bin(t, "countflow"), "--api-addr", addr)
 	second.Dir = dir
-	second.Env = append(os.Environ(), "COUNTFLOW_N=10")
+	second.Env = append(os.Environ(), "COUNTFLOW_N=10", "RUNNEL_LOG_LEVEL=info")
 	var out2, err2 bytes.Buffer
 	second.Stdout, second.Stderr = &out2, &err2
 	second.Run()
