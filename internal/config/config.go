@@ -197,7 +197,7 @@ type given struct {
 // another makes a deployment fail when it moves.
 const MaxWorkersPerProcess = 1024
 
-const whyMaxWorkers = "more workers than cores add no parallelism; run more processes with -a to scale out"
+const whyMaxWorkers = "more workers than cores add no parallelism, and each worker costs memory with every other"
 
 // check returns one error per broken rule, in flag order.
 func (c Config) check(g *given) []error {
