@@ -25,6 +25,7 @@ type Finding struct {
 	Text    string
 }
 
+// String is the finding as verify prints it: the file, its kind and text.
 func (f Finding) String() string {
 	kind := "problem"
 	if f.Warning {

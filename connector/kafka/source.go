@@ -33,6 +33,7 @@ func Latest() StartOffset { return StartOffset{kind: 1} }
 // AtTime starts at the first record whose timestamp is at or after t.
 func AtTime(t time.Time) StartOffset { return StartOffset{kind: 2, at: t} }
 
+// String names the start position: "earliest", "latest" or "time T".
 func (s StartOffset) String() string {
 	switch s.kind {
 	case 1:

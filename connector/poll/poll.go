@@ -52,6 +52,7 @@ const Partition = "poll"
 // instead of the interval. Make one with RetryAfter.
 type RetryError struct{ After time.Duration }
 
+// Error says when the source will call the function again.
 func (e *RetryError) Error() string { return fmt.Sprintf("poll: retry after %v", e.After) }
 
 // RetryAfter returns the error a poll function returns (alone or wrapped)
