@@ -19,6 +19,7 @@ import (
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/connector/demo"
 	"github.com/runnel-dev/runnel/connector/file"
+	"github.com/runnel-dev/runnel/internal/recoverytest"
 	"github.com/runnel-dev/runnel/op"
 	"github.com/runnel-dev/runnel/recovery"
 	"github.com/runnel-dev/runnel/runneltest"
@@ -165,14 +166,14 @@ func TestCrashResumeRescale(t *testing.T) {
 			crashed := new(atomic.Bool)
 			run := func(workers int, itemsPerEpoch int64) error {
 				clock := runneltest.NewClock(time.Unix(1_700_000_000, 0))
-				committed := watchCommitted(db, 3)
-				defer committed.stop()
+				committed := recoverytest.WatchCommitted(db, 3)
+				defer committed.Stop()
 				var n atomic.Int64
 				flow := runnel.NewDataflow("d")
 				items := op.Input("inp", flow, demo.NewSource(gen, demo.Seed(7), demo.Count(count), demo.Parts(3), demo.BatchSize(8)))
 				checked := op.TryMap("check", items, func(s string) (string, error) {
 					if !crashed.Load() {
-						if committed.done.Load() {
+						if committed.Done() {
 							if crashed.CompareAndSwap(false, true) {
 								return "", errCrash
 							}
@@ -210,38 +211,6 @@ func TestCrashResumeRescale(t *testing.T) {
 			}
 		})
 	}
-}
-
-// commitWatch polls a recovery directory in the background until its
-// resume epoch reaches a frontier.
-type commitWatch struct {
-	done   atomic.Bool
-	quit   chan struct{}
-	exited chan struct{}
-}
-
-func watchCommitted(db string, front uint64) *commitWatch {
-	w := &commitWatch{quit: make(chan struct{}), exited: make(chan struct{})}
-	go func() {
-		defer close(w.exited)
-		for {
-			if rep, err := recovery.Inspect(db); err == nil && rep.ResumeEpoch >= front {
-				w.done.Store(true)
-				return
-			}
-			select {
-			case <-w.quit:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-		}
-	}()
-	return w
-}
-
-func (w *commitWatch) stop() {
-	close(w.quit)
-	<-w.exited
 }
 
 // TestStopResume stops a run gracefully mid-way and resumes it on another

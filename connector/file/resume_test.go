@@ -16,6 +16,7 @@ import (
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/connector/file"
+	"github.com/runnel-dev/runnel/internal/recoverytest"
 	"github.com/runnel-dev/runnel/op"
 	"github.com/runnel-dev/runnel/recovery"
 	"github.com/runnel-dev/runnel/runneltest"
@@ -42,14 +43,14 @@ func crashResume[T any](t *testing.T, newSrc func() runnel.Source[T], format fun
 	crashed := new(atomic.Bool)
 	run := func(workers int, itemsPerEpoch int64) error {
 		clock := runneltest.NewClock(time.Unix(1_700_000_000, 0))
-		committed := watchCommitted(t, db, minCommitted)
-		defer committed.stop()
+		committed := recoverytest.WatchCommitted(db, minCommitted)
+		defer committed.Stop()
 		var n atomic.Int64
 		flow := runnel.NewDataflow("resume")
 		items := op.Input("inp", flow, newSrc())
 		lines := op.TryMap("format", items, func(x T) (string, error) {
 			if !crashed.Load() {
-				if committed.done.Load() {
+				if committed.Done() {
 					if crashed.CompareAndSwap(false, true) {
 						return "", errCrash
 					}
@@ -142,37 +143,4 @@ func TestCSVDirSourceCrashResumeRescale(t *testing.T) {
 				want, rs.from, rs.to)
 		})
 	}
-}
-
-// commitWatch polls a recovery directory in the background until its
-// resume epoch reaches a frontier.
-type commitWatch struct {
-	done   atomic.Bool
-	quit   chan struct{}
-	exited chan struct{}
-}
-
-func watchCommitted(t *testing.T, db string, front uint64) *commitWatch {
-	t.Helper()
-	w := &commitWatch{quit: make(chan struct{}), exited: make(chan struct{})}
-	go func() {
-		defer close(w.exited)
-		for {
-			if rep, err := recovery.Inspect(db); err == nil && rep.ResumeEpoch >= front {
-				w.done.Store(true)
-				return
-			}
-			select {
-			case <-w.quit:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-		}
-	}()
-	return w
-}
-
-func (w *commitWatch) stop() {
-	close(w.quit)
-	<-w.exited
 }

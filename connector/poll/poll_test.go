@@ -20,6 +20,7 @@ import (
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/connector/file"
 	"github.com/runnel-dev/runnel/connector/poll"
+	"github.com/runnel-dev/runnel/internal/recoverytest"
 	"github.com/runnel-dev/runnel/op"
 	"github.com/runnel-dev/runnel/recovery"
 	"github.com/runnel-dev/runnel/runneltest"
@@ -124,8 +125,8 @@ func TestResumableCrashResumeRescale(t *testing.T) {
 			var firstCall []int // the cursor each run's first call got
 			run := func(workers int) error {
 				clock := runneltest.NewClock(start)
-				committed := watchCommitted(db, 3)
-				defer committed.stop()
+				committed := recoverytest.WatchCommitted(db, 3)
+				defer committed.Stop()
 				first := true
 				src := poll.NewResumableSource(time.Second, func(c cursor) ([]int, cursor, error) {
 					if first {
@@ -145,7 +146,7 @@ func TestResumableCrashResumeRescale(t *testing.T) {
 				nums := op.Input("inp", flow, src)
 				lines := op.TryMap("fmt", nums, func(n int) (string, error) {
 					if !crashed.Load() {
-						if committed.done.Load() {
+						if committed.Done() {
 							if crashed.CompareAndSwap(false, true) {
 								return "", errCrash
 							}
@@ -185,38 +186,6 @@ func TestResumableCrashResumeRescale(t *testing.T) {
 }
 
 var errCrash = errors.New("simulated crash")
-
-// commitWatch polls a recovery directory in the background until its
-// resume epoch reaches a frontier.
-type commitWatch struct {
-	done   atomic.Bool
-	quit   chan struct{}
-	exited chan struct{}
-}
-
-func watchCommitted(db string, front uint64) *commitWatch {
-	w := &commitWatch{quit: make(chan struct{}), exited: make(chan struct{})}
-	go func() {
-		defer close(w.exited)
-		for {
-			if rep, err := recovery.Inspect(db); err == nil && rep.ResumeEpoch >= front {
-				w.done.Store(true)
-				return
-			}
-			select {
-			case <-w.quit:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-		}
-	}()
-	return w
-}
-
-func (w *commitWatch) stop() {
-	close(w.quit)
-	<-w.exited
-}
 
 // TestSourceWithRecoveryRescale: NewSource keeps no position, so runs with
 // recovery on 1, 3 and 2 workers each poll afresh.
