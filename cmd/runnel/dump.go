@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -25,21 +24,15 @@ func recoveryDump(args []string, stdout, stderr io.Writer) error {
 	keys := fs.StringArray("key", nil, "only this state key (repeat for several)")
 	epoch := fs.Uint64("epoch", 0, "the state after this committed epoch (default: the last committed one)")
 	format := fs.String("format", "jsonl", "jsonl (one object per line), json (one array) or csv")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
-		}
-		return usageErr("%v", err)
-	}
-	if fs.NArg() != 1 {
-		return usageErr("recovery dump takes DIR, got %d argument(s)", fs.NArg())
+	dir, err := parseDir(fs, args)
+	if err != nil {
+		return err
 	}
 	switch *format {
 	case "jsonl", "json", "csv":
 	default:
 		return usageErr("--format must be jsonl, json or csv, got %q", *format)
 	}
-	dir := fs.Arg(0)
 	s, err := recovery.OpenReadOnly(dir)
 	if err != nil {
 		return err

@@ -151,22 +151,31 @@ func recoveryInit(args []string, stdout io.Writer) error {
 	return recovery.Init(args[0], n)
 }
 
+// parseDir parses the flags of a subcommand that takes one directory, as
+// "runnel recovery NAME [flags] DIR".
+func parseDir(fs *pflag.FlagSet, args []string) (string, error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return "", err
+		}
+		return "", usageErr("%v", err)
+	}
+	if fs.NArg() != 1 {
+		return "", usageErr("%s takes DIR, got %d argument(s)", strings.TrimPrefix(fs.Name(), "runnel "), fs.NArg())
+	}
+	return fs.Arg(0), nil
+}
+
 func recoveryInspect(args []string, stdout, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("runnel recovery inspect", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	step := fs.String("step", "", "step id whose state to print (with --key)")
 	key := fs.String("key", "", "state key to print (with --step)")
 	asJSON := fs.Bool("json", false, "print the description as one JSON object")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
-		}
-		return usageErr("%v", err)
+	dir, err := parseDir(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() != 1 {
-		return usageErr("recovery inspect takes DIR, got %d argument(s)", fs.NArg())
-	}
-	dir := fs.Arg(0)
 	if fs.Changed("step") != fs.Changed("key") {
 		return usageErr("--step and --key go together")
 	}
@@ -231,16 +240,10 @@ func recoveryVerify(args []string, stdout, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("runnel recovery verify", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	strict := fs.Bool("strict", false, "fail on warnings too (rows written after the last commit)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
-		}
-		return usageErr("%v", err)
+	dir, err := parseDir(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() != 1 {
-		return usageErr("recovery verify takes DIR, got %d argument(s)", fs.NArg())
-	}
-	dir := fs.Arg(0)
 	r, err := recovery.Verify(dir)
 	if err != nil {
 		return err
@@ -310,19 +313,13 @@ func recoveryRepartition(args []string, stdout, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("runnel recovery repartition", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	to := fs.Int("to", 0, "the new partition count")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
-		}
-		return usageErr("%v", err)
-	}
-	if fs.NArg() != 1 {
-		return usageErr("recovery repartition takes DIR, got %d argument(s)", fs.NArg())
+	dir, err := parseDir(fs, args)
+	if err != nil {
+		return err
 	}
 	if !fs.Changed("to") || *to < 1 {
 		return usageErr("recovery repartition needs --to M, a positive partition count")
 	}
-	dir := fs.Arg(0)
 	res, err := recovery.Repartition(dir, *to)
 	if err != nil {
 		return err
