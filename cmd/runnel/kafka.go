@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -20,6 +21,7 @@ func kafkaServe(args []string, stdout io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:9092", "host:port to listen on (127.0.0.1 only; port 0 picks one)")
 	topics := fs.StringArray("topic", nil, "create a topic, name:partitions (repeatable)")
 	dataDir := fs.String("data-dir", "", "keep the broker's data in this directory (default: in memory)")
+	minSession := fs.Duration("group-min-session-timeout", 6*time.Second, "shortest session timeout a group member may ask for (Kafka's group.min.session.timeout.ms)")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
 			fmt.Fprint(stdout, usage)
@@ -30,7 +32,10 @@ func kafkaServe(args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageErr("kafka serve takes no arguments, got %q", fs.Args())
 	}
-	opts := kafkadev.Options{Addr: *addr, Topics: map[string]int32{}, DataDir: *dataDir}
+	if *minSession <= 0 {
+		return usageErr("--group-min-session-timeout: %v is not a positive duration", *minSession)
+	}
+	opts := kafkadev.Options{Addr: *addr, Topics: map[string]int32{}, DataDir: *dataDir, GroupMinSessionTimeout: *minSession}
 	for _, t := range *topics {
 		name, n, err := kafkadev.ParseTopic(t)
 		if err != nil {

@@ -19,6 +19,8 @@ func TestKafkaServeUsage(t *testing.T) {
 		{[]string{"kafka", "serve", "extra"}, 2, "takes no arguments"},
 		{[]string{"kafka", "serve", "--topic", "t:0"}, 2, "partitions must be a positive integer"},
 		{[]string{"kafka", "serve", "--addr", "10.1.2.3:9092"}, 1, "127.0.0.1 only"},
+		{[]string{"kafka", "serve", "--group-min-session-timeout", "0s"}, 2, "--group-min-session-timeout: 0s is not a positive duration"},
+		{[]string{"kafka", "serve", "--group-min-session-timeout", "soon"}, 2, "invalid argument"},
 	} {
 		code, _, errs := runCLI(c.args...)
 		if code != c.code || !strings.Contains(errs, c.want) {

@@ -10,7 +10,7 @@
 //	                                               every key's committed state and every position
 //	runnel recovery backup DIR DEST                consistent copy of DIR, even while a flow runs
 //	runnel recovery repartition DIR --to M         move the committed state to M partitions (offline)
-//	runnel kafka serve [--addr A] [--topic T:N]... [--data-dir D]
+//	runnel kafka serve [--addr A] [--topic T:N]... [--data-dir D] [--group-min-session-timeout D]
 //	                                               run a development Kafka broker on 127.0.0.1
 //
 // verify reads like inspect (it never modifies a byte) and prints, per
@@ -56,6 +56,7 @@ const usage = `usage:
   runnel recovery repartition DIR --to M         move DIR's committed state and positions to M
                                                  partitions (no run may use DIR meanwhile)
   runnel kafka serve [--addr 127.0.0.1:9092] [--topic NAME:PARTITIONS]... [--data-dir DIR]
+                     [--group-min-session-timeout 6s]
                                                  run a development Kafka broker (franz-go's kfake)
   runnel help                                    show this help
 `

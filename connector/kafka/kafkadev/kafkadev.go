@@ -12,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -34,6 +35,11 @@ type Options struct {
 	// directory, so a broker started again on it continues; empty keeps
 	// everything in memory.
 	DataDir string
+	// GroupMinSessionTimeout is the shortest session timeout a consumer
+	// group member may ask for (Kafka's group.min.session.timeout.ms);
+	// zero keeps Kafka's default, 6s. Tests of group mode lower it to run
+	// with sessions of about a second.
+	GroupMinSessionTimeout time.Duration
 }
 
 // Start starts a broker.
@@ -52,6 +58,12 @@ func Start(o Options) (*Broker, error) {
 		}
 	}
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port)}
+	if o.GroupMinSessionTimeout < 0 {
+		return nil, fmt.Errorf("kafkadev: group min session timeout %v is negative", o.GroupMinSessionTimeout)
+	}
+	if o.GroupMinSessionTimeout > 0 {
+		opts = append(opts, kfake.GroupMinSessionTimeout(o.GroupMinSessionTimeout))
+	}
 	if o.DataDir != "" {
 		opts = append(opts, kfake.DataDir(o.DataDir), kfake.SyncWrites())
 	}

@@ -1,8 +1,15 @@
 package kafkadev
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"go.uber.org/goleak"
 )
@@ -43,5 +50,53 @@ func TestBadOptions(t *testing.T) {
 	}
 	if name, n, err := ParseTopic("t:4"); name != "t" || n != 4 || err != nil {
 		t.Errorf("ParseTopic(t:4) = %q %d %v", name, n, err)
+	}
+}
+
+// TestGroupMinSessionTimeout: a group member asking for a 500ms session is
+// refused by default (Kafka's minimum is 6s) and admitted when the broker's
+// minimum is lowered.
+func TestGroupMinSessionTimeout(t *testing.T) {
+	join := func(min time.Duration) error {
+		b, err := Start(Options{Topics: map[string]int32{"t": 1}, GroupMinSessionTimeout: min})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if err := b.Produce("t", Record{Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+		var joinErr error
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.ConsumerGroup("g"), kgo.ConsumeTopics("t"),
+			kgo.SessionTimeout(500*time.Millisecond), kgo.HeartbeatInterval(100*time.Millisecond),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				return fmt.Errorf("no record and no error in 20s (last error %v)", joinErr)
+			}
+			if fs.NumRecords() > 0 {
+				return nil
+			}
+			if err := fs.Err0(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := join(0); !errors.Is(err, kerr.InvalidSessionTimeout) {
+		t.Errorf("default broker, 500ms session: %v, want INVALID_SESSION_TIMEOUT", err)
+	}
+	if err := join(100 * time.Millisecond); err != nil {
+		t.Errorf("broker with a 100ms minimum, 500ms session: %v", err)
+	}
+	if b, err := Start(Options{GroupMinSessionTimeout: -time.Second}); err == nil {
+		b.Close()
+		t.Error("a negative GroupMinSessionTimeout was accepted")
 	}
 }
