@@ -31,6 +31,12 @@ func TestMainExitCodes(t *testing.T) {
 		{"bad --api-addr", []string{"--api-addr", "localhost"}, nil, 2, "", "--api-addr"},
 		{"bad RUNNEL_API_ADDR", nil, map[string]string{"RUNNEL_API_ADDR": ":x"}, 2, "", "RUNNEL_API_ADDR"},
 		{"--api-pprof without --api-addr", []string{"--api-pprof"}, nil, 2, "", "--api-pprof needs --api-addr"},
+		{"--group without --brokers", []string{"--group", "app"}, nil, 2, "", "--group needs --brokers"},
+		{"RUNNEL_GROUP with -r", []string{"-r", "dir", "-s", "1", "-b", "0"}, map[string]string{"RUNNEL_GROUP": "app", "RUNNEL_BROKERS": "127.0.0.1:9092"}, 2, "", "group mode keeps state in Kafka changelog topics; drop -r"},
+		{"--key-groups without --group", []string{"--key-groups", "8"}, nil, 2, "", "--key-groups needs --group"},
+		{"bad RUNNEL_BROKERS", nil, map[string]string{"RUNNEL_BROKERS": "kafka"}, 2, "", "RUNNEL_BROKERS"},
+		{"removed -a", []string{"-a", "h:1"}, nil, 2, "", "unknown shorthand flag: 'a'"},
+		{"removed --process-id", []string{"--process-id", "0"}, nil, 2, "", "unknown flag: --process-id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

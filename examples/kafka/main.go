@@ -22,10 +22,13 @@
 //	$ go run ./cmd/runnel recovery init /tmp/kafka-rec 2
 //	$ go run ./examples/kafka --brokers 127.0.0.1:9092 -r /tmp/kafka-rec -w 2
 //
-// Flags of its own (before Runnel's -w, -r, -s ...): --brokers host:port
-// (comma-separated), --in TOPIC (default words), --out TOPIC (default
-// counts), --tail=false to stop at the end offsets seen at start,
-// --timeout D (default 30s) for how long the brokers may be unreachable.
+// The brokers are Runnel's own --brokers host:port[,host:port] (or
+// RUNNEL_BROKERS), the flag that group mode uses too, so the same command
+// with --group APP and without -r runs the flow as one member of a group
+// (docs/scaling.md). Flags of its own: --in TOPIC (default words), --out
+// TOPIC (default counts), --tail=false to stop at the end offsets seen at
+// start, --timeout D (default 30s) for how long the brokers may be
+// unreachable.
 package main
 
 import (
@@ -53,22 +56,25 @@ func main() {
 		os.Exit(2)
 	}
 	os.Args = append(os.Args[:1], rest...)
-	if own.brokers != "" {
-		runnel.MainFunc(func(args []string) (*runnel.Dataflow, error) {
-			if len(args) > 0 {
-				return nil, fmt.Errorf("unexpected arguments %q", args)
-			}
-			return countFlow(strings.Split(own.brokers, ","), own), nil
-		})
-		return
+	// Runnel's flags decide between the demo and a real run: with
+	// --brokers the flow runs against them under runnel.MainFunc, which
+	// parses the same flags again (and reports any error in them).
+	cfg, _, err := runnel.ParseConfig("kafka", rest)
+	if err == nil && len(cfg.Brokers) == 0 {
+		os.Exit(demo(own, rest, os.Stdout, os.Stderr))
 	}
-	os.Exit(demo(own, rest, os.Stdout, os.Stderr))
+	runnel.MainFunc(func(args []string) (*runnel.Dataflow, error) {
+		if len(args) > 0 {
+			return nil, fmt.Errorf("unexpected arguments %q", args)
+		}
+		return countFlow(cfg.Brokers, own), nil
+	})
 }
 
 type ownFlags struct {
-	brokers, in, out string
-	tail             bool
-	timeout          time.Duration
+	in, out string
+	tail    bool
+	timeout time.Duration
 }
 
 // parseOwnFlags takes this program's flags out of args and leaves Runnel's.
@@ -78,7 +84,7 @@ func parseOwnFlags(args []string) (ownFlags, []string, error) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "--") || !slices.Contains([]string{"brokers", "in", "out", "tail", "timeout"}, name) {
+		if !strings.HasPrefix(a, "--") || !slices.Contains([]string{"in", "out", "tail", "timeout"}, name) {
 			rest = append(rest, a)
 			continue
 		}
@@ -105,8 +111,6 @@ func parseOwnFlags(args []string) (ownFlags, []string, error) {
 			return f, nil, fmt.Errorf("--%s is empty", name)
 		}
 		switch name {
-		case "brokers":
-			f.brokers = value
 		case "in":
 			f.in = value
 		case "out":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,12 @@ func TestBadFlags(t *testing.T) {
 	if code := demo(ownFlags{in: "words", out: "counts"}, []string{"--bogus"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "bogus") || out.Len() > 0 {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 2 naming --bogus before starting anything", code, out.String(), errOut.String())
 	}
-	if _, _, err := parseOwnFlags([]string{"--brokers"}); err == nil || !strings.Contains(err.Error(), "--brokers") {
-		t.Errorf("--brokers without a value: %v", err)
+	if _, _, err := parseOwnFlags([]string{"--in"}); err == nil || !strings.Contains(err.Error(), "--in") {
+		t.Errorf("--in without a value: %v", err)
+	}
+	// --brokers is Runnel's flag: left for runnel.ParseConfig, with its value.
+	own, rest, err := parseOwnFlags([]string{"--brokers", "127.0.0.1:9092", "--in", "w", "-w", "2"})
+	if err != nil || own.in != "w" || !slices.Equal(rest, []string{"--brokers", "127.0.0.1:9092", "-w", "2"}) {
+		t.Errorf("parseOwnFlags: %+v, %q, %v", own, rest, err)
 	}
 }

@@ -7,8 +7,6 @@
 // Every flow binary accepts the flags of Bytewax's bytewax.run:
 //
 //	-w, --workers-per-process N   RUNNEL_WORKERS_PER_PROCESS   default 1; 1 to 1024
-//	-i, --process-id N            RUNNEL_PROCESS_ID            default 0
-//	-a, --addresses "H:P;H:P"     RUNNEL_ADDRESSES             default none
 //	-r, --recovery-directory DIR  RUNNEL_RECOVERY_DIRECTORY    default none
 //	-s, --snapshot-interval T     RUNNEL_SNAPSHOT_INTERVAL     default 10s; required with -r
 //	-b, --backup-interval T       RUNNEL_BACKUP_INTERVAL       required with -r, only with -r
@@ -20,6 +18,13 @@
 //	    --log-format text|json    RUNNEL_LOG_FORMAT            default text
 //	    --log-level LEVEL         RUNNEL_LOG_LEVEL             default warn
 //	    --progress                (flag only)
+//
+// and the flags of group mode, which runs one flow as several processes
+// that are members of a Kafka consumer group (docs/scaling.md):
+//
+//	--group APP               RUNNEL_GROUP                 default none
+//	--brokers H:P[,H:P]       RUNNEL_BROKERS               default none
+//	--key-groups N            RUNNEL_KEY_GROUPS            default 0 (chosen at first start)
 //
 // A flag given on the command line beats its environment variable, and the
 // variable beats the default. An empty variable counts as unset. Intervals
@@ -60,18 +65,38 @@ import (
 type Config struct {
 	// WorkersPerProcess is the number of workers in this process (-w,
 	// --workers-per-process, RUNNEL_WORKERS_PER_PROCESS). At least 1 and
-	// at most [MaxWorkersPerProcess]; default 1. A run has len(Addresses)
-	// (or 1) times this many workers.
+	// at most [MaxWorkersPerProcess]; default 1. In group mode every
+	// member process runs this many workers.
 	WorkersPerProcess int
 
-	// ProcessID is this process's index into Addresses (-i, --process-id,
-	// RUNNEL_PROCESS_ID). Default 0; must be 0 without Addresses.
-	ProcessID int
+	// Group is the name of the application in group mode (--group APP,
+	// RUNNEL_GROUP): every process started with the same Group and Brokers
+	// is a member of the Kafka consumer group APP, and the group protocol
+	// decides which member reads which input partitions. It also prefixes
+	// the application's internal topics (APP.meta, APP.<step>.repartition,
+	// APP.<step>.changelog), so it may hold only the characters of a Kafka
+	// topic name (letters, digits, '.', '_', '-'), at most
+	// [MaxGroupLength] of them. Empty (the default) runs the flow in this
+	// process alone. Needs Brokers; refused with RecoveryDir, because group
+	// mode keeps state in Kafka changelog topics.
+	Group string
 
-	// Addresses are the host:port addresses of every process of the run, in
-	// process-id order (-a, --addresses "host:port;host:port",
-	// RUNNEL_ADDRESSES). Empty (the default) means a single-process run.
-	Addresses []string
+	// Brokers are the host:port addresses of Kafka brokers to bootstrap
+	// from (--brokers H:P[,H:P], RUNNEL_BROKERS; repeat the flag or
+	// separate addresses with ","). Required with Group. Without Group,
+	// Runnel does not use them; a program may (examples/kafka reads them
+	// for its source and sink).
+	Brokers []string
+
+	// KeyGroups is the number of key groups of a group-mode application
+	// (--key-groups N, RUNNEL_KEY_GROUPS): keys hash into this many groups,
+	// and it is the partition count of the repartition and changelog
+	// topics, so the most members a keyed step can spread over. 0 (the
+	// default) means: the largest input topic's partition count when the
+	// application first starts, and afterwards what it recorded. At most
+	// [MaxKeyGroups]; needs Group. It cannot change once the application
+	// has started.
+	KeyGroups int
 
 	// RecoveryDir is the directory of recovery partitions, created with
 	// `runnel recovery init DIR N` (-r, --recovery-directory,
@@ -137,8 +162,7 @@ type Config struct {
 }
 
 // Default returns the configuration used when no flag and no environment
-// variable is given: one worker, process 0 of a single-process run, no
-// recovery, and a 10s snapshot interval (epoch length).
+// variable is given: one worker in a single process, no recovery, and a 10s snapshot interval (epoch length).
 func Default() Config {
 	return Config{
 		WorkersPerProcess: 1,
@@ -149,8 +173,9 @@ func Default() Config {
 // Flag names as they appear in messages.
 const (
 	flagW     = "-w/--workers-per-process"
-	flagI     = "-i/--process-id"
-	flagA     = "-a/--addresses"
+	flagGroup = "--group"
+	flagBrk   = "--brokers"
+	flagKG    = "--key-groups"
 	flagR     = "-r/--recovery-directory"
 	flagS     = "-s/--snapshot-interval"
 	flagB     = "-b/--backup-interval"
@@ -167,10 +192,11 @@ const (
 // the returned error (as [errors.Join] formats it), each naming the flag and
 // the bound it breaks. It returns nil if c can run.
 //
-// The rules: 1 <= WorkersPerProcess <= MaxWorkersPerProcess; ProcessID >= 0, and < len(Addresses)
-// when there are addresses, or 0 when there are none; every address is
-// host:port with a non-empty host and a port in 1-65535, and no address
-// repeats; SnapshotInterval > 0; BackupInterval >= 0, and 0 unless RecoveryDir
+// The rules: 1 <= WorkersPerProcess <= MaxWorkersPerProcess; Group, when
+// set, is a valid topic-name prefix, comes with Brokers and without
+// RecoveryDir; every broker is host:port with a non-empty host and a port
+// in 1-65535; 0 <= KeyGroups <= MaxKeyGroups, and 0 without Group;
+// SnapshotInterval > 0; BackupInterval >= 0, and 0 unless RecoveryDir
 // is set; DropState and RecoveryPlan need RecoveryDir, and DropState holds no
 // empty step id.
 //
@@ -212,26 +238,31 @@ func (c Config) check(g *given) []error {
 		add("%s must be at most %d (got %d): %s", flagW, MaxWorkersPerProcess, c.WorkersPerProcess, whyMaxWorkers)
 	}
 
-	switch {
-	case c.ProcessID < 0:
-		add("%s must not be negative (got %d)", flagI, c.ProcessID)
-	case len(c.Addresses) == 0 && c.ProcessID != 0:
-		add("%s must be 0 without %s (got %d)", flagI, flagA, c.ProcessID)
-	case len(c.Addresses) > 0 && c.ProcessID >= len(c.Addresses):
-		add("%s must be less than the number of %s, %d (got %d)",
-			flagI, flagA, len(c.Addresses), c.ProcessID)
+	if c.Group != "" {
+		if err := checkGroup(c.Group); err != nil {
+			add("%s: %v", flagGroup, err)
+		}
+		if len(c.Brokers) == 0 {
+			add("%s needs %s (the Kafka brokers that hold the group, e.g. --brokers 127.0.0.1:9092); or set %s",
+				flagGroup, flagBrk, envBrokers)
+		}
+		if c.RecoveryDir != "" {
+			add("%s is not allowed with %s: group mode keeps state in Kafka changelog topics; drop -r",
+				flagGroup, flagR)
+		}
 	}
-
-	seen := make(map[string]bool, len(c.Addresses))
-	for _, a := range c.Addresses {
-		if err := checkAddress(a); err != nil {
-			add("%s: %v", flagA, err)
-			continue
+	for _, b := range c.Brokers {
+		if err := checkAddress(b); err != nil {
+			add("%s: %v", flagBrk, err)
 		}
-		if seen[a] {
-			add("%s: %q is listed twice; every process needs its own address", flagA, a)
-		}
-		seen[a] = true
+	}
+	switch {
+	case c.KeyGroups < 0:
+		add("%s must not be negative (got %d)", flagKG, c.KeyGroups)
+	case c.KeyGroups > MaxKeyGroups:
+		add("%s must be at most %d (got %d): %s", flagKG, MaxKeyGroups, c.KeyGroups, whyMaxKeyGroups)
+	case c.KeyGroups > 0 && c.Group == "":
+		add("%s needs %s (key groups split keyed state among the members of a group)", flagKG, flagGroup)
 	}
 
 	if c.SnapshotInterval <= 0 {
@@ -292,6 +323,36 @@ func (c Config) check(g *given) []error {
 	return errs
 }
 
+// MaxKeyGroups is the largest KeyGroups a group-mode application accepts.
+// Key groups are partitions of the repartition and changelog topics of
+// every keyed step, and each costs the brokers files and memory; 65536 is
+// far above any member count one application reaches, while a typo such
+// as --key-groups 1000000 is refused before topics are created.
+const MaxKeyGroups = 65536
+
+const whyMaxKeyGroups = "each key group is a partition of every repartition and changelog topic"
+
+// MaxGroupLength is the longest Group name: Kafka topic names are at most
+// 249 characters, and the group's internal topics append a step id and a
+// suffix to it.
+const MaxGroupLength = 128
+
+// checkGroup checks that an application name can prefix Kafka topic names.
+func checkGroup(g string) error {
+	if len(g) > MaxGroupLength {
+		return fmt.Errorf("%q is %d characters long; at most %d, because it prefixes topic names (Kafka allows 249)", g, len(g), MaxGroupLength)
+	}
+	if g == "." || g == ".." {
+		return fmt.Errorf("%q is not a valid name; it prefixes topic names", g)
+	}
+	for _, r := range g {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("%q contains %q; it prefixes topic names, so only letters, digits, '.', '_' and '-' are allowed", g, r)
+		}
+	}
+	return nil
+}
+
 // errSnapshotZero explains why the snapshot interval cannot be 0.
 var errSnapshotZero = errors.New("-s 0 is not allowed, because the snapshot interval is the epoch length; " +
 	"use a small value such as -s 0.05 for frequent snapshots")
@@ -324,7 +385,7 @@ func checkAddress(a string) error {
 		return fmt.Errorf("%q is not host:port", a)
 	}
 	if host == "" {
-		return fmt.Errorf("%q has no host; other processes must be able to dial it", a)
+		return fmt.Errorf("%q has no host", a)
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		return fmt.Errorf("%q has invalid port %q (want 1-65535)", a, port)

@@ -43,21 +43,29 @@ func TestParse(t *testing.T) {
 		{name: "--workers-per-process=2", args: []string{"--workers-per-process=2"}, want: with(func(c *Config) { c.WorkersPerProcess = 2 })},
 		{name: "last -w wins", args: []string{"-w", "2", "-w3"}, want: with(func(c *Config) { c.WorkersPerProcess = 3 })},
 
-		// -i and -a.
-		{name: "-i -a", args: []string{"-i", "1", "-a", "h0:2101;h1:2101"},
-			want: with(func(c *Config) { c.ProcessID = 1; c.Addresses = []string{"h0:2101", "h1:2101"} })},
-		{name: "-i1 -a=", args: []string{"-i1", "-a=h0:2101;h1:2101"},
-			want: with(func(c *Config) { c.ProcessID = 1; c.Addresses = []string{"h0:2101", "h1:2101"} })},
-		{name: "--process-id= --addresses=", args: []string{"--process-id=1", "--addresses=h0:2101;h1:2101"},
-			want: with(func(c *Config) { c.ProcessID = 1; c.Addresses = []string{"h0:2101", "h1:2101"} })},
-		{name: "--process-id --addresses", args: []string{"--process-id", "0", "--addresses", "h0:2101"},
-			want: with(func(c *Config) { c.Addresses = []string{"h0:2101"} })},
-		{name: "-a repeated accumulates", args: []string{"-a", "h0:1", "-a", "h1:2;h2:3"},
-			want: with(func(c *Config) { c.Addresses = []string{"h0:1", "h1:2", "h2:3"} })},
-		{name: "-a spaces and trailing ;", args: []string{"-a", "h0:1; h1:2;"},
-			want: with(func(c *Config) { c.Addresses = []string{"h0:1", "h1:2"} })},
-		{name: "-a IPv6", args: []string{"-a", "[::1]:2101;127.0.0.1:2102"},
-			want: with(func(c *Config) { c.Addresses = []string{"[::1]:2101", "127.0.0.1:2102"} })},
+		// Group mode.
+		{name: "--group --brokers", args: []string{"--group", "counts", "--brokers", "k0:9092,k1:9092"},
+			want: with(func(c *Config) { c.Group = "counts"; c.Brokers = []string{"k0:9092", "k1:9092"} })},
+		{name: "--group= --brokers= --key-groups=", args: []string{"--group=my-app_1.v2", "--brokers=k0:9092", "--key-groups=64"},
+			want: with(func(c *Config) { c.Group = "my-app_1.v2"; c.Brokers = []string{"k0:9092"}; c.KeyGroups = 64 })},
+		{name: "--key-groups 0 is the default", args: []string{"--group", "g", "--brokers", "k:1", "--key-groups", "0"},
+			want: with(func(c *Config) { c.Group = "g"; c.Brokers = []string{"k:1"} })},
+		{name: "--key-groups at most", args: []string{"--group", "g", "--brokers", "k:1", "--key-groups", "65536"},
+			want: with(func(c *Config) { c.Group = "g"; c.Brokers = []string{"k:1"}; c.KeyGroups = 65536 })},
+		{name: "--brokers repeated accumulates", args: []string{"--brokers", "k0:1", "--brokers", "k1:2,k2:3"},
+			want: with(func(c *Config) { c.Brokers = []string{"k0:1", "k1:2", "k2:3"} })},
+		{name: "--brokers spaces and trailing ,", args: []string{"--brokers", "k0:1, k1:2,"},
+			want: with(func(c *Config) { c.Brokers = []string{"k0:1", "k1:2"} })},
+		{name: "--brokers IPv6", args: []string{"--brokers", "[::1]:9092,127.0.0.1:9093"},
+			want: with(func(c *Config) { c.Brokers = []string{"[::1]:9092", "127.0.0.1:9093"} })},
+		{name: "--brokers alone is the program's", args: []string{"--brokers", "127.0.0.1:9092"},
+			want: with(func(c *Config) { c.Brokers = []string{"127.0.0.1:9092"} })},
+		{name: "group mode from env",
+			env:  map[string]string{envGroup: "counts", envBrokers: "k0:9092,k1:9092", envKeyGroups: "12", envWorkers: "2", envSnapshot: "1"},
+			want: Config{WorkersPerProcess: 2, Group: "counts", Brokers: []string{"k0:9092", "k1:9092"}, KeyGroups: 12, SnapshotInterval: time.Second}},
+		{name: "group flags beat env", args: []string{"--group", "flag", "--brokers", "f:1", "--key-groups", "3"},
+			env:  map[string]string{envGroup: "env", envBrokers: "e:1,e:2", envKeyGroups: "12"},
+			want: with(func(c *Config) { c.Group = "flag"; c.Brokers = []string{"f:1"}; c.KeyGroups = 3 })},
 
 		// Recovery: -r -s -b in every spelling.
 		{name: "tutorial", args: []string{"-r", "db/", "-s", "30", "-b", "0"}, want: with(rec)},
@@ -95,18 +103,18 @@ func TestParse(t *testing.T) {
 		// Environment fallback and precedence.
 		{name: "env only",
 			env: map[string]string{
-				envWorkers: "4", envProcessID: "1", envAddresses: "h0:1;h1:2",
+				envWorkers: "4", envBrokers: "h0:1,h1:2",
 				envRecovery: "db/", envSnapshot: "30", envBackup: "10s",
 			},
-			want: Config{WorkersPerProcess: 4, ProcessID: 1, Addresses: []string{"h0:1", "h1:2"},
+			want: Config{WorkersPerProcess: 4, Brokers: []string{"h0:1", "h1:2"},
 				RecoveryDir: "db/", SnapshotInterval: 30 * time.Second, BackupInterval: 10 * time.Second}},
 		{name: "flag beats env",
-			args: []string{"-w", "3", "-i", "0", "-a", "x:9", "-r", "flag/", "-s", "1", "-b", "2"},
+			args: []string{"-w", "3", "--brokers", "x:9", "-r", "flag/", "-s", "1", "-b", "2"},
 			env: map[string]string{
-				envWorkers: "4", envProcessID: "1", envAddresses: "h0:1;h1:2",
+				envWorkers: "4", envBrokers: "h0:1,h1:2",
 				envRecovery: "db/", envSnapshot: "30", envBackup: "10s",
 			},
-			want: Config{WorkersPerProcess: 3, Addresses: []string{"x:9"},
+			want: Config{WorkersPerProcess: 3, Brokers: []string{"x:9"},
 				RecoveryDir: "flag/", SnapshotInterval: time.Second, BackupInterval: 2 * time.Second}},
 		{name: "env beats default, flags mixed in", args: []string{"-r", "db/"},
 			env:  map[string]string{envSnapshot: "30", envBackup: "0", envWorkers: "2"},
@@ -168,15 +176,15 @@ func TestParseNilEnv(t *testing.T) {
 }
 
 // TestParseDoesNotShareState checks that each Parse starts from Default,
-// in particular that -a accumulation does not leak between calls.
+// in particular that --brokers accumulation does not leak between calls.
 func TestParseDoesNotShareState(t *testing.T) {
 	for range 2 {
-		got, _, err := Parse("flow", []string{"-a", "h:1"}, nil)
+		got, _, err := Parse("flow", []string{"--brokers", "h:1"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got.Addresses) != 1 {
-			t.Fatalf("Addresses = %q", got.Addresses)
+		if len(got.Brokers) != 1 {
+			t.Fatalf("Brokers = %q", got.Brokers)
 		}
 	}
 }
@@ -198,20 +206,30 @@ func TestParseErrors(t *testing.T) {
 		{name: "-w too many in env", env: map[string]string{envWorkers: "5000"}, want: [][]string{{"RUNNEL_WORKERS_PER_PROCESS", `"5000"`, "-w/--workers-per-process", "at most 1024"}}},
 		{name: "-w overflow", args: []string{"--workers-per-process=99999999999999999999"}, want: [][]string{{`-w/--workers-per-process`, "out of range"}}},
 		{name: "-w missing value", args: []string{"-w"}, want: [][]string{{"flag needs an argument", "-w"}}},
-		{name: "-i -1", args: []string{"-i", "-1"}, want: [][]string{{`-i/--process-id: invalid value "-1": must not be negative`}}},
-		{name: "-i x", args: []string{"--process-id=x"}, want: [][]string{{`-i/--process-id`, `"x"`, "not an integer"}}},
+		{name: "--key-groups -1", args: []string{"--group", "g", "--brokers", "k:1", "--key-groups", "-1"}, want: [][]string{{`--key-groups: invalid value "-1": must not be negative`}}},
+		{name: "--key-groups x", args: []string{"--key-groups=x"}, want: [][]string{{`--key-groups`, `"x"`, "not an integer"}}},
+		{name: "--key-groups too many", args: []string{"--group", "g", "--brokers", "k:1", "--key-groups", "65537"},
+			want: [][]string{{`--key-groups: invalid value "65537": must be at most 65536`, "partition of every repartition and changelog topic"}}},
 		{name: "-s xyz", args: []string{"-s", "xyz"}, want: [][]string{{`-s/--snapshot-interval: invalid value "xyz"`, "seconds", "Go duration"}}},
 		{name: "-s 0", args: []string{"-s", "0"}, want: [][]string{{`-s/--snapshot-interval: invalid value "0": must be greater than 0`, "-s 0 is not allowed"}}},
 		{name: "-s 0s", args: []string{"--snapshot-interval=0s"}, want: [][]string{{`-s/--snapshot-interval`, `"0s"`, "greater than 0"}}},
 		{name: "-s -5", args: []string{"-s", "-5"}, want: [][]string{{`-s/--snapshot-interval`, `"-5"`, "negative"}}},
 		{name: "-b -1s", args: []string{"-r", "db", "-s", "1", "-b", "-1s"}, want: [][]string{{`-b/--backup-interval`, `"-1s"`, "negative"}}},
 		{name: "-b empty", args: []string{"--backup-interval="}, want: [][]string{{`-b/--backup-interval`, `""`, "empty interval"}}},
-		{name: "-a no port", args: []string{"-a", "nohost"}, want: [][]string{{`-a/--addresses: invalid value "nohost"`, "not host:port"}}},
-		{name: "-a no host", args: []string{"-a", ":2101"}, want: [][]string{{`-a/--addresses`, `":2101"`, "no host"}}},
-		{name: "-a port 0", args: []string{"-a", "h:0"}, want: [][]string{{`-a/--addresses`, `"h:0"`, "invalid port"}}},
-		{name: "-a port too big", args: []string{"-a", "h0:1;h1:65536"}, want: [][]string{{`-a/--addresses`, `"h1:65536"`, "1-65535"}}},
-		{name: "-a named port", args: []string{"-a", "h:http"}, want: [][]string{{`-a/--addresses`, `"h:http"`, "invalid port"}}},
-		{name: "-a empty", args: []string{"-a", ";"}, want: [][]string{{`-a/--addresses`, "no address"}}},
+		{name: "--brokers no port", args: []string{"--brokers", "nohost"}, want: [][]string{{`--brokers: invalid value "nohost"`, "not host:port"}}},
+		{name: "--brokers no host", args: []string{"--brokers", ":9092"}, want: [][]string{{`--brokers`, `":9092"`, "no host"}}},
+		{name: "--brokers port 0", args: []string{"--brokers", "h:0"}, want: [][]string{{`--brokers`, `"h:0"`, "invalid port"}}},
+		{name: "--brokers port too big", args: []string{"--brokers", "h0:1,h1:65536"}, want: [][]string{{`--brokers`, `"h1:65536"`, "1-65535"}}},
+		{name: "--brokers named port", args: []string{"--brokers", "h:kafka"}, want: [][]string{{`--brokers`, `"h:kafka"`, "invalid port"}}},
+		{name: "--brokers empty", args: []string{"--brokers", ","}, want: [][]string{{`--brokers`, "no address"}}},
+		{name: "--brokers ; separated", args: []string{"--brokers", "h0:1;h1:2"}, want: [][]string{{`--brokers`, `"h0:1;h1:2"`, `separate brokers with ","`}}},
+		{name: "--group empty", args: []string{"--group", ""}, want: [][]string{{`--group: invalid value ""`, "empty application name"}}},
+		{name: "--group bad character", args: []string{"--group", "my app", "--brokers", "k:1"},
+			want: [][]string{{`--group: invalid value "my app"`, `contains ' '`, "only letters, digits"}}},
+		{name: "--group slash", args: []string{"--group=a/b", "--brokers", "k:1"}, want: [][]string{{`--group`, `"a/b"`, `contains '/'`}}},
+		{name: "--group dot", args: []string{"--group", ".", "--brokers", "k:1"}, want: [][]string{{`--group`, `"."`, "not a valid name"}}},
+		{name: "--group too long", args: []string{"--group", strings.Repeat("a", 129), "--brokers", "k:1"},
+			want: [][]string{{`--group`, "129 characters long; at most 128"}}},
 		{name: "-r empty", args: []string{"-r", ""}, want: [][]string{{`-r/--recovery-directory: invalid value ""`, "empty directory"}}},
 		{name: "--drop-state empty", args: []string{"--drop-state", "a,,b"}, want: [][]string{{`--drop-state: invalid value "a,,b": empty step id`}}},
 		{name: "unknown long", args: []string{"--workers=2"}, want: [][]string{{"unknown flag: --workers"}}},
@@ -223,15 +241,17 @@ func TestParseErrors(t *testing.T) {
 			want: [][]string{{`RUNNEL_WORKERS_PER_PROCESS: invalid value "abc" for -w/--workers-per-process: not an integer`}}},
 		{name: "env workers 0", env: map[string]string{envWorkers: "0"},
 			want: [][]string{{`RUNNEL_WORKERS_PER_PROCESS: invalid value "0"`, "at least 1"}}},
-		{name: "env process id", env: map[string]string{envProcessID: "-2"}, want: [][]string{{"RUNNEL_PROCESS_ID", `"-2"`, "negative"}}},
-		{name: "env addresses", env: map[string]string{envAddresses: "h:1;bad"}, want: [][]string{{"RUNNEL_ADDRESSES", `"h:1;bad"`, `"bad" is not host:port`}}},
+		{name: "env key groups", env: map[string]string{envGroup: "g", envBrokers: "k:1", envKeyGroups: "-2"},
+			want: [][]string{{"RUNNEL_KEY_GROUPS", `"-2"`, "--key-groups", "negative"}}},
+		{name: "env brokers", env: map[string]string{envBrokers: "h:1,bad"}, want: [][]string{{"RUNNEL_BROKERS", `"h:1,bad"`, "--brokers", `"bad" is not host:port`}}},
+		{name: "env group", env: map[string]string{envGroup: "a b", envBrokers: "k:1"}, want: [][]string{{"RUNNEL_GROUP", `"a b"`, "--group", `contains ' '`}}},
 		{name: "env snapshot 0", args: []string{"-r", "db", "-b", "0"}, env: map[string]string{envSnapshot: "0"},
 			want: [][]string{{"RUNNEL_SNAPSHOT_INTERVAL", `"0"`, "-s 0 is not allowed"}}},
 		{name: "env snapshot bad", env: map[string]string{envSnapshot: "soon"}, want: [][]string{{"RUNNEL_SNAPSHOT_INTERVAL", `"soon"`}}},
 		{name: "env backup NaN", args: []string{"-r", "db", "-s", "1"}, env: map[string]string{envBackup: "NaN"},
 			want: [][]string{{"RUNNEL_BACKUP_INTERVAL", `"NaN"`, "-b/--backup-interval"}}},
-		{name: "several bad env values", env: map[string]string{envWorkers: "x", envProcessID: "y"},
-			want: [][]string{{"RUNNEL_WORKERS_PER_PROCESS", `"x"`}, {"RUNNEL_PROCESS_ID", `"y"`}}},
+		{name: "several bad env values", env: map[string]string{envWorkers: "x", envKeyGroups: "y"},
+			want: [][]string{{"RUNNEL_WORKERS_PER_PROCESS", `"x"`}, {"RUNNEL_KEY_GROUPS", `"y"`}}},
 
 		// Rules.
 		{name: "-r alone", args: []string{"-r", "db/"}, want: [][]string{
@@ -250,18 +270,30 @@ func TestParseErrors(t *testing.T) {
 		{name: "--api-pprof alone", args: []string{"--api-pprof"}, want: [][]string{{"--api-pprof needs --api-addr"}}},
 		{name: "--print-flow bad", args: []string{"--print-flow", "svg"}, want: [][]string{{"--print-flow", `"svg"`, "mermaid, dot, json"}}},
 		{name: "--drop-state without -r", args: []string{"--drop-state", "f.x"}, want: [][]string{{"--drop-state needs -r/--recovery-directory"}}},
-		{name: "-i without -a", args: []string{"-i", "1"}, want: [][]string{{"-i/--process-id must be 0 without -a/--addresses (got 1)"}}},
-		{name: "-i out of range", args: []string{"-i", "2", "-a", "h0:1;h1:1"}, want: [][]string{{"-i/--process-id must be less than the number of -a/--addresses, 2 (got 2)"}}},
-		{name: "duplicate address", args: []string{"-a", "h0:1;h0:1"}, want: [][]string{{`-a/--addresses: "h0:1" is listed twice`}}},
+		{name: "--group without --brokers", args: []string{"--group", "counts"},
+			want: [][]string{{"--group needs --brokers", "--brokers 127.0.0.1:9092", "RUNNEL_BROKERS"}}},
+		{name: "env group without brokers", env: map[string]string{envGroup: "counts"}, want: [][]string{{"--group needs --brokers"}}},
+		{name: "--group with -r", args: []string{"--group", "counts", "--brokers", "k:1", "-r", "db/", "-s", "1", "-b", "0"},
+			want: [][]string{{"--group is not allowed with -r/--recovery-directory: group mode keeps state in Kafka changelog topics; drop -r"}}},
+		{name: "--group with env -r", args: []string{"--group", "counts", "--brokers", "k:1"}, env: map[string]string{envRecovery: "db/", envSnapshot: "1", envBackup: "0"},
+			want: [][]string{{"--group is not allowed with -r", "drop -r"}}},
+		{name: "--key-groups without --group", args: []string{"--key-groups", "8"},
+			want: [][]string{{"--key-groups needs --group"}}},
+		{name: "--key-groups without --group, with --brokers", args: []string{"--brokers", "k:1", "--key-groups", "8"},
+			want: [][]string{{"--key-groups needs --group"}}},
+		{name: "removed -i", args: []string{"-i", "1"}, want: [][]string{{"unknown shorthand flag: 'i'"}}},
+		{name: "removed -a", args: []string{"-a", "h0:1"}, want: [][]string{{"unknown shorthand flag: 'a'"}}},
+		{name: "removed --addresses", args: []string{"--addresses", "h0:1"}, want: [][]string{{"unknown flag: --addresses"}}},
+		{name: "removed --process-id", args: []string{"--process-id=0"}, want: [][]string{{"unknown flag: --process-id"}}},
 
 		// Every violation at once.
 		{name: "all rules at once",
-			args: []string{"-i", "3", "-b", "5", "--drop-state", "f.x", "--recovery-plan"},
+			args: []string{"--key-groups", "3", "-b", "5", "--drop-state", "f.x", "--recovery-plan"},
 			env:  map[string]string{envWorkers: "0", envSnapshot: "-1"},
 			want: [][]string{
 				{"RUNNEL_WORKERS_PER_PROCESS", `"0"`, "at least 1"},
 				{"RUNNEL_SNAPSHOT_INTERVAL", `"-1"`, "negative"},
-				{"-i/--process-id must be 0 without -a/--addresses (got 3)"},
+				{"--key-groups needs --group"},
 				{"-b/--backup-interval is only allowed with -r"},
 				{"--drop-state needs -r"},
 				{"--recovery-plan needs -r"},
@@ -345,7 +377,8 @@ func TestUsage(t *testing.T) {
 	for _, want := range []string{
 		"Usage: myflow [flags]\n",
 		"-h, --help",
-		"Default 1.", "Default 0.", "Default 10s",
+		"Default 1.", "Default 0:", "Default 10s",
+		"myflow --group myapp --brokers",
 		"-s 0 is not allowed",
 		`"30", "0.05"`, `"30s"`, `"50ms"`,
 		"runnel recovery init db_dir/ 1",
@@ -499,7 +532,13 @@ func TestValidate(t *testing.T) {
 	}{
 		{name: "default", c: Default()},
 		{name: "recovery in code uses the field values", c: with(func(c *Config) { c.RecoveryDir = "db/" })},
-		{name: "cluster", c: with(func(c *Config) { c.ProcessID = 1; c.Addresses = []string{"a:1", "b:1"}; c.WorkersPerProcess = 8 })},
+		{name: "group", c: with(func(c *Config) {
+			c.Group = "counts"
+			c.Brokers = []string{"a:1", "b:1"}
+			c.KeyGroups = 64
+			c.WorkersPerProcess = 8
+		})},
+		{name: "brokers without group (the program's own)", c: with(func(c *Config) { c.Brokers = []string{"a:1"} })},
 		{name: "recovery with everything", c: with(func(c *Config) {
 			c.RecoveryDir = "db/"
 			c.BackupInterval = time.Hour
@@ -511,18 +550,23 @@ func TestValidate(t *testing.T) {
 			want: []string{"-w/--workers-per-process must be at least 1 (got 0)"}},
 		{name: "workers too many", c: with(func(c *Config) { c.WorkersPerProcess = 1_000_000 }),
 			want: []string{"-w/--workers-per-process must be at most 1024 (got 1000000): more workers than cores add no parallelism"}},
-		{name: "process id negative", c: with(func(c *Config) { c.ProcessID = -1 }),
-			want: []string{"-i/--process-id must not be negative (got -1)"}},
-		{name: "process id without addresses", c: with(func(c *Config) { c.ProcessID = 1 }),
-			want: []string{"-i/--process-id must be 0 without -a/--addresses (got 1)"}},
-		{name: "process id too big", c: with(func(c *Config) { c.ProcessID = 1; c.Addresses = []string{"a:1"} }),
-			want: []string{"-i/--process-id must be less than the number of -a/--addresses, 1 (got 1)"}},
-		{name: "bad addresses", c: with(func(c *Config) { c.Addresses = []string{"a", "b:x", ":1", "c:1", "c:1"} }),
+		{name: "group without brokers", c: with(func(c *Config) { c.Group = "counts" }),
+			want: []string{"--group needs --brokers"}},
+		{name: "group with recovery", c: with(func(c *Config) { c.Group = "counts"; c.Brokers = []string{"k:1"}; c.RecoveryDir = "db/" }),
+			want: []string{"--group is not allowed with -r/--recovery-directory: group mode keeps state in Kafka changelog topics; drop -r"}},
+		{name: "bad group name", c: with(func(c *Config) { c.Group = "a*b"; c.Brokers = []string{"k:1"} }),
+			want: []string{`--group: "a*b" contains '*'`}},
+		{name: "key groups negative", c: with(func(c *Config) { c.Group = "g"; c.Brokers = []string{"k:1"}; c.KeyGroups = -1 }),
+			want: []string{"--key-groups must not be negative (got -1)"}},
+		{name: "key groups too many", c: with(func(c *Config) { c.Group = "g"; c.Brokers = []string{"k:1"}; c.KeyGroups = 65537 }),
+			want: []string{"--key-groups must be at most 65536 (got 65537)"}},
+		{name: "key groups without group", c: with(func(c *Config) { c.KeyGroups = 4 }),
+			want: []string{"--key-groups needs --group"}},
+		{name: "bad brokers", c: with(func(c *Config) { c.Brokers = []string{"a", "b:x", ":1"} }),
 			want: []string{
-				`-a/--addresses: "a" is not host:port (missing port in address)`,
-				`-a/--addresses: "b:x" has invalid port "x" (want 1-65535)`,
-				`-a/--addresses: ":1" has no host`,
-				`-a/--addresses: "c:1" is listed twice`,
+				`--brokers: "a" is not host:port (missing port in address)`,
+				`--brokers: "b:x" has invalid port "x" (want 1-65535)`,
+				`--brokers: ":1" has no host`,
 			}},
 		{name: "snapshot 0", c: with(func(c *Config) { c.SnapshotInterval = 0 }),
 			want: []string{"-s/--snapshot-interval must be greater than 0 (got 0s): -s 0 is not allowed"}},
@@ -542,16 +586,19 @@ func TestValidate(t *testing.T) {
 			want: []string{"-w/--workers-per-process must be at least 1", "-s/--snapshot-interval must be greater than 0"}},
 		{name: "every rule at once", c: Config{
 			WorkersPerProcess: -3,
-			ProcessID:         5,
-			Addresses:         []string{"x"},
+			Group:             "x y",
+			Brokers:           []string{"x"},
+			KeyGroups:         -1,
+			RecoveryDir:       "",
 			SnapshotInterval:  0,
 			BackupInterval:    -1,
 			DropState:         []string{""},
 			RecoveryPlan:      true,
 		}, want: []string{
 			"-w/--workers-per-process must be at least 1 (got -3)",
-			"-i/--process-id must be less than the number of -a/--addresses, 1 (got 5)",
-			`-a/--addresses: "x" is not host:port`,
+			`--group: "x y" contains ' '`,
+			`--brokers: "x" is not host:port`,
+			"--key-groups must not be negative (got -1)",
 			"-s/--snapshot-interval must be greater than 0 (got 0s)",
 			"-b/--backup-interval must not be negative (got -1ns)",
 			"--drop-state needs -r/--recovery-directory",

@@ -19,8 +19,6 @@ var ErrHelp = fmt.Errorf("help requested: %w", pflag.ErrHelp)
 // Environment variables, the fallbacks of the flags.
 const (
 	envWorkers   = "RUNNEL_WORKERS_PER_PROCESS"
-	envProcessID = "RUNNEL_PROCESS_ID"
-	envAddresses = "RUNNEL_ADDRESSES"
 	envRecovery  = "RUNNEL_RECOVERY_DIRECTORY"
 	envSnapshot  = "RUNNEL_SNAPSHOT_INTERVAL"
 	envBackup    = "RUNNEL_BACKUP_INTERVAL"
@@ -28,14 +26,15 @@ const (
 	envPprof     = "RUNNEL_API_PPROF"
 	envLogFormat = "RUNNEL_LOG_FORMAT"
 	envLogLevel  = "RUNNEL_LOG_LEVEL"
+	envGroup     = "RUNNEL_GROUP"
+	envBrokers   = "RUNNEL_BROKERS"
+	envKeyGroups = "RUNNEL_KEY_GROUPS"
 )
 
 // flagEnv maps each flag's long name to its environment variable, in the
 // order the fallbacks are read and their errors reported.
 var flagEnv = []struct{ flag, env string }{
 	{"workers-per-process", envWorkers},
-	{"process-id", envProcessID},
-	{"addresses", envAddresses},
 	{"recovery-directory", envRecovery},
 	{"snapshot-interval", envSnapshot},
 	{"backup-interval", envBackup},
@@ -43,6 +42,20 @@ var flagEnv = []struct{ flag, env string }{
 	{"api-pprof", envPprof},
 	{"log-format", envLogFormat},
 	{"log-level", envLogLevel},
+	{"group", envGroup},
+	{"brokers", envBrokers},
+	{"key-groups", envKeyGroups},
+}
+
+// EnvVars returns the environment variables that Parse reads, in flag
+// order. Deployment manifests are checked against it, so that they cannot
+// set a variable no flag reads.
+func EnvVars() []string {
+	vars := make([]string, len(flagEnv))
+	for i, fe := range flagEnv {
+		vars[i] = fe.env
+	}
+	return vars
 }
 
 // newFlagSet binds the flags to the fields of c.
@@ -57,10 +70,6 @@ func newFlagSet(program string, c *Config) *pflag.FlagSet {
 
 	fs.VarP(&intValue{p: &c.WorkersPerProcess, min: 1, max: MaxWorkersPerProcess, why: whyMaxWorkers}, "workers-per-process", "w",
 		"number of workers in this process (1 to "+strconv.Itoa(MaxWorkersPerProcess)+")")
-	fs.VarP(&intValue{p: &c.ProcessID, min: 0}, "process-id", "i",
-		"index of this process in --addresses")
-	fs.VarP(&addressesValue{p: &c.Addresses}, "addresses", "a",
-		`addresses of all processes, "host:port;host:port"`)
 	fs.VarP(&dirValue{p: &c.RecoveryDir}, "recovery-directory", "r",
 		"directory of recovery partitions")
 	fs.VarP(&intervalValue{p: &c.SnapshotInterval, positive: true}, "snapshot-interval", "s",
@@ -83,6 +92,12 @@ func newFlagSet(program string, c *Config) *pflag.FlagSet {
 		"least severe level logged")
 	fs.BoolVar(&c.Progress, "progress", false,
 		"show a status line on standard error when it is a terminal")
+	fs.Var(&groupValue{p: &c.Group}, "group",
+		"run as a member of the Kafka consumer group APP")
+	fs.Var(&brokersValue{p: &c.Brokers}, "brokers",
+		`Kafka brokers, "host:port,host:port"`)
+	fs.Var(&intValue{p: &c.KeyGroups, min: 0, max: MaxKeyGroups, why: whyMaxKeyGroups}, "key-groups",
+		"number of key groups of a group-mode application")
 	return fs
 }
 
@@ -94,7 +109,7 @@ func newFlagSet(program string, c *Config) *pflag.FlagSet {
 //
 // The flags accept the usual spellings: -w 2, -w2, -w=2, --workers-per-process 2
 // and --workers-per-process=2. A repeated flag keeps its last value, except
-// -a and --drop-state, which accumulate.
+// --brokers and --drop-state, which accumulate.
 //
 // Parsing stops at the first argument that is not a flag or at "--"; that
 // argument and all after it are returned as positional arguments, for the
@@ -232,19 +247,22 @@ func (v *intervalValue) Set(s string) error {
 func (v *intervalValue) String() string { return v.p.String() }
 func (v *intervalValue) Type() string   { return "interval" }
 
-// addressesValue is a ';'-separated list of host:port addresses. The first
+// brokersValue is a ','-separated list of host:port addresses. The first
 // Set replaces the default; later ones append.
-type addressesValue struct {
+type brokersValue struct {
 	p   *[]string
 	set bool
 }
 
-func (v *addressesValue) Set(s string) error {
+func (v *brokersValue) Set(s string) error {
+	if strings.Contains(s, ";") {
+		return errors.New(`separate brokers with "," (host:port,host:port), not ";"`)
+	}
 	var addrs []string
-	for _, a := range strings.Split(s, ";") {
+	for _, a := range strings.Split(s, ",") {
 		a = strings.TrimSpace(a)
 		if a == "" {
-			continue // allow "h:1;h:2;" and "h:1; h:2"
+			continue // allow "h:1,h:2," and "h:1, h:2"
 		}
 		if err := checkAddress(a); err != nil {
 			return err
@@ -252,7 +270,7 @@ func (v *addressesValue) Set(s string) error {
 		addrs = append(addrs, a)
 	}
 	if len(addrs) == 0 {
-		return errors.New(`no address; want "host:port;host:port"`)
+		return errors.New(`no address; want "host:port,host:port"`)
 	}
 	if !v.set {
 		*v.p = nil
@@ -262,8 +280,25 @@ func (v *addressesValue) Set(s string) error {
 	return nil
 }
 
-func (v *addressesValue) String() string { return strings.Join(*v.p, ";") }
-func (v *addressesValue) Type() string   { return "addresses" }
+func (v *brokersValue) String() string { return strings.Join(*v.p, ",") }
+func (v *brokersValue) Type() string   { return "brokers" }
+
+// groupValue is an application name that prefixes topic names.
+type groupValue struct{ p *string }
+
+func (v *groupValue) Set(s string) error {
+	if s == "" {
+		return errors.New("empty application name")
+	}
+	if err := checkGroup(s); err != nil {
+		return err
+	}
+	*v.p = s
+	return nil
+}
+
+func (v *groupValue) String() string { return *v.p }
+func (v *groupValue) Type() string   { return "app" }
 
 // dirValue is a non-empty directory name.
 type dirValue struct{ p *string }
@@ -396,10 +431,11 @@ func UsageFor(program string, p Program) string {
 	return b.String()
 }
 
-const usageNoArgs = `Runs the dataflow until its input ends. Each of -w, -i, -a, -r, -s, -b,
---api-addr, --api-pprof, --log-format and --log-level can also be set by the
-environment variable shown; a flag beats its variable, a variable beats the
-default, and an empty variable counts as unset.
+const usageNoArgs = `Runs the dataflow until its input ends. Each of -w, -r, -s, -b, --api-addr,
+--api-pprof, --log-format, --log-level, --group, --brokers and --key-groups
+can also be set by the environment variable shown; a flag beats its
+variable, a variable beats the default, and an empty variable counts as
+unset.
 
 Exit status: 0 when the input ended, 1 when the run failed (the message
 names the step), 2 for bad flags or arguments, 130 after a graceful stop
@@ -410,9 +446,10 @@ status N" and itself exits 1; run the built binary to see N.
 
 const usageArgs = `Runs the dataflow until its input ends. Arguments after the flags, or after
 "--", are the program's own (put negative numbers after "--"). Each of -w,
--i, -a, -r, -s, -b, --api-addr, --api-pprof, --log-format and --log-level can
-also be set by the environment variable shown; a flag beats its variable, a
-variable beats the default, and an empty variable counts as unset.
+-r, -s, -b, --api-addr, --api-pprof, --log-format, --log-level, --group,
+--brokers and --key-groups can also be set by the environment variable
+shown; a flag beats its variable, a variable beats the default, and an
+empty variable counts as unset.
 
 Exit status: 0 when the input ended, 1 when the run failed (the message
 names the step), 2 for bad flags or arguments, 130 after a graceful stop
@@ -424,15 +461,6 @@ status N" and itself exits 1; run the built binary to see N.
 const usageFlags = `Flags:
   -w, --workers-per-process N    Workers in this process, at least 1.
                                  Env RUNNEL_WORKERS_PER_PROCESS. Default 1.
-  -i, --process-id N             Index of this process in --addresses, from 0
-                                 to the number of addresses minus 1; must be 0
-                                 without --addresses.
-                                 Env RUNNEL_PROCESS_ID. Default 0.
-  -a, --addresses "H:P;H:P"      host:port of every process of the run, in
-                                 process-id order, separated by ";" (or give
-                                 -a once per process). Ports 1-65535.
-                                 Env RUNNEL_ADDRESSES. Default: none, a
-                                 single-process run.
   -r, --recovery-directory DIR   Directory of recovery partitions, created with
                                  "runnel recovery init DIR N". Enables
                                  recovery: state is snapshotted there, and a
@@ -481,6 +509,25 @@ const usageFlags = `Flags:
                                  the flow runs: items/s per input, percent
                                  done where known, epoch, last commit. Only
                                  when standard error is a terminal.
+      --group APP                Group mode: run as one member of the Kafka
+                                 consumer group APP; start the same binary
+                                 with the same --group on every machine, and
+                                 Kafka splits the input partitions among the
+                                 members. State lives in Kafka topics named
+                                 APP.*, so -r is not allowed. Every input must
+                                 be a Kafka source. Needs --brokers. See
+                                 docs/scaling.md. Env RUNNEL_GROUP.
+                                 Default: none, a single-process run.
+      --brokers H:P[,H:P]        Kafka brokers to bootstrap from, separated by
+                                 "," (or repeat the flag). Required with
+                                 --group. Env RUNNEL_BROKERS. Default: none.
+      --key-groups N             Key groups of a group-mode application: the
+                                 most members a keyed step can spread over,
+                                 and the partition count of its internal
+                                 topics; 1 to 65536, fixed once the app has
+                                 started. Needs --group. Env RUNNEL_KEY_GROUPS.
+                                 Default 0: the largest input topic's
+                                 partition count at the first start.
   -h, --help                     Print this help and exit.
 
 Intervals (T) are plain seconds ("30", "0.05") or Go durations ("30s",
@@ -495,4 +542,9 @@ const usageExamples = `  # Create one recovery partition, then run with recovery
 
   # Two workers, an epoch every 2 seconds, no recovery.
   PROGRAM -w 2 -s 2
+
+  # Group mode (a flow whose inputs are Kafka sources): run this on each
+  # machine; the members share the input partitions and commit an epoch
+  # every second in a Kafka transaction.
+  PROGRAM --group myapp --brokers kafka-0:9092,kafka-1:9092 -w 2 -s 1
 `

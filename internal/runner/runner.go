@@ -111,6 +111,10 @@ type run struct {
 	stopping bool
 }
 
+// errGroupNotBuilt is returned for a Config with Group set until the group
+// runtime is wired in here.
+var errGroupNotBuilt = errors.New("group mode is not built into this binary")
+
 // Run runs flow to the end of its input, to an error, or to a stop.
 func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Options) (err error) {
 	if opt.Logger == nil {
@@ -126,8 +130,10 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	if len(cfg.Addresses) > 1 {
-		return fmt.Errorf("-a/--addresses: running one flow over several processes is not supported yet; run one process with -w workers")
+	if cfg.Group != "" {
+		// The one place group mode is dispatched (issue 12): the group
+		// runtime (internal/group) takes over from here when it lands.
+		return fmt.Errorf("--group %s: %w", cfg.Group, errGroupNotBuilt)
 	}
 	var checkErrs []error
 	current := map[string]recovery.StepState{}
