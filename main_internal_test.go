@@ -5,11 +5,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/runnel-dev/runnel/internal/plan"
 )
 
-func emptyFlow(args []string) (*Dataflow, error) { return plan.New("f"), nil }
+func emptyFlow(args []string) (*Dataflow, error) { return NewDataflow("f"), nil }
 
 func TestMainExitCodes(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

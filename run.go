@@ -141,11 +141,14 @@ func ParseConfig(program string, args []string) (Config, []string, error) {
 // or partition where it applies. With cfg.RecoveryDir set, Run resumes from
 // the recovery data there and commits snapshots as it goes.
 func Run(ctx context.Context, flow *Dataflow, cfg Config, opts ...RunOption) error {
+	if flow == nil {
+		return errors.New("runnel.Run: the flow is nil")
+	}
 	var o runner.Options
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
-	return runner.Run(ctx, flow, cfg, o)
+	return runner.Run(ctx, flow.p, cfg, o)
 }
 
 // Main runs flow as a program: it parses the flags (see Config; --help

@@ -58,13 +58,53 @@ import (
 )
 
 // Dataflow is a graph of steps, built with NewDataflow and the operators in
-// package op. Build mistakes (duplicate step ids, streams from another
-// flow) are recorded on the flow and returned by Run, with the step id.
-type Dataflow = plan.Dataflow
+// package op, and run with Run or Main. Build mistakes (a duplicate or
+// malformed step id, a stream from another flow, a nil function) are
+// recorded on the flow, named by step id, and returned by Err, Validate and
+// Run: operator calls never panic for them.
+type Dataflow struct {
+	p *plan.Dataflow
+}
 
-// Stream is a typed stream of items between steps. Operators take streams
-// and return new ones, so a type mismatch between steps is a compile error.
-type Stream[T any] = plan.Stream[T]
+// ID returns the flow's id, as given to NewDataflow.
+func (d *Dataflow) ID() string { return d.p.ID() }
+
+// Err returns the build errors recorded so far (joined with errors.Join,
+// each naming its step), or nil.
+func (d *Dataflow) Err() error { return d.p.Err() }
+
+// Validate checks the finished flow as Run does before it starts: no build
+// errors, at least one input step, and at least one output (op.Output, or
+// op.Inspect, op.InspectDebug or op.Raises), and every stream that must be
+// consumed (an error stream) consumed.
+func (d *Dataflow) Validate() error { return d.p.Validate() }
+
+// Graph describes the flow's steps and the streams between them as built so
+// far, every step after its inputs; --print-flow prints it.
+func (d *Dataflow) Graph() FlowGraph { return d.p.Graph() }
+
+// Stream is a typed stream of items flowing out of a step. Operators take
+// streams and return new ones, so a type mismatch between steps is a
+// compile error. The zero Stream belongs to no flow; an operator given one
+// records a build error on its flow.
+type Stream[T any] struct {
+	s plan.Stream[T]
+}
+
+// StepID returns the full id ("flow.step") of the step that produces the
+// stream, or "" for the zero Stream and a stream of a step that failed to
+// build.
+func (s Stream[T]) StepID() string { return s.s.StepID() }
+
+func (s Stream[T]) planStream() any { return s.s }
+
+func (s *Stream[T]) setPlanStream(p any) { s.s = p.(plan.Stream[T]) }
+
+func init() {
+	plan.FlowHook = func(public any) *plan.Dataflow { return public.(*Dataflow).p }
+	plan.StreamHook = func(public any) any { return public.(interface{ planStream() any }).planStream() }
+	plan.WrapHook = func(public, s any) { public.(interface{ setPlanStream(any) }).setPlanStream(s) }
+}
 
 // KV is a keyed item, the input and output of keyed operators (make one
 // with op.KeyOn). Each key is handled on one worker, so per-key state needs
@@ -95,7 +135,11 @@ type Key interface {
 
 // NewDataflow returns an empty flow. The id prefixes every step id
 // ("recovery.running_count") and identifies the flow in recovery data.
-func NewDataflow(id string) *Dataflow { return plan.New(id) }
+func NewDataflow(id string) *Dataflow {
+	d := &Dataflow{p: plan.New(id)}
+	d.p.SetPublic(d)
+	return d
+}
 
 // SourcePartition reads one partition of an input.
 //

@@ -8,6 +8,7 @@ import (
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/plan"
+	"github.com/runnel-dev/runnel/internal/pubapi"
 )
 
 // Collect gathers the values of each key into a slice and emits it when
@@ -175,7 +176,7 @@ func reduceFinal[X any, K runnel.Key, V any](sc plan.Scope, stepID, kind string,
 	inner, ok := compositeScope(sc, stepID)
 	if !ok {
 		if sc.Flow != nil {
-			return plan.Broken[runnel.KV[K, V]](sc.Flow)
+			return pubapi.Broken[runnel.KV[K, V]](sc.Flow)
 		}
 		return runnel.Stream[runnel.KV[K, V]]{}
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/plan"
+	"github.com/runnel-dev/runnel/internal/pubapi"
 )
 
 // Branch divides a stream in two with a predicate: the items for which
@@ -32,10 +33,10 @@ func Branch[X any](stepID string, up runnel.Stream[X], pred func(X) bool) (trues
 		engine.Connect(b, b.NewGate(n), 0, nil, n.handle)
 		return nil
 	}
-	if !plan.Add(sc, stepID, st, up) {
-		return plan.Broken[X](sc.Flow), plan.Broken[X](sc.Flow)
+	if !plan.Add(sc, stepID, st, pubapi.Stream(up)) {
+		return pubapi.Broken[X](sc.Flow), pubapi.Broken[X](sc.Flow)
 	}
-	return plan.Out[X](sc.Flow, 0), plan.Out[X](sc.Flow, 1)
+	return pubapi.Out[X](sc.Flow, 0), pubapi.Out[X](sc.Flow, 1)
 }
 
 type branchNode[X any] struct {
@@ -86,7 +87,7 @@ func InspectDebug[X any](stepID string, up runnel.Stream[X], fn func(item X, epo
 		engine.Connect(b, n.gate, 0, nil, n.handle)
 		return nil
 	}
-	return add[X](scopeOf(up), stepID, st, up)
+	return add[X](scopeOf(up), stepID, st, pubapi.Stream(up))
 }
 
 type inspectNode[X any] struct {
@@ -131,7 +132,7 @@ func Raises[X any](stepID string, up runnel.Stream[X]) {
 		engine.Connect(b, b.NewGate(n), 0, nil, n.handle)
 		return nil
 	}
-	plan.Add(sc, stepID, st, up)
+	plan.Add(sc, stepID, st, pubapi.Stream(up))
 }
 
 type raisesNode[X any] struct {

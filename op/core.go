@@ -6,6 +6,7 @@ import (
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/plan"
+	"github.com/runnel-dev/runnel/internal/pubapi"
 )
 
 // Input adds a step that reads src into the flow.
@@ -14,7 +15,8 @@ import (
 // files, Kafka topics, or generators. A partitioned source is spread over
 // all workers, partition by partition; its positions are snapshotted every
 // epoch, so a resumed run continues where the last committed epoch ended.
-func Input[T any](stepID string, flow *runnel.Dataflow, src runnel.Source[T]) runnel.Stream[T] {
+func Input[T any](stepID string, public *runnel.Dataflow, src runnel.Source[T]) runnel.Stream[T] {
+	flow := pubapi.Flow(public)
 	if flow == nil {
 		return runnel.Stream[T]{}
 	}
@@ -53,7 +55,7 @@ func Output[T any](stepID string, up runnel.Stream[T], sink runnel.Sink[T]) {
 		st.State = stateOf("position "+t, sink)
 	}
 	st.Build = func(b *engine.Builder) error { return sink.BuildOutput(b, engine.Inlet[T]{}) }
-	plan.Add(sc, stepID, st, up)
+	plan.Add(sc, stepID, st, pubapi.Stream(up))
 }
 
 // stateShape returns the position type's shape function of a source or
@@ -78,9 +80,9 @@ func stateOf(typ string, s interface{ CheckState() error }) *plan.State {
 	return st
 }
 
-func brokenWith[T any](flow *runnel.Dataflow, stepID, msg string) runnel.Stream[T] {
+func brokenWith[T any](flow *plan.Dataflow, stepID, msg string) runnel.Stream[T] {
 	plan.Fail(flow, stepID, msg)
-	return plan.Broken[T](flow)
+	return pubapi.Broken[T](flow)
 }
 
 // Map transforms each item with fn.
@@ -131,7 +133,7 @@ func statelessWorker[X, Y any](sc plan.Scope, id, kind string, up runnel.Stream[
 		engine.Connect(b, g, 0, nil, n.handle)
 		return nil
 	}
-	return add[Y](sc, id, st, up)
+	return add[Y](sc, id, st, pubapi.Stream(up))
 }
 
 // FlatMap transforms each item into any number of items.
@@ -186,7 +188,7 @@ func Inspect[X any](stepID string, up runnel.Stream[X], fn func(X)) runnel.Strea
 		return append(out, in...)
 	})
 	st.Probe = true
-	return add[X](scopeOf(up), stepID, st, up)
+	return add[X](scopeOf(up), stepID, st, pubapi.Stream(up))
 }
 
 // KeyOn makes a keyed stream: each item becomes KV{key(item), item}.
@@ -240,7 +242,7 @@ func Redistribute[X any](stepID string, up runnel.Stream[X]) runnel.Stream[X] {
 		}, n.handle)
 		return nil
 	}
-	return add[X](sc, stepID, st, up)
+	return add[X](sc, stepID, st, pubapi.Stream(up))
 }
 
 // Merge combines streams of the same type into one. Items keep their order
@@ -264,7 +266,7 @@ func Merge[X any](stepID string, ups ...runnel.Stream[X]) runnel.Stream[X] {
 	}
 	inputs := make([]plan.Input, len(ups))
 	for i, u := range ups {
-		inputs[i] = u
+		inputs[i] = pubapi.Stream(u)
 	}
 	return add[X](sc, stepID, st, inputs...)
 }

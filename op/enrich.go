@@ -6,6 +6,7 @@ import (
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/plan"
+	"github.com/runnel-dev/runnel/internal/pubapi"
 )
 
 // TTLCache is EnrichCached's per-worker cache: Get returns the cached
@@ -76,5 +77,5 @@ func EnrichCached[X any, K comparable, V, Y any](stepID string, up runnel.Stream
 		engine.Connect(b, b.NewGate(n), 0, nil, n.handle)
 		return nil
 	}
-	return add[Y](scopeOf(up), stepID, st, up)
+	return add[Y](scopeOf(up), stepID, st, pubapi.Stream(up))
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/keyed"
 	"github.com/runnel-dev/runnel/internal/keys"
 	"github.com/runnel-dev/runnel/internal/plan"
+	"github.com/runnel-dev/runnel/internal/pubapi"
 )
 
 // Option is a value that may be missing: a join side that has not been
@@ -206,7 +207,7 @@ func Join[K runnel.Key, A, B any](stepID string, left runnel.Stream[runnel.KV[K,
 		sideOf[K, A, in, join2State[A, B], out](func(a A) in { return in{side: 0, a: a} }),
 		sideOf[K, B, in, join2State[A, B], out](func(b B) in { return in{side: 1, b: b} }),
 	}
-	return addJoin(scopeOf(left), stepID, "join", opts, logic, sides, left, right)
+	return addJoin(scopeOf(left), stepID, "join", opts, logic, sides, pubapi.Stream(left), pubapi.Stream(right))
 }
 
 type join2In[A, B any] struct {
@@ -254,7 +255,7 @@ func Join3[K runnel.Key, A, B, C any](stepID string, a runnel.Stream[runnel.KV[K
 		sideOf[K, B, in, join3State[A, B, C], out](func(x B) in { return in{side: 1, b: x} }),
 		sideOf[K, C, in, join3State[A, B, C], out](func(x C) in { return in{side: 2, c: x} }),
 	}
-	return addJoin(scopeOf(a), stepID, "join3", opts, logic, sides, a, b, c)
+	return addJoin(scopeOf(a), stepID, "join3", opts, logic, sides, pubapi.Stream(a), pubapi.Stream(b), pubapi.Stream(c))
 }
 
 type join3In[A, B, C any] struct {
@@ -322,7 +323,7 @@ func JoinN[K runnel.Key, V any](stepID string, sides []runnel.Stream[runnel.KV[K
 	inputs := make([]plan.Input, n)
 	for i, up := range sides {
 		conns[i] = sideOf[K, V, sideVal[V], [][]V, out](func(v V) sideVal[V] { return sideVal[V]{side: i, v: v} })
-		inputs[i] = up
+		inputs[i] = pubapi.Stream(up)
 	}
 	return addJoin(scopeOf(sides[0]), stepID, "join_n", opts, logic, conns, inputs...)
 }

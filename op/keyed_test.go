@@ -13,6 +13,7 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/pubapi"
 	"github.com/runnel-dev/runnel/op"
 	"github.com/runnel-dev/runnel/runneltest"
 )
@@ -358,7 +359,7 @@ func TestCompositeIDs(t *testing.T) {
 	r = op.ReduceFinal("sum", s, func(a, b int) int { return a + b })
 	op.Output("out", r, runneltest.NewSink[runnel.KV[string, int]]())
 	var ids []string
-	for _, st := range flow.Steps() {
+	for _, st := range pubapi.Flow(flow).Steps() {
 		ids = append(ids, st.ID)
 	}
 	if want := []string{"f.inp", "f.sum.combine", "f.sum.reduce", "f.out"}; !slices.Equal(ids, want) {

@@ -14,6 +14,7 @@ import (
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/plan"
+	"github.com/runnel-dev/runnel/internal/pubapi"
 )
 
 // stateless adds a one-input step whose node transforms each batch with
@@ -21,7 +22,7 @@ import (
 // operator is this primitive with a different fn, as Bytewax builds its
 // operators on flat_map_batch.
 func stateless[X, Y any](sc plan.Scope, id, kind string, up runnel.Stream[X], route func(X) int, fn func(in []X, out []Y) []Y) runnel.Stream[Y] {
-	return add[Y](sc, id, statelessStep(kind, route, fn), up)
+	return add[Y](sc, id, statelessStep(kind, route, fn), pubapi.Stream(up))
 }
 
 // statelessStep is the step that stateless adds.
@@ -42,9 +43,9 @@ func add[Y any](sc plan.Scope, id string, st *plan.Step, inputs ...plan.Input) r
 		return runnel.Stream[Y]{}
 	}
 	if !plan.Add(sc, id, st, inputs...) {
-		return plan.Broken[Y](sc.Flow)
+		return pubapi.Broken[Y](sc.Flow)
 	}
-	return plan.Out[Y](sc.Flow, 0)
+	return pubapi.Out[Y](sc.Flow, 0)
 }
 
 type statelessNode[X, Y any] struct {
@@ -62,4 +63,4 @@ func (n *statelessNode[X, Y]) OnBarrier(e engine.Epoch) { n.out.Barrier(e) }
 func (n *statelessNode[X, Y]) OnEOF()                   { n.out.EOF() }
 
 // scopeOf is the scope for a step reading up, reporting a zero stream.
-func scopeOf[T any](up runnel.Stream[T]) plan.Scope { return plan.ScopeOf(up) }
+func scopeOf[T any](up runnel.Stream[T]) plan.Scope { return pubapi.Scope(up) }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/codec"
+	"github.com/runnel-dev/runnel/internal/pubapi"
 	"github.com/runnel-dev/runnel/runneltest"
 )
 
@@ -84,7 +85,7 @@ func TestEveryStatefulStepChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, st := range flow.Steps() {
+	for _, st := range pubapi.Flow(flow).Steps() {
 		if st.State == nil || st.Input || st.Output {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/keyed"
 	"github.com/runnel-dev/runnel/internal/plan"
+	"github.com/runnel-dev/runnel/internal/pubapi"
 )
 
 // Context is what a stateful operator's callbacks use to emit items and
@@ -180,7 +181,7 @@ func addStateful[K runnel.Key, V, S, W any](sc plan.Scope, id, kind string, up r
 	connect := func(b *engine.Builder, i int, n *statefulNode[K, V, S, W]) {
 		keyed.Connect(b, n.gate, i, n.table.Ops, func(kv runnel.KV[K, V]) K { return kv.Key }, n.handle)
 	}
-	return addStatefulSides(sc, id, kind, logic, []sideConnect[K, V, S, W]{connect}, up)
+	return addStatefulSides(sc, id, kind, logic, []sideConnect[K, V, S, W]{connect}, pubapi.Stream(up))
 }
 
 // entry is one key's state and its requested wake-up.

@@ -13,6 +13,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/keyed"
 	"github.com/runnel-dev/runnel/internal/keys"
 	"github.com/runnel-dev/runnel/internal/plan"
+	"github.com/runnel-dev/runnel/internal/pubapi"
 )
 
 // logic is the per-window logic every operator is built from.
@@ -37,7 +38,7 @@ func kvInlet[K runnel.Key, V, S, W any](up runnel.Stream[runnel.KV[K, V]]) inlet
 
 // mapInlet reads any stream, keying and converting each item with split.
 func mapInlet[K runnel.Key, V, S, W, T any](up runnel.Stream[T], split func(*T) (K, V)) inlet[K, V, S, W] {
-	return inlet[K, V, S, W]{up: up, connect: func(b *engine.Builder, g *engine.Gate, i int, n *node[K, V, S, W]) {
+	return inlet[K, V, S, W]{up: pubapi.Stream(up), connect: func(b *engine.Builder, g *engine.Gate, i int, n *node[K, V, S, W]) {
 		keyed.Connect(b, g, i, n.table.Ops, func(t T) K {
 			k, _ := split(&t)
 			return k
@@ -64,10 +65,10 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 	if len(inlets) == 0 {
 		return out
 	}
-	flow := inlets[0].up.(interface{ Flow() *runnel.Dataflow }).Flow()
+	flow := inlets[0].up.(interface{ Flow() *plan.Dataflow }).Flow()
 	if flow == nil {
 		for _, in := range inlets[1:] {
-			if f := in.up.(interface{ Flow() *runnel.Dataflow }).Flow(); f != nil {
+			if f := in.up.(interface{ Flow() *plan.Dataflow }).Flow(); f != nil {
 				flow = f
 				break
 			}
@@ -85,9 +86,9 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 	broken := func(msg string) Out[K, V, W] {
 		plan.Fail(flow, stepID, msg)
 		return Out[K, V, W]{
-			Down: plan.Broken[runnel.KV[K, Result[W]]](flow),
-			Late: plan.Broken[runnel.KV[K, Late[V]]](flow),
-			Meta: plan.Broken[runnel.KV[K, Meta]](flow),
+			Down: pubapi.Broken[runnel.KV[K, Result[W]]](flow),
+			Late: pubapi.Broken[runnel.KV[K, Late[V]]](flow),
+			Meta: pubapi.Broken[runnel.KV[K, Meta]](flow),
 		}
 	}
 	switch {
@@ -174,17 +175,17 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 	}
 	if !plan.Add(plan.FlowScope(flow), stepID, st, ups...) {
 		return Out[K, V, W]{
-			Down: plan.Broken[runnel.KV[K, Result[W]]](flow),
-			Late: plan.Broken[runnel.KV[K, Late[V]]](flow),
-			Meta: plan.Broken[runnel.KV[K, Meta]](flow),
+			Down: pubapi.Broken[runnel.KV[K, Result[W]]](flow),
+			Late: pubapi.Broken[runnel.KV[K, Late[V]]](flow),
+			Meta: pubapi.Broken[runnel.KV[K, Meta]](flow),
 		}
 	}
 	out = Out[K, V, W]{
-		Down: plan.Out[runnel.KV[K, Result[W]]](flow, 0),
-		Late: plan.Out[runnel.KV[K, Late[V]]](flow, 1),
-		Meta: plan.Out[runnel.KV[K, Meta]](flow, 2),
+		Down: pubapi.Out[runnel.KV[K, Result[W]]](flow, 0),
+		Late: pubapi.Out[runnel.KV[K, Late[V]]](flow, 1),
+		Meta: pubapi.Out[runnel.KV[K, Meta]](flow, 2),
 	}
-	metaPort = out.Meta.Port()
+	metaPort = pubapi.Stream(out.Meta).Port()
 	return out
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/plan"
+	"github.com/runnel-dev/runnel/internal/pubapi"
 )
 
 // Window is the general window operator: logic runs per window of each
@@ -114,10 +115,10 @@ func reduceLogic[V any](reducer func(a, b V) V) logic[V, reduced[V], V] {
 // per minute.
 func CountWindow[K runnel.Key, X any](stepID string, up runnel.Stream[X], clock Clock[X], windower Windower, key func(X) K, opts ...Option) Out[K, X, int] {
 	if key == nil {
-		if f := up.Flow(); f != nil {
+		if f := pubapi.Scope(up).Flow; f != nil {
 			plan.Fail(f, stepID, "the key function is nil")
-			return Out[K, X, int]{Down: plan.Broken[runnel.KV[K, Result[int]]](f),
-				Late: plan.Broken[runnel.KV[K, Late[X]]](f), Meta: plan.Broken[runnel.KV[K, Meta]](f)}
+			return Out[K, X, int]{Down: pubapi.Broken[runnel.KV[K, Result[int]]](f),
+				Late: pubapi.Broken[runnel.KV[K, Late[X]]](f), Meta: pubapi.Broken[runnel.KV[K, Meta]](f)}
 		}
 		return Out[K, X, int]{}
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/plan"
+	"github.com/runnel-dev/runnel/internal/pubapi"
 )
 
 // Record is a decoded message: its key and value, and the message it came
@@ -35,7 +36,7 @@ func (e DecodeError) String() string {
 // that no bad record is dropped silently. Use MustDecode to stop the run
 // at the first bad record instead.
 func Decode[K, V any](stepID string, up runnel.Stream[Message], key Serde[K], value Serde[V]) (ok runnel.Stream[Record[K, V]], errs runnel.Stream[DecodeError]) {
-	sc := plan.ScopeOf(up)
+	sc := pubapi.Scope(up)
 	if sc.Flow == nil {
 		return ok, errs
 	}
@@ -47,18 +48,18 @@ func Decode[K, V any](stepID string, up runnel.Stream[Message], key Serde[K], va
 		engine.Connect(b, b.NewGate(n), 0, nil, n.handle)
 		return nil
 	}
-	if !plan.Add(sc, stepID, st, up) {
-		return plan.Broken[Record[K, V]](sc.Flow), plan.Broken[DecodeError](sc.Flow)
+	if !plan.Add(sc, stepID, st, pubapi.Stream(up)) {
+		return pubapi.Broken[Record[K, V]](sc.Flow), pubapi.Broken[DecodeError](sc.Flow)
 	}
-	ok, errs = plan.Out[Record[K, V]](sc.Flow, 0), plan.Out[DecodeError](sc.Flow, 1)
-	plan.Require(errs, "the error stream of kafka.Decode is not consumed; write it to an output (a dead-letter topic) or use kafka.MustDecode to stop at the first bad record")
+	ok, errs = pubapi.Out[Record[K, V]](sc.Flow, 0), pubapi.Out[DecodeError](sc.Flow, 1)
+	plan.Require(pubapi.Stream(errs), "the error stream of kafka.Decode is not consumed; write it to an output (a dead-letter topic) or use kafka.MustDecode to stop at the first bad record")
 	return ok, errs
 }
 
 // MustDecode is Decode that stops the run at the first message that does
 // not decode, naming its topic, partition and offset and the reason.
 func MustDecode[K, V any](stepID string, up runnel.Stream[Message], key Serde[K], value Serde[V]) runnel.Stream[Record[K, V]] {
-	sc := plan.ScopeOf(up)
+	sc := pubapi.Scope(up)
 	if sc.Flow == nil {
 		return runnel.Stream[Record[K, V]]{}
 	}
@@ -69,10 +70,10 @@ func MustDecode[K, V any](stepID string, up runnel.Stream[Message], key Serde[K]
 		engine.Connect(b, b.NewGate(n), 0, nil, n.handle)
 		return nil
 	}
-	if !plan.Add(sc, stepID, st, up) {
-		return plan.Broken[Record[K, V]](sc.Flow)
+	if !plan.Add(sc, stepID, st, pubapi.Stream(up)) {
+		return pubapi.Broken[Record[K, V]](sc.Flow)
 	}
-	return plan.Out[Record[K, V]](sc.Flow, 0)
+	return pubapi.Out[Record[K, V]](sc.Flow, 0)
 }
 
 type decodeNode[K, V any] struct {
@@ -140,7 +141,7 @@ func (n *decodeNode[K, V]) OnEOF() {
 // default topic) with a key and a value serde. A value that fails to
 // encode stops the run, naming the step and the key.
 func Encode[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V]], topic string, key Serde[K], value Serde[V]) runnel.Stream[Message] {
-	sc := plan.ScopeOf(up)
+	sc := pubapi.Scope(up)
 	if sc.Flow == nil {
 		return runnel.Stream[Message]{}
 	}
@@ -151,10 +152,10 @@ func Encode[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V]
 		engine.Connect(b, b.NewGate(n), 0, nil, n.handle)
 		return nil
 	}
-	if !plan.Add(sc, stepID, st, up) {
-		return plan.Broken[Message](sc.Flow)
+	if !plan.Add(sc, stepID, st, pubapi.Stream(up)) {
+		return pubapi.Broken[Message](sc.Flow)
 	}
-	return plan.Out[Message](sc.Flow, 0)
+	return pubapi.Out[Message](sc.Flow, 0)
 }
 
 type encodeNode[K runnel.Key, V any] struct {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/pubapi"
 	"github.com/runnel-dev/runnel/internal/runner"
 	"github.com/runnel-dev/runnel/op"
 	"github.com/runnel-dev/runnel/recovery"
@@ -125,7 +126,7 @@ func TestStopBeforeInput(t *testing.T) {
 			}
 			f := newStopFlow(runneltest.NewSource(ints(20000)), -1)
 			close(f.stop)
-			err := runner.Run(context.Background(), f.flow, cfg(2, time.Hour, dir), runner.Options{Stop: f.stop})
+			err := runner.Run(context.Background(), pubapi.Flow(f.flow), cfg(2, time.Hour, dir), runner.Options{Stop: f.stop})
 			checkStopped(t, f, err, dir)
 			if n := f.seen.Load(); n != 0 {
 				t.Errorf("%d items were read after a stop that came before the run started", n)
@@ -152,7 +153,7 @@ func TestStopMidRun(t *testing.T) {
 				dir := recoveryDir(t)
 				src := runneltest.NewSource(ints(20000), runneltest.Parts(parts), runneltest.BatchSize(5), runneltest.Pace(200*time.Microsecond))
 				f := newStopFlow(src, 300)
-				err := runner.Run(context.Background(), f.flow, cfg(workers, 2*time.Millisecond, dir), runner.Options{Stop: f.stop})
+				err := runner.Run(context.Background(), pubapi.Flow(f.flow), cfg(workers, 2*time.Millisecond, dir), runner.Options{Stop: f.stop})
 				checkStopped(t, f, err, dir)
 				if n := f.seen.Load(); n >= 20000 {
 					t.Errorf("the run read all %d items", n)
@@ -169,7 +170,7 @@ func TestStopUnderFlowControl(t *testing.T) {
 	dir := recoveryDir(t)
 	src := runneltest.NewSource(ints(20000), runneltest.Parts(3), runneltest.BatchSize(50))
 	f := newStopFlow(src, 2000)
-	err := runner.Run(context.Background(), f.flow, cfg(3, time.Millisecond, dir), runner.Options{Stop: f.stop, MaxOutstanding: 1})
+	err := runner.Run(context.Background(), pubapi.Flow(f.flow), cfg(3, time.Millisecond, dir), runner.Options{Stop: f.stop, MaxOutstanding: 1})
 	checkStopped(t, f, err, dir)
 }
 
@@ -182,7 +183,7 @@ func TestStopRacingEnd(t *testing.T) {
 		dir := recoveryDir(t)
 		f := newStopFlow(runneltest.NewSource(ints(14), runneltest.BatchSize(7)), -1)
 		close(f.stop)
-		err := runner.Run(context.Background(), f.flow, cfg(1+i%2, time.Hour, dir), runner.Options{Stop: f.stop})
+		err := runner.Run(context.Background(), pubapi.Flow(f.flow), cfg(1+i%2, time.Hour, dir), runner.Options{Stop: f.stop})
 		if err == nil {
 			if n := f.finals.Load(); n != 7 {
 				t.Fatalf("run %d completed with %d end-of-input results, want 7", i, n)
@@ -197,7 +198,7 @@ func TestStopRacingEnd(t *testing.T) {
 // nothing: the run ends normally.
 func TestStopAfterEnd(t *testing.T) {
 	f := newStopFlow(runneltest.NewSource(ints(50)), -1)
-	if err := runner.Run(context.Background(), f.flow, cfg(2, time.Hour, ""), runner.Options{Stop: f.stop}); err != nil {
+	if err := runner.Run(context.Background(), pubapi.Flow(f.flow), cfg(2, time.Hour, ""), runner.Options{Stop: f.stop}); err != nil {
 		t.Fatal(err)
 	}
 	close(f.stop)
@@ -223,7 +224,7 @@ func TestAbortDuringStop(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		cancel(errors.New("second signal"))
 	}()
-	err := runner.Run(ctx, flow, cfg(1, time.Hour, dir), runner.Options{Stop: f.stop})
+	err := runner.Run(ctx, pubapi.Flow(flow), cfg(1, time.Hour, dir), runner.Options{Stop: f.stop})
 	if err == nil || errors.Is(err, runner.ErrInterrupted) {
 		t.Fatalf("err = %v, want an abort", err)
 	}

@@ -1,0 +1,23 @@
+package plan
+
+// The root package's Dataflow and Stream are their own types that wrap
+// this package's, so that go doc shows their documented methods and
+// nothing of the plan. The root package cannot export a way to unwrap them
+// without exposing it to users too, so it registers these hooks at init,
+// and internal/pubapi gives them typed signatures for op, window and the
+// connectors.
+var (
+	// FlowHook returns the plan of a *runnel.Dataflow.
+	FlowHook func(public any) *Dataflow
+	// StreamHook returns the Stream[T] (as any) that a runnel.Stream[T] wraps.
+	StreamHook func(public any) any
+	// WrapHook stores the Stream[T] s in *public, a *runnel.Stream[T].
+	WrapHook func(public any, s any)
+)
+
+// SetPublic records the *runnel.Dataflow that wraps d.
+func (d *Dataflow) SetPublic(public any) { d.public = public }
+
+// Public returns the *runnel.Dataflow that wraps d (as any), nil when d
+// was made without one (internal tests).
+func (d *Dataflow) Public() any { return d.public }
