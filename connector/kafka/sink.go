@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/group"
 )
 
 // SinkOpt configures NewSink.
@@ -147,6 +148,9 @@ func (s *sink) Build(bc runnel.BuildContext, resume []SinkState) (runnel.TwoPhas
 	step, worker, workers := bc.Step, bc.Worker, bc.Workers
 	if len(s.brokers) == 0 {
 		return nil, errors.New("kafka: no brokers given")
+	}
+	if m := group.FromContext(bc.Context); m != nil {
+		return &groupSinkPart{m: m, s: s, worker: worker}, nil
 	}
 	p := &sinkPart{s: s, step: step, worker: worker, brokers: strings.Join(s.brokers, ",")}
 	p.promise = p.onProduced
@@ -479,3 +483,32 @@ func (p *sinkPart) Close() error {
 	p.slots, p.pending, p.cur = nil, nil, nil
 	return nil
 }
+
+// groupSinkPart is a sink's partition in group mode: it writes inside the
+// member's transaction, which commits with the epoch's offsets and state,
+// so it has nothing of its own to pre-commit or commit.
+type groupSinkPart struct {
+	m      group.Member
+	s      *sink
+	worker int
+}
+
+func (p *groupSinkPart) WriteBatch(items []Message) error {
+	recs := make([]kgo.Record, len(items))
+	for i := range items {
+		toRecord(&items[i], &recs[i], p.s.cfg.topic)
+		if recs[i].Topic == "" {
+			return fmt.Errorf("kafka: a message has no topic and the sink has no default topic (kafka.Topic)")
+		}
+		p.m.Produce(&recs[i], p.s.cfg.manual)
+	}
+	return nil
+}
+
+func (p *groupSinkPart) PreCommit(runnel.Epoch) (SinkState, error) {
+	return SinkState{Worker: p.worker}, nil
+}
+
+func (p *groupSinkPart) Committed(runnel.Epoch) error { return nil }
+
+func (p *groupSinkPart) Close() error { return nil }

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/group"
 )
 
 // StartOffset says where a partition with no stored position starts.
@@ -119,6 +120,9 @@ func (s *source) baseOpts() []kgo.Opt {
 }
 
 func (s *source) ListParts(ctx context.Context) ([]string, error) {
+	if m := group.FromContext(ctx); m != nil {
+		return m.Assigned(s.topics)
+	}
 	if len(s.brokers) == 0 {
 		return nil, errors.New("kafka: no brokers given")
 	}
@@ -170,6 +174,9 @@ func (s *source) BuildPart(bc runnel.BuildContext, part string, resume *int64) (
 	topic, partition, err := parsePart(part)
 	if err != nil {
 		return nil, err
+	}
+	if m := group.FromContext(bc.Context); m != nil {
+		return &groupPart{topic: topic, partition: partition, q: m.Queue(bc.Worker, topic, partition), max: s.cfg.batch}, nil
 	}
 	health := &brokerHealth{}
 	opts := append(s.baseOpts(), kgo.WithHooks(health), kgo.KeepControlRecords())
@@ -392,3 +399,34 @@ func (h *brokerHealth) check(timeout time.Duration, brokers []string) error {
 	return fmt.Errorf("kafka: broker %s unreachable for %v (seed brokers %s): %w",
 		h.lastAddr, time.Since(h.failingSince).Round(time.Second), strings.Join(slices.Clone(brokers), ","), h.lastErr)
 }
+
+// groupPart is a partition of a source in group mode: the member polls
+// the partition with the group's client and queues its records here.
+type groupPart struct {
+	topic     string
+	partition int32
+	q         *group.Queue
+	max       int
+	recs      []*kgo.Record
+	msgs      []Message
+	next      int64
+}
+
+func (p *groupPart) NextBatch() ([]Message, error) {
+	p.recs = p.q.Take(p.recs[:0], p.max)
+	p.msgs = p.msgs[:0]
+	for _, r := range p.recs {
+		p.next = r.Offset + 1
+		p.msgs = append(p.msgs, fromRecord(r))
+	}
+	clear(p.recs)
+	return p.msgs, nil
+}
+
+func (p *groupPart) NextAwake() time.Time { return time.Time{} }
+
+// Snapshot is the offset after the last record read. In group mode the
+// member commits the group's offsets itself; this is for the API's view.
+func (p *groupPart) Snapshot() (int64, error) { return p.next, nil }
+
+func (p *groupPart) Close() error { return nil }

@@ -45,6 +45,21 @@ type Config struct {
 	Parts map[string]*Parts
 	// Context is handed to source and sink build code (nil: Background).
 	Context context.Context
+	// ManualEpochs hands the closing of epochs to the caller (group mode,
+	// where an epoch is a Kafka transaction): the worker closes epoch e only
+	// after RequestClose(e), once Drained reports that everything the
+	// caller queued for it has been read. EpochInterval is then unused,
+	// the inputs never end, and wake-ups wait while the worker is held
+	// back by MaxUncommitted, so that nothing is emitted between an
+	// epoch's barrier and its commit.
+	ManualEpochs bool
+	// Drained reports whether this worker's inputs hold nothing more to
+	// read (ManualEpochs; nil: always).
+	Drained func() bool
+	// Remote, when set, carries keyed edges to the processes that own the
+	// key groups instead of exchanging items between this process's
+	// workers (see ConnectKeyed).
+	Remote Remote
 }
 
 // Worker runs every step of a dataflow for one worker. It is not safe for
@@ -82,6 +97,11 @@ type Worker struct {
 	gates     []*Gate
 	terminals []*Gate
 	closers   []closer
+
+	manual   bool
+	drained  func() bool
+	closeReq Epoch // ManualEpochs: close epochs through this one once drained
+	remote   Remote
 
 	reported  Epoch // epochs <= reported were handed to the committer
 	committed Epoch // epochs <= committed are durable (see Committed)
@@ -131,6 +151,7 @@ func NewWorker(c Config) *Worker {
 		resume: c.Resume, maxOut: c.MaxOutstanding, shared: c.Shared, stats: c.Stats,
 		parts: c.Parts, ctx: c.Context,
 		pending: map[Epoch][]Row{},
+		manual:  c.ManualEpochs, drained: c.Drained, remote: c.Remote,
 	}
 	if w.ctx == nil {
 		w.ctx = context.Background()
@@ -421,6 +442,14 @@ func (w *Worker) Done() bool { return w.done }
 // Epoch is the worker's open epoch.
 func (w *Worker) Epoch() Epoch { return w.epoch }
 
+// Remote is the worker's Remote (Config.Remote), nil in one process.
+func (w *Worker) Remote() Remote { return w.remote }
+
+// RequestClose asks a worker with ManualEpochs to close the epochs through
+// e, each once its inputs are drained (Config.Drained) and the epochs
+// before it are committed as far as MaxUncommitted demands.
+func (w *Worker) RequestClose(e Epoch) { w.closeReq = max(w.closeReq, e) }
+
 // StopAt asks the worker to close epoch e (closing the epochs before it at
 // once, if it is behind) and then to read no more input. The caller picks e
 // at or above every worker's open epoch, so all workers stop at the same
@@ -480,7 +509,7 @@ func (w *Worker) Step() (progress bool, err error) {
 					w.epochEnd = now.Add(w.interval)
 				}
 			}
-			if !now.Before(w.epochEnd) {
+			if !w.manual && !now.Before(w.epochEnd) {
 				w.closeEpoch()
 				w.epochEnd = now.Add(w.interval)
 				progress = true
@@ -492,17 +521,23 @@ func (w *Worker) Step() (progress bool, err error) {
 					progress = progress || p
 					all = all && s.exhausted()
 				}
-				if all {
+				if all && !w.manual {
 					w.closeEpoch()
 					w.endInputs()
 					progress = true
 				}
 			}
+			if w.manual && w.epoch <= w.closeReq && !w.backlogged() && (w.drained == nil || w.drained()) {
+				w.closeEpoch()
+				progress = true
+			}
 		}
 	}
 	for _, n := range w.wakers {
-		if w.stopAt > 0 {
-			break // what a wake-up emits would belong past the stop epoch
+		if w.stopAt > 0 || w.manual && w.backlogged() {
+			// What a wake-up emits would belong past the stop epoch, or
+			// (ManualEpochs) to an epoch whose transaction is not open.
+			break
 		}
 		if t, ok := n.nextWake(); ok && !now.Before(t) {
 			n.wake(now)
@@ -561,10 +596,12 @@ func (w *Worker) Deadline() (t time.Time, ok bool) {
 		}
 	}
 	if !w.inputsDone && (!w.paused || w.stopAt > 0) && (w.stopAt > 0 || !w.backlogged()) {
-		if w.stopAt > 0 || w.epochEnd.IsZero() {
+		if w.stopAt > 0 || w.epochEnd.IsZero() || w.manual && w.epoch <= w.closeReq && !w.backlogged() {
 			return w.clock.Now(), true
 		}
-		consider(w.epochEnd)
+		if !w.manual {
+			consider(w.epochEnd)
+		}
 		if w.tr.Outstanding(w.Index) < w.maxOut {
 			for _, s := range w.sources {
 				if _, next := s.peek(); !next.IsZero() {
@@ -574,7 +611,7 @@ func (w *Worker) Deadline() (t time.Time, ok bool) {
 		}
 	}
 	for _, n := range w.wakers {
-		if w.stopAt > 0 {
+		if w.stopAt > 0 || w.manual && w.backlogged() {
 			break
 		}
 		if c, has := n.nextWake(); has {

@@ -328,13 +328,30 @@ func StepState[K keys.Key](ops keys.Ops[K], typ string, stateT reflect.Type) *pl
 		Check: func() error { return codec.CheckType(stateT) },
 		Shape: func() string { return codec.Shape(stateT) },
 		Route: RouteText(ops),
+		Keyed: true,
 	}
 }
 
 // Connect attaches input i of a keyed step to gate g: items are read with
 // key and exchanged to the worker that owns their key.
 func Connect[K keys.Key, T any](b *engine.Builder, g *engine.Gate, i int, ops keys.Ops[K], key func(T) K, handle func([]T)) {
-	engine.Connect(b, g, i, Router(ops, b.Worker().Workers, key), handle)
+	if b.Worker().Remote() == nil {
+		engine.Connect(b, g, i, Router(ops, b.Worker().Workers, key), handle)
+		return
+	}
+	// Group mode: items cross processes through the step's repartition
+	// topic, encoded like state.
+	if err := codec.CheckType(reflect.TypeFor[T]()); err != nil {
+		b.Worker().Fail(b.StepID(), "", fmt.Errorf("input %d: items of type %s cannot cross processes in group mode: %w", i, reflect.TypeFor[T](), err))
+	}
+	hash := ops.Hash
+	engine.ConnectKeyed(b, g, i, func(t T) uint64 { return hash(key(t)) }, handle,
+		func(t T) ([]byte, error) { return codec.Marshal(t) },
+		func(raw []byte) (T, error) {
+			var t T
+			err := codec.Unmarshal(raw, &t)
+			return t, err
+		})
 }
 
 // Snapshot records the rows of the keys changed in epoch e (see Rows) on

@@ -107,6 +107,10 @@ type State struct {
 	Shape func() string
 	// Route returns the worker that owns a recovered key (keyed steps).
 	Route func(key string, workers int) (int, error)
+	// Keyed says the step is a keyed step whose inputs are exchanged by
+	// key (and, in group mode, cut at a repartition topic); Route(key, n)
+	// is then the key's key group among n.
+	Keyed bool
 	// ListParts, set for partitioned sources and sinks instead of Route,
 	// lists their partitions. The runner calls it once per run; the
 	// listing routes recovered positions and is handed to every worker.
