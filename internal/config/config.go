@@ -98,6 +98,22 @@ type Config struct {
 	// has started.
 	KeyGroups int
 
+	// GroupSessionTimeout is how long the group waits for a silent member
+	// before it gives the member's partitions to the others
+	// (--group-session-timeout T, RUNNEL_GROUP_SESSION_TIMEOUT; 0, the
+	// default, means 10s; needs Group). The broker must allow it
+	// (group.min.session.timeout.ms). Members heartbeat ten times per
+	// timeout.
+	GroupSessionTimeout time.Duration
+
+	// GroupTransactionTimeout is the broker's limit for a member's open
+	// transaction (--group-transaction-timeout T,
+	// RUNNEL_GROUP_TRANSACTION_TIMEOUT; 0, the default, means the larger
+	// of 10s and three epochs; needs Group). A killed member's last
+	// transaction blocks its partitions until it times out, so it bounds
+	// the time to take them over; it must exceed the snapshot interval.
+	GroupTransactionTimeout time.Duration
+
 	// RecoveryDir is the directory of recovery partitions, created with
 	// `runnel recovery init DIR N` (-r, --recovery-directory,
 	// RUNNEL_RECOVERY_DIRECTORY). Empty (the default) disables recovery:
@@ -176,6 +192,8 @@ const (
 	flagGroup = "--group"
 	flagBrk   = "--brokers"
 	flagKG    = "--key-groups"
+	flagGST   = "--group-session-timeout"
+	flagGTT   = "--group-transaction-timeout"
 	flagR     = "-r/--recovery-directory"
 	flagS     = "-s/--snapshot-interval"
 	flagB     = "-b/--backup-interval"
@@ -263,6 +281,20 @@ func (c Config) check(g *given) []error {
 		add("%s must be at most %d (got %d): %s", flagKG, MaxKeyGroups, c.KeyGroups, whyMaxKeyGroups)
 	case c.KeyGroups > 0 && c.Group == "":
 		add("%s needs %s (key groups split keyed state among the members of a group)", flagKG, flagGroup)
+	}
+	for _, t := range []struct {
+		flag string
+		d    time.Duration
+	}{{flagGST, c.GroupSessionTimeout}, {flagGTT, c.GroupTransactionTimeout}} {
+		switch {
+		case t.d < 0:
+			add("%s must not be negative (got %v)", t.flag, t.d)
+		case t.d > 0 && c.Group == "":
+			add("%s needs %s", t.flag, flagGroup)
+		}
+	}
+	if c.GroupTransactionTimeout > 0 && c.GroupTransactionTimeout <= c.SnapshotInterval {
+		add("%s %v must be longer than the snapshot interval %v: a member's transaction spans one epoch", flagGTT, c.GroupTransactionTimeout, c.SnapshotInterval)
 	}
 
 	if c.SnapshotInterval <= 0 {

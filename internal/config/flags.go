@@ -29,6 +29,8 @@ const (
 	envGroup     = "RUNNEL_GROUP"
 	envBrokers   = "RUNNEL_BROKERS"
 	envKeyGroups = "RUNNEL_KEY_GROUPS"
+	envGST       = "RUNNEL_GROUP_SESSION_TIMEOUT"
+	envGTT       = "RUNNEL_GROUP_TRANSACTION_TIMEOUT"
 )
 
 // flagEnv maps each flag's long name to its environment variable, in the
@@ -45,6 +47,8 @@ var flagEnv = []struct{ flag, env string }{
 	{"group", envGroup},
 	{"brokers", envBrokers},
 	{"key-groups", envKeyGroups},
+	{"group-session-timeout", envGST},
+	{"group-transaction-timeout", envGTT},
 }
 
 // EnvVars returns the environment variables that Parse reads, in flag
@@ -98,6 +102,10 @@ func newFlagSet(program string, c *Config) *pflag.FlagSet {
 		`Kafka brokers, "host:port,host:port"`)
 	fs.Var(&intValue{p: &c.KeyGroups, min: 0, max: MaxKeyGroups, why: whyMaxKeyGroups}, "key-groups",
 		"number of key groups of a group-mode application")
+	fs.Var(&intervalValue{p: &c.GroupSessionTimeout}, "group-session-timeout",
+		"group mode: how long a silent member keeps its partitions (default 10s)")
+	fs.Var(&intervalValue{p: &c.GroupTransactionTimeout}, "group-transaction-timeout",
+		"group mode: the broker's limit for a member's open transaction (default max(10s, 3 epochs))")
 	return fs
 }
 
@@ -528,6 +536,18 @@ const usageFlags = `Flags:
                                  started. Needs --group. Env RUNNEL_KEY_GROUPS.
                                  Default 0: the largest input topic's
                                  partition count at the first start.
+      --group-session-timeout T  Group mode: how long the group waits for a
+                                 silent (killed) member before it gives its
+                                 partitions to the others. The broker must
+                                 allow it (group.min.session.timeout.ms).
+                                 Env RUNNEL_GROUP_SESSION_TIMEOUT.
+                                 Default 10s.
+      --group-transaction-timeout T
+                                 Group mode: the broker's limit for a
+                                 member's open transaction; a killed member's
+                                 partitions wait for it. Longer than -s. Env
+                                 RUNNEL_GROUP_TRANSACTION_TIMEOUT. Default
+                                 the larger of 10s and 3 epochs.
   -h, --help                     Print this help and exit.
 
 Intervals (T) are plain seconds ("30", "0.05") or Go durations ("30s",

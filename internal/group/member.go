@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/plan"
 	"github.com/runnel-dev/runnel/internal/runner"
@@ -46,9 +47,16 @@ type Settings struct {
 	ClientOpts []kgo.Opt
 }
 
-// ErrStopped is wrapped by the error of a member stopped through
-// Settings.Stop after its last commit.
-var ErrStopped = errors.New("stopped cleanly: the last epoch is committed; the group resumes from its committed offsets and changelogs")
+func init() { runner.GroupRun = runConfig }
+
+// runConfig runs a member with the settings of the command line.
+func runConfig(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt runner.Options) error {
+	return Run(ctx, flow, Settings{
+		App: cfg.Group, Brokers: cfg.Brokers, KeyGroups: cfg.KeyGroups, Workers: cfg.WorkersPerProcess,
+		Interval: cfg.SnapshotInterval, SessionTimeout: cfg.GroupSessionTimeout,
+		TransactionTimeout: cfg.GroupTransactionTimeout, Logger: opt.Logger, Clock: opt.Clock, Stop: opt.Stop,
+	})
+}
 
 // keyedStep is a keyed step: its repartition and changelog topics.
 type keyedStep struct {
@@ -147,7 +155,9 @@ func Run(ctx context.Context, flow *plan.Dataflow, set Settings) (err error) {
 	if err := m.plan(ctx); err != nil {
 		return err
 	}
-	m.base, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(set.Brokers...)}, set.ClientOpts...)...)
+	// Internal topics are read right after they are created: a short
+	// metadata age keeps the client from waiting 5s to see them.
+	m.base, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(set.Brokers...), kgo.MetadataMinAge(100 * time.Millisecond)}, set.ClientOpts...)...)
 	if err != nil {
 		return fmt.Errorf("group %s: %w", set.App, err)
 	}
@@ -163,7 +173,9 @@ func Run(ctx context.Context, flow *plan.Dataflow, set Settings) (err error) {
 		if m.gen != nil {
 			err = errors.Join(err, m.gen.sess.Stop())
 		}
-		m.sess.Close()
+		// The last poll blocks rebalances (BlockRebalanceOnPoll), and
+		// leaving the group is one.
+		m.sess.CloseAllowingRebalance()
 	}()
 	return m.loop(ctx)
 }
@@ -343,7 +355,7 @@ func (m *member) loop(ctx context.Context) error {
 			if err := abort(); err != nil {
 				return err
 			}
-			return fmt.Errorf("group %s: %w", m.set.App, ErrStopped)
+			return &runner.InterruptedError{Group: m.set.App}
 		default:
 		}
 		if ctx.Err() != nil {

@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/internal/engine"
@@ -222,6 +224,11 @@ func (m *member) readPartitions(ctx context.Context, topic string, parts []int32
 			lso, err = m.adm.ListCommittedOffsets(ctx, topic)
 		}
 		if err != nil {
+			if errors.Is(err, kerr.UnknownTopicOrPartition) && time.Now().Before(deadline) {
+				// A topic just created is not known to every broker yet.
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
 			return 0, fmt.Errorf("group %s: end offsets of %s: %w", app, topic, err)
 		}
 		stable := true
@@ -379,7 +386,7 @@ func (m *member) rebuild(ctx context.Context) error {
 	}
 	m.gen = g
 	sess, err := runner.StartSession(m.flow, runner.SessionConfig{
-		Workers: W, Clock: m.set.Clock, Context: WithMember(ctx, m), Resume: resume, Remote: m,
+		Workers: W, Clock: m.set.Clock, Context: WithMember(ctx, m), Resume: resume, Remote: m, EpochInterval: m.set.Interval,
 		Drained: func(w int) bool { return g.pending[w].Load() == 0 },
 	})
 	if err != nil {
@@ -433,4 +440,3 @@ func (m *member) remember(c change) {
 		kv[string(c.rec.Key)] = c.rec.Value
 	}
 }
-

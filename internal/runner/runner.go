@@ -76,10 +76,16 @@ type InterruptedError struct {
 	// Resume is the epoch the next run starts from; 0 when no recovery
 	// directory was given (the next run starts from scratch).
 	Resume engine.Epoch
+	// Group is the application of a member of a consumer group (--group),
+	// which resumes from the group's committed offsets and changelogs.
+	Group string
 }
 
 // Error says the run stopped cleanly and where the next one resumes.
 func (e *InterruptedError) Error() string {
+	if e.Group != "" {
+		return fmt.Sprintf("interrupted: stopped cleanly after committing the last epoch; group %s resumes from its committed offsets and changelogs", e.Group)
+	}
 	if e.Resume == 0 {
 		return "interrupted: stopped cleanly; without -r the next run starts from the beginning"
 	}
@@ -111,9 +117,14 @@ type run struct {
 	stopping bool
 }
 
-// errGroupNotBuilt is returned for a Config with Group set until the group
-// runtime is wired in here.
-var errGroupNotBuilt = errors.New("group mode is not built into this binary")
+// errGroupNotBuilt is returned for a Config with Group set in a binary
+// that does not import the Kafka connector (which brings group mode in).
+var errGroupNotBuilt = errors.New("group mode needs the Kafka connector: the flow's inputs must be Kafka sources (github.com/runnel-dev/runnel/connector/kafka)")
+
+// GroupRun runs a flow as a member of a Kafka consumer group (--group).
+// internal/group sets it when it is linked in (the Kafka connector
+// imports it), so that binaries without Kafka link no Kafka client.
+var GroupRun func(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Options) error
 
 // Run runs flow to the end of its input, to an error, or to a stop.
 func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Options) (err error) {
@@ -131,9 +142,10 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		return fmt.Errorf("configuration: %w", err)
 	}
 	if cfg.Group != "" {
-		// The one place group mode is dispatched (issue 12): the group
-		// runtime (internal/group) takes over from here when it lands.
-		return fmt.Errorf("--group %s: %w", cfg.Group, errGroupNotBuilt)
+		if GroupRun == nil {
+			return fmt.Errorf("--group %s: %w", cfg.Group, errGroupNotBuilt)
+		}
+		return GroupRun(ctx, flow, cfg, opt)
 	}
 	var checkErrs []error
 	current := map[string]recovery.StepState{}

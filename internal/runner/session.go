@@ -26,6 +26,9 @@ type SessionConfig struct {
 	Drained func(worker int) bool
 	// MaxOutstanding overrides the engine's flow-control limit.
 	MaxOutstanding int64
+	// EpochInterval is how long the caller's epochs last, for the checks
+	// of sinks (the caller closes them).
+	EpochInterval time.Duration
 }
 
 // Session is one build of a flow's workers whose epochs the caller
@@ -80,7 +83,7 @@ func StartSession(flow *plan.Dataflow, c SessionConfig) (s *Session, err error) 
 		}
 		w := engine.NewWorker(engine.Config{
 			Index: i, Workers: c.Workers, Clock: c.Clock, Transport: s.tr, Committer: (*sessionCommitter)(s),
-			EpochInterval: time.Hour, StartEpoch: 1, Snapshots: true, Resume: resume,
+			EpochInterval: max(c.EpochInterval, time.Millisecond), StartEpoch: 1, Snapshots: true, Resume: resume,
 			MaxOutstanding: limit, MaxUncommitted: 1, Shared: shared, Parts: parts, Context: ctx,
 			ManualEpochs: true, Drained: drained, Remote: c.Remote,
 		})
