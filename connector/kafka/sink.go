@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel"
-	"github.com/runnel-dev/runnel/internal/group"
+	"github.com/runnel-dev/runnel/connector/kafka/internal/group"
 )
 
 // SinkOpt configures NewSink.

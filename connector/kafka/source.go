@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel"
-	"github.com/runnel-dev/runnel/internal/group"
+	"github.com/runnel-dev/runnel/connector/kafka/internal/group"
 )
 
 // StartOffset says where a partition with no stored position starts.
