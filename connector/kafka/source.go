@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,7 +176,7 @@ func (s *source) BuildPart(bc runnel.BuildContext, part string, resume *int64) (
 	if m := group.FromContext(bc.Context); m != nil {
 		return &groupPart{topic: topic, partition: partition, q: m.Queue(bc.Worker, topic, partition), max: s.cfg.batch}, nil
 	}
-	health := &brokerHealth{}
+	health := &group.BrokerHealth{}
 	opts := append(s.baseOpts(), kgo.WithHooks(health), kgo.KeepControlRecords())
 	if !s.cfg.uncommitted {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
@@ -268,7 +266,7 @@ type sourcePart struct {
 	next      int64 // offset of the next record to hand out
 	end       int64 // < 0: tail
 	brokers   []string
-	health    *brokerHealth
+	health    *group.BrokerHealth
 
 	cl     *kgo.Client
 	ch     chan fetched
@@ -297,7 +295,7 @@ func (p *sourcePart) readAhead(ctx context.Context, maxRecs int, brokerTimeout t
 			f.err = fmt.Errorf("kafka: fetch %s: %w", partName(fe.Topic, fe.Partition), fe.Err)
 		}
 		if f.err == nil {
-			if err := p.health.check(brokerTimeout, p.brokers); err != nil {
+			if err := p.health.Check(brokerTimeout, p.brokers); err != nil {
 				f.err = err
 			}
 		}
@@ -364,40 +362,6 @@ func (p *sourcePart) Close() error {
 	p.wg.Wait()
 	p.cl.Close()
 	return nil
-}
-
-// brokerHealth watches connection attempts: when every attempt has failed
-// for longer than the broker timeout, the source reports it instead of
-// waiting forever (franz-go retries without end).
-type brokerHealth struct {
-	mu           sync.Mutex
-	failingSince time.Time
-	lastErr      error
-	lastAddr     string
-}
-
-func (h *brokerHealth) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if err == nil {
-		h.failingSince = time.Time{}
-		return
-	}
-	if h.failingSince.IsZero() {
-		h.failingSince = time.Now()
-	}
-	h.lastErr = err
-	h.lastAddr = net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port)))
-}
-
-func (h *brokerHealth) check(timeout time.Duration, brokers []string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.failingSince.IsZero() || time.Since(h.failingSince) < timeout {
-		return nil
-	}
-	return fmt.Errorf("kafka: broker %s unreachable for %v (seed brokers %s): %w",
-		h.lastAddr, time.Since(h.failingSince).Round(time.Second), strings.Join(slices.Clone(brokers), ","), h.lastErr)
 }
 
 // groupPart is a partition of a source in group mode: the member polls

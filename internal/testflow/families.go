@@ -44,8 +44,14 @@ var FinalSteps = []string{"eof_hook", "fold_final", "reduce_final", "count_final
 // (keys a multiple of the partition count), so that each step's output per
 // key does not depend on how workers interleave.
 func Families(src runnel.Source[int], keys int, output func(runnel.Stream[Rec])) *runnel.Dataflow {
+	return FamiliesFrom(func(flow *runnel.Dataflow) runnel.Stream[int] { return op.Input("inp", flow, src) }, keys, output)
+}
+
+// FamiliesFrom is Families over the stream that input adds to the flow
+// (a Kafka source and a parse step, say).
+func FamiliesFrom(input func(*runnel.Dataflow) runnel.Stream[int], keys int, output func(runnel.Stream[Rec])) *runnel.Dataflow {
 	flow := runnel.NewDataflow("families")
-	inp := op.Input("inp", flow, src)
+	inp := input(flow)
 	kv := op.KeyOn("key", inp, func(x int) int { return x % keys })
 	var outs []runnel.Stream[Rec]
 	add := func(step string, s runnel.Stream[runnel.KV[int, string]]) {

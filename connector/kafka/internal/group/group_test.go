@@ -6,18 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/connector/kafka"
+	"github.com/runnel-dev/runnel/internal/testflow"
 	"github.com/runnel-dev/runnel/op"
 )
 
@@ -195,4 +198,139 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(b), "\n"))
 	return len(b), nil
+}
+
+// familiesFlow is every stateful operator family (internal/testflow) over
+// the ints of topic in, each output line written to topic out.
+func familiesFlow(brokers []string, out string) *runnel.Dataflow {
+	return testflow.FamiliesFrom(func(flow *runnel.Dataflow) runnel.Stream[int] {
+		msgs := op.Input("inp", flow, kafka.NewSource(brokers, []string{"in"}))
+		return op.Map("parse", msgs, func(m kafka.Message) int {
+			n, err := strconv.Atoi(string(m.Value))
+			if err != nil {
+				panic(err)
+			}
+			return n
+		})
+	}, familyKeys, func(s runnel.Stream[testflow.Rec]) {
+		msgs := op.Map("encode", s, func(r testflow.Rec) kafka.Message {
+			return kafka.Message{Topic: out, Key: []byte(strconv.Itoa(r.Key)), Value: []byte(r.String())}
+		})
+		op.Output("out", msgs, kafka.NewSink(brokers, kafka.ExactlyOnce()))
+	})
+}
+
+const familyKeys = 8 // a multiple of the input's 4 partitions: a key's items stay in order
+
+func ints(from, to int) []*kgo.Record {
+	var recs []*kgo.Record
+	for x := from; x < to; x++ {
+		recs = append(recs, &kgo.Record{Partition: int32(x % 4), Value: []byte(strconv.Itoa(x))})
+	}
+	return recs
+}
+
+func produceManual(t *testing.T, brokers []string, topic string, recs ...*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readLines reads topic read_committed until it holds want lines of step
+// stateful_map (one per input item), and returns every line.
+func readLines(t *testing.T, brokers []string, topic string, want int, within time.Duration) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var lines []string
+	n := 0
+	deadline := time.Now().Add(within)
+	for n < want && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			lines = append(lines, string(r.Value))
+			if strings.HasPrefix(string(r.Value), "stateful_map ") {
+				n++
+			}
+		})
+	}
+	if n < want {
+		t.Fatalf("topic %s: %d stateful_map lines after %v, want %d", topic, n, within, want)
+	}
+	return lines
+}
+
+// TestEveryFamilyAsInOneProcess runs every stateful operator family in
+// group mode on 3 members, one of which leaves mid-run (its key groups
+// move with their state), and checks that the output is exactly that of a
+// one-process run stopped after the same input: every line once.
+func TestEveryFamilyAsInOneProcess(t *testing.T) {
+	brokers := cluster(t, map[string]int32{"in": 4, "out": 3, "ref": 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 1600
+	produceManual(t, brokers, "in", ints(0, n/2)...)
+
+	// The reference: one process, stopped (not ended) after all input.
+	cfg, _, err := runnel.ParseConfig("test", []string{"-w", "2", "-s", "0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- runnel.Run(ctx, familiesFlow(brokers, "ref"), cfg, runnel.WithStop(stop)) }()
+
+	var ms []*member
+	for range 3 {
+		ms = append(ms, startMember(ctx, t, familiesFlow(brokers, "out"), brokers, 2))
+	}
+	readLines(t, brokers, "out", n/4, 60*time.Second)
+	ms[2].end(t)
+	produceManual(t, brokers, "in", ints(n/2, n)...)
+
+	want := readLines(t, brokers, "ref", n, 60*time.Second)
+	close(stop)
+	if err := <-done; err != nil {
+		var stopped *runnel.InterruptedError
+		if !errors.As(err, &stopped) {
+			t.Fatal(err)
+		}
+	}
+	got := readLines(t, brokers, "out", n, 60*time.Second)
+	for _, m := range ms[:2] {
+		m.end(t)
+	}
+	// What the reference emitted after its last input line (it was still
+	// running) is read by a second pass, like the group's.
+	want = readLines(t, brokers, "ref", n, 10*time.Second)
+	got = readLines(t, brokers, "out", n, 10*time.Second)
+	slices.Sort(want)
+	slices.Sort(got)
+	steps := map[string]int{}
+	for _, l := range want {
+		step, _, _ := strings.Cut(l, " ")
+		steps[step]++
+	}
+	for _, step := range []string{"stateful_map", "stateful_flat_map", "collect", "count_window", "collect_window",
+		"session_window", "sliding_window"} {
+		if steps[step] == 0 {
+			t.Errorf("step %s emitted nothing in one process: the comparison would not test it (%v)", step, steps)
+		}
+	}
+	t.Logf("lines per step: %v", steps)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("group output differs from one process (-one process +group):\n%s", diff)
+	}
 }

@@ -78,8 +78,9 @@ type member struct {
 	byStep map[string]*keyedStep
 	manual sync.Map // topics whose records keep their partition
 
-	sess *kgo.GroupTransactSession
-	adm  *kadm.Client
+	sess   *kgo.GroupTransactSession
+	health *BrokerHealth
+	adm    *kadm.Client
 	base *kgo.Client // admin and restore client (not in the group)
 
 	// assignment, as the group's callbacks report it
@@ -259,6 +260,8 @@ func (m *member) join() error {
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { m.onRevoked(r, "revoked") }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, l map[string][]int32) { m.onRevoked(l, "lost") }),
 	}, m.set.ClientOpts...)
+	m.health = &BrokerHealth{}
+	opts = append(opts, kgo.WithHooks(m.health))
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("group %s: %w", m.set.App, err)
@@ -473,6 +476,9 @@ func (m *member) poll(ctx context.Context, stop <-chan struct{}) (polled int, re
 		if m.assignmentChanged() && polled == 0 && m.produced.Load() == 0 {
 			return 0, true, nil
 		}
+		if err := m.health.Check(m.brokerTimeout(), m.set.Brokers); err != nil {
+			return polled, false, fmt.Errorf("group %s: %w", m.set.App, err)
+		}
 		n, ok := m.dispatch(fs)
 		if !ok {
 			return polled, true, nil
@@ -494,6 +500,11 @@ func (m *member) poll(ctx context.Context, stop <-chan struct{}) (polled int, re
 		}
 	}
 }
+
+// brokerTimeout is how long a member waits for unreachable brokers
+// before it fails (a supervisor restarts it; its partitions move on after
+// the session timeout anyway).
+func (m *member) brokerTimeout() time.Duration { return max(5*time.Second, 3*m.set.SessionTimeout) }
 
 // maxQueued bounds the records polled and not yet read by the workers.
 const maxQueued = 64 * engine.BatchSize
