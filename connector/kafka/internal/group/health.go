@@ -49,4 +49,3 @@ func (h *BrokerHealth) Check(timeout time.Duration, brokers []string) error {
 	return fmt.Errorf("kafka: broker %s unreachable for %v (seed brokers %s): %w",
 		h.lastAddr, time.Since(h.failingSince).Round(time.Second), strings.Join(slices.Clone(brokers), ","), h.lastErr)
 }
-

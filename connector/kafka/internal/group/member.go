@@ -81,7 +81,7 @@ type member struct {
 	sess   *kgo.GroupTransactSession
 	health *BrokerHealth
 	adm    *kadm.Client
-	base *kgo.Client // admin and restore client (not in the group)
+	base   *kgo.Client // admin and restore client (not in the group)
 
 	// assignment, as the group's callbacks report it
 	amu      sync.Mutex
