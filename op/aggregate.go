@@ -30,8 +30,8 @@ import (
 // Values keep their arrival order within a slice. With recovery, the
 // partial slices and their deadlines are snapshotted; a resumed run emits
 // a slice whose deadline passed while the flow was down at once. V must
-// be encodable (see Stateful).
-func Collect[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V]], timeout time.Duration, maxSize int) runnel.Stream[runnel.KV[K, []V]] {
+// be encodable (see Stateful). opts may hold a MigrateState to []V.
+func Collect[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V]], timeout time.Duration, maxSize int, opts ...StateOption[[]V]) runnel.Stream[runnel.KV[K, []V]] {
 	sc := scopeOf(up)
 	if sc.Flow != nil && maxSize < 1 {
 		return brokenWith[runnel.KV[K, []V]](sc.Flow, stepID, fmt.Sprintf("maxSize %d is below 1", maxSize))
@@ -51,7 +51,8 @@ func Collect[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V
 			}
 			return s, true
 		},
-		eof: emit,
+		eof:     emit,
+		migrate: migrationOf(opts),
 	}
 	if timeout > 0 {
 		logic.notify = emit
@@ -72,8 +73,9 @@ func Collect[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V
 // on each worker (see Stateful's OnEOF). With recovery, accumulators are snapshotted per epoch;
 // the snapshot a later run resumes from is the one at the last barrier
 // before the end, so a continuation with more input keeps folding into the
-// same accumulators. S must be encodable (see Stateful).
-func FoldFinal[K runnel.Key, V, S any](stepID string, up runnel.Stream[runnel.KV[K, V]], builder func() S, folder func(S, V) S) runnel.Stream[runnel.KV[K, S]] {
+// same accumulators. S must be encodable (see Stateful). opts may hold a
+// MigrateState, converting accumulators stored with an older S.
+func FoldFinal[K runnel.Key, V, S any](stepID string, up runnel.Stream[runnel.KV[K, V]], builder func() S, folder func(S, V) S, opts ...StateOption[S]) runnel.Stream[runnel.KV[K, S]] {
 	logic := statefulLogic[K, V, S, S]{
 		item: func(_ *Context[K, S], s S, ok bool, v V) (S, bool) {
 			if !ok {
@@ -86,6 +88,7 @@ func FoldFinal[K runnel.Key, V, S any](stepID string, up runnel.Stream[runnel.KV
 			var zero S
 			return zero, false
 		},
+		migrate: migrationOf(opts),
 	}
 	return addStateful(scopeOf(up), stepID, "fold_final", up, logic)
 }
@@ -106,8 +109,9 @@ func FoldFinal[K runnel.Key, V, S any](stepID string, up runnel.Stream[runnel.KV
 // ReduceFinal is a composite of two steps, "<id>.combine" (stateless,
 // before the exchange) and "<id>.reduce" (keyed state, snapshotted per
 // epoch as in FoldFinal). Keys are emitted in key order on each worker.
-func ReduceFinal[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V]], reducer func(V, V) V) runnel.Stream[runnel.KV[K, V]] {
-	return reduceFinal(scopeOf(up), stepID, "reduce_final", up, func(kv runnel.KV[K, V]) (K, V) { return kv.Key, kv.Value }, reducer)
+// opts may hold a MigrateState, converting results stored with an older V.
+func ReduceFinal[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V]], reducer func(V, V) V, opts ...StateOption[V]) runnel.Stream[runnel.KV[K, V]] {
+	return reduceFinal(scopeOf(up), stepID, "reduce_final", up, func(kv runnel.KV[K, V]) (K, V) { return kv.Key, kv.Value }, reducer, migrationOf(opts))
 }
 
 // CountFinal counts the items of up per key (key gives an item's key) and
@@ -120,7 +124,7 @@ func ReduceFinal[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[
 // counts cross workers. Keys are emitted in key order on each worker.
 func CountFinal[X any, K runnel.Key](stepID string, up runnel.Stream[X], key func(X) K) runnel.Stream[runnel.KV[K, int]] {
 	return reduceFinal(scopeOf(up), stepID, "count_final", up, func(x X) (K, int) { return key(x), 1 },
-		func(a, b int) int { return a + b })
+		func(a, b int) int { return a + b }, nil)
 }
 
 // MaxFinal emits the largest value of each key at the end of input. Of
@@ -129,22 +133,22 @@ func CountFinal[X any, K runnel.Key](stepID string, up runnel.Stream[X], key fun
 //
 // It is commonly used for: the peak of a metric per key over a finite
 // input.
-func MaxFinal[K runnel.Key, V cmp.Ordered](stepID string, up runnel.Stream[runnel.KV[K, V]]) runnel.Stream[runnel.KV[K, V]] {
-	return MaxFinalFunc(stepID, up, cmp.Compare[V])
+func MaxFinal[K runnel.Key, V cmp.Ordered](stepID string, up runnel.Stream[runnel.KV[K, V]], opts ...StateOption[V]) runnel.Stream[runnel.KV[K, V]] {
+	return MaxFinalFunc(stepID, up, cmp.Compare[V], opts...)
 }
 
 // MaxFinalFunc is MaxFinal with a comparator (negative when a < b, as in
 // slices.SortFunc). Of values that compare equal, the earliest is kept.
 //
 // It is commonly used for: the record with the largest field per key.
-func MaxFinalFunc[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V]], compare func(a, b V) int) runnel.Stream[runnel.KV[K, V]] {
+func MaxFinalFunc[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V]], compare func(a, b V) int, opts ...StateOption[V]) runnel.Stream[runnel.KV[K, V]] {
 	return reduceFinal(scopeOf(up), stepID, "max_final", up, func(kv runnel.KV[K, V]) (K, V) { return kv.Key, kv.Value },
 		func(a, b V) V {
 			if compare(b, a) > 0 {
 				return b
 			}
 			return a
-		})
+		}, migrationOf(opts))
 }
 
 // MinFinal emits the smallest value of each key at the end of input. Of
@@ -152,27 +156,27 @@ func MaxFinalFunc[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV
 //
 // It is commonly used for: the lowest price or first timestamp per key
 // over a finite input.
-func MinFinal[K runnel.Key, V cmp.Ordered](stepID string, up runnel.Stream[runnel.KV[K, V]]) runnel.Stream[runnel.KV[K, V]] {
-	return MinFinalFunc(stepID, up, cmp.Compare[V])
+func MinFinal[K runnel.Key, V cmp.Ordered](stepID string, up runnel.Stream[runnel.KV[K, V]], opts ...StateOption[V]) runnel.Stream[runnel.KV[K, V]] {
+	return MinFinalFunc(stepID, up, cmp.Compare[V], opts...)
 }
 
 // MinFinalFunc is MinFinal with a comparator. Of values that compare
 // equal, the earliest is kept.
-func MinFinalFunc[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V]], compare func(a, b V) int) runnel.Stream[runnel.KV[K, V]] {
+func MinFinalFunc[K runnel.Key, V any](stepID string, up runnel.Stream[runnel.KV[K, V]], compare func(a, b V) int, opts ...StateOption[V]) runnel.Stream[runnel.KV[K, V]] {
 	return reduceFinal(scopeOf(up), stepID, "min_final", up, func(kv runnel.KV[K, V]) (K, V) { return kv.Key, kv.Value },
 		func(a, b V) V {
 			if compare(b, a) < 0 {
 				return b
 			}
 			return a
-		})
+		}, migrationOf(opts))
 }
 
 // reduceFinal is the composite behind ReduceFinal and its relatives: a
 // per-worker combine step that maps items to (key, value) and reduces the
 // values of each batch per key, then the keyed step that reduces across
 // batches and emits at the end of input.
-func reduceFinal[X any, K runnel.Key, V any](sc plan.Scope, stepID, kind string, up runnel.Stream[X], kv func(X) (K, V), reducer func(V, V) V) runnel.Stream[runnel.KV[K, V]] {
+func reduceFinal[X any, K runnel.Key, V any](sc plan.Scope, stepID, kind string, up runnel.Stream[X], kv func(X) (K, V), reducer func(V, V) V, migrate *stateMigration) runnel.Stream[runnel.KV[K, V]] {
 	inner, ok := compositeScope(sc, stepID)
 	if !ok {
 		if sc.Flow != nil {
@@ -208,6 +212,7 @@ func reduceFinal[X any, K runnel.Key, V any](sc plan.Scope, stepID, kind string,
 			var zero V
 			return zero, false
 		},
+		migrate: migrate,
 	}
 	return addStateful(inner, "reduce", kind, pre, logic)
 }

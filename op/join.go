@@ -399,7 +399,14 @@ func sideOf[K runnel.Key, X, V, S, W any](conv func(X) V) sideConnect[K, V, S, W
 func addStatefulSides[K runnel.Key, V, S, W any](sc plan.Scope, id, kind string, logic statefulLogic[K, V, S, W], sides []sideConnect[K, V, S, W], inputs ...plan.Input) runnel.Stream[runnel.KV[K, W]] {
 	ops := keys.For[K]()
 	st := &plan.Step{Kind: kind, Outs: 1}
-	st.State = keyed.StepState(ops, fmt.Sprintf("key %s, state %s", reflect.TypeFor[K](), reflect.TypeFor[S]()), reflect.TypeFor[S]())
+	st.State = keyed.StepState(ops, stateTypeText(reflect.TypeFor[K](), reflect.TypeFor[S]()), reflect.TypeFor[S]())
+	if logic.migrate != nil && sc.Flow != nil {
+		m, err := logic.migrate.describe(reflect.TypeFor[K]())
+		if err != nil {
+			return brokenWith[runnel.KV[K, W]](sc.Flow, id, err.Error())
+		}
+		st.State.Migration = m
+	}
 	st.Build = func(b *engine.Builder) error {
 		w := b.Worker()
 		n := &statefulNode[K, V, S, W]{
@@ -412,6 +419,9 @@ func addStatefulSides[K runnel.Key, V, S, W any](sc plan.Scope, id, kind string,
 		n.out = engine.NewOutlet[runnel.KV[K, W]](b, 0)
 		n.gate = b.NewGate(n)
 		b.ReportKeys(func() int { return n.table.Len() })
+		if b.RewriteResumed() {
+			n.table.RewriteOnResume(b.StartEpoch())
+		}
 		if err := n.resume(b.ResumeRows()); err != nil {
 			return err
 		}

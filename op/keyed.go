@@ -96,14 +96,15 @@ func FilterMapValue[K runnel.Key, V, W any](stepID string, up runnel.Stream[runn
 // recovery, the keys changed in an epoch are snapshotted at its end; S must
 // be encodable (exported fields, no funcs or channels), which is checked
 // before the run starts. The returned slice is copied: mapper may reuse it.
+// opts may hold a MigrateState, converting state stored with an older S.
 func StatefulFlatMap[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[runnel.KV[K, V]],
-	mapper func(state S, ok bool, value V) (S, bool, []W)) runnel.Stream[runnel.KV[K, W]] {
+	mapper func(state S, ok bool, value V) (S, bool, []W), opts ...StateOption[S]) runnel.Stream[runnel.KV[K, W]] {
 	logic := statefulLogic[K, V, S, W]{item: func(c *Context[K, W], s S, ok bool, v V) (S, bool) {
 		s, keep, ws := mapper(s, ok, v)
 		for _, w := range ws {
 			c.Emit(w)
 		}
 		return s, keep
-	}}
+	}, migrate: migrationOf(opts)}
 	return addStateful(scopeOf(up), stepID, "stateful_flat_map", up, logic)
 }

@@ -70,16 +70,22 @@ func (c *Context[K, W]) Worker() int { return c.worker }
 // run (with -r) reads them again.
 func (c *Context[K, W]) Fail(err error) { fail(err) }
 
-// Hook adds an optional callback to Stateful: OnNotify or OnEOF.
-type Hook[K runnel.Key, S, W any] struct {
+// Hook adds an option to Stateful: an optional callback (OnNotify, OnEOF)
+// or a state migration (MigrateState).
+type Hook[K runnel.Key, S, W any] interface{ hook(S) }
+
+// callbacks is the Hook of OnNotify and OnEOF.
+type callbacks[K runnel.Key, S, W any] struct {
 	notify func(c *Context[K, W], state S) (S, bool)
 	eof    func(c *Context[K, W], state S) (S, bool)
 }
 
+func (callbacks[K, S, W]) hook(S) {}
+
 // OnNotify is called for a key at the time its callback last asked for
 // with Context.NotifyAt. It returns the new state and whether to keep it.
 func OnNotify[K runnel.Key, S, W any](fn func(c *Context[K, W], state S) (S, bool)) Hook[K, S, W] {
-	return Hook[K, S, W]{notify: fn}
+	return callbacks[K, S, W]{notify: fn}
 }
 
 // OnEOF is called for every key that holds state when the input ends, to
@@ -97,7 +103,7 @@ func OnNotify[K runnel.Key, S, W any](fn func(c *Context[K, W], state S) (S, boo
 // barrier before the end, so a continuation (more input in a later run)
 // resumes as if the end had not happened.
 func OnEOF[K runnel.Key, S, W any](fn func(c *Context[K, W], state S) (S, bool)) Hook[K, S, W] {
-	return Hook[K, S, W]{eof: fn}
+	return callbacks[K, S, W]{eof: fn}
 }
 
 // Stateful is the general keyed stateful operator on which the others are
@@ -113,17 +119,25 @@ func OnEOF[K runnel.Key, S, W any](fn func(c *Context[K, W], state S) (S, bool))
 // Each key's state lives on the one worker that owns the key. With
 // recovery on, the keys changed in an epoch are snapshotted at its end (the
 // state type S must be encodable: exported fields, no funcs or channels;
-// this is checked before the run starts).
+// this is checked before the run starts). When S changes, MigrateState
+// converts what an earlier version stored.
 func Stateful[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[runnel.KV[K, V]],
 	onItem func(c *Context[K, W], state S, ok bool, value V) (S, bool), hooks ...Hook[K, S, W]) runnel.Stream[runnel.KV[K, W]] {
 	var logic statefulLogic[K, V, S, W]
 	logic.item = onItem
 	for _, h := range hooks {
-		if h.notify != nil {
-			logic.notify = h.notify
-		}
-		if h.eof != nil {
-			logic.eof = h.eof
+		switch h := h.(type) {
+		case callbacks[K, S, W]:
+			if h.notify != nil {
+				logic.notify = h.notify
+			}
+			if h.eof != nil {
+				logic.eof = h.eof
+			}
+		case StateMigration[S]:
+			if h.m != nil {
+				logic.migrate = h.m
+			}
 		}
 	}
 	return addStateful(scopeOf(up), stepID, "stateful", up, logic)
@@ -136,20 +150,23 @@ func Stateful[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[runnel.
 //
 // It is commonly used for: running totals, deduplication, per-key
 // counters, anything that needs memory of earlier items of the same key.
+//
+// opts may hold a MigrateState, converting state stored with an older S.
 func StatefulMap[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[runnel.KV[K, V]],
-	mapper func(state S, ok bool, value V) (S, bool, W)) runnel.Stream[runnel.KV[K, W]] {
+	mapper func(state S, ok bool, value V) (S, bool, W), opts ...StateOption[S]) runnel.Stream[runnel.KV[K, W]] {
 	logic := statefulLogic[K, V, S, W]{item: func(c *Context[K, W], s S, ok bool, v V) (S, bool) {
 		s, keep, w := mapper(s, ok, v)
 		c.Emit(w)
 		return s, keep
-	}}
+	}, migrate: migrationOf(opts)}
 	return addStateful(scopeOf(up), stepID, "stateful_map", up, logic)
 }
 
 type statefulLogic[K runnel.Key, V, S, W any] struct {
-	item   func(c *Context[K, W], state S, ok bool, value V) (S, bool)
-	notify func(c *Context[K, W], state S) (S, bool)
-	eof    func(c *Context[K, W], state S) (S, bool)
+	item    func(c *Context[K, W], state S, ok bool, value V) (S, bool)
+	notify  func(c *Context[K, W], state S) (S, bool)
+	eof     func(c *Context[K, W], state S) (S, bool)
+	migrate *stateMigration // MigrateState, or nil
 }
 
 // encodeRecord encodes stateRecord{state, wake} without reflecting over the

@@ -60,7 +60,9 @@
 // row before it supersedes have been garbage-collected; "0" initially), and
 // dir_id: 32 hex digits, random, given by Init to the directory and recorded
 // in each of its partitions, so that a partition of another directory is
-// recognised.
+// recognised. A row migration:STEP (only while a state migration of step
+// STEP is pending, see "Migrations") holds a JSON object
+// {"epoch":E,"state_type":T,"state_shape":H}.
 //
 // steps: the state type (a Go type string) of each stateful step of the
 // flow as of the last execution, and state_shape, the codec's fingerprint of
@@ -133,6 +135,23 @@
 // copy of the directory up to that old still resumes): a row is deleted when
 // a newer row of the same key exists before H, and a NULL row before H with
 // nothing older is deleted too.
+//
+// # Migrations
+//
+// A run that converts a step's stored state to a new type (a registered
+// state migration; [Plan.Migrated]) loads and converts every key before it
+// writes anything, then [Store.Begin] keeps the step's old type in the steps
+// table and records the new type T and shape H in a meta row migration:STEP
+// with E = the run's resume epoch. The run writes every key of the step
+// again, converted, in epoch E. The new type applies once E is committed:
+// [Store.StepTypes] reports T and H for the step when the resume epoch
+// (computed as above) is after E, and the steps row otherwise, since then
+// the rows at or after E are the uncommitted ones a run deletes and the
+// step's rows all have the old type. The next [Store.Begin] writes the
+// type in force into the steps table and deletes every migration: row
+// that no longer applies. A release that does not know migration: rows
+// reads the old type, so that a resume whose step rows have the new type
+// fails to decode, naming the step and key, rather than losing state.
 //
 // # Durability
 //

@@ -3,6 +3,7 @@ package recovery
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -56,7 +57,10 @@ func (e execInfo) String() string {
 // Begin then, in every partition: deletes snapshot rows at or after the
 // resume epoch (they were never committed) and all rows of plan.Dropped; and
 // afterwards records flow id, the steps table (plan.Current) and the new
-// execution. The two phases make a crash during Begin safe: a step whose
+// execution. A step in plan.Migrated keeps its stored type in the steps
+// table, with its new type in a pending migration (meta "migration:STEP")
+// that applies once the resume epoch is committed: the run must write every
+// key of the step again in that epoch. The two phases make a crash during Begin safe: a step whose
 // rows were deleted in only some partitions is still stored in all of them,
 // so the next Begin must drop it again.
 func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
@@ -135,7 +139,22 @@ func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
 			if _, err := tx.Exec("DELETE FROM steps"); err != nil {
 				return fmt.Errorf("write steps: %w", err)
 			}
+			if _, err := tx.Exec("DELETE FROM meta WHERE substr(name, 1, ?) = ?", len(migrationPrefix), migrationPrefix); err != nil {
+				return fmt.Errorf("write migrations: %w", err)
+			}
 			for step, st := range plan.Current {
+				if plan.Migrating(step) {
+					// The rows keep the old type until the migrated
+					// epoch (every key written again) is committed.
+					val, err := json.Marshal(pendingMigration{Epoch: res.Epoch, Type: st.Type, Shape: st.Shape})
+					if err != nil {
+						return err
+					}
+					if _, err := tx.Exec("INSERT INTO meta(name, value) VALUES(?, ?)", migrationPrefix+step, string(val)); err != nil {
+						return fmt.Errorf("write migration of step %s: %w", step, err)
+					}
+					st = plan.Stored[step]
+				}
 				if _, err := tx.Exec("INSERT INTO steps(step_id, state_type, state_shape) VALUES(?, ?, ?)", step, st.Type, st.Shape); err != nil {
 					return fmt.Errorf("write step %s: %w", step, err)
 				}

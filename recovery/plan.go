@@ -15,14 +15,35 @@ type Plan struct {
 	Kept    []string // stored with the type the flow still has: resumed
 	Dropped []string // stored and named in drop: deleted, start empty if still in the flow
 	Missing []string // stored, gone from the flow, not dropped: refused
-	Changed []Change // stored with another type than the flow's, not dropped: refused
+	Changed []Change // stored with another type than the flow's, not dropped, no migration: refused
+	// Migrated lists the changed steps whose stored type is the one a
+	// registered [Migration] converts from: their state is converted key
+	// by key on resume.
+	Migrated []Migrate
+	// Unneeded lists steps that registered a migration that this run does
+	// not need: they are new, or their stored state already has the
+	// current type (for example because an earlier run migrated it).
+	Unneeded []string
 	// UnknownDrops lists drop entries that name no stored step; refused,
 	// because a typo in --drop-state would otherwise go unnoticed.
 	UnknownDrops []string
 
 	// Stored and Current are the inputs of MakePlan; Begin writes Current
-	// as the new steps table.
+	// as the new steps table (and, for a migrated step, Stored until the
+	// migration commits).
 	Stored, Current map[string]StepState
+
+	migrations map[string]Migration // the registered migrations, by step
+}
+
+// Migrating says whether the plan converts step's stored state.
+func (p Plan) Migrating(step string) bool {
+	for _, m := range p.Migrated {
+		if m.Step == step {
+			return true
+		}
+	}
+	return false
 }
 
 // StepState is what recovery data records about one stateful step's state.
@@ -43,18 +64,64 @@ type Change struct {
 	Stored, Current StepState
 }
 
+// Migration is a conversion the flow registered for a step's state (an
+// operator's migration option): it converts state stored with the type
+// From into the step's current type.
+type Migration struct {
+	Step string
+	// From is what the step recorded with its old state type: its Type
+	// (the same text with the old type's name) and Shape.
+	From StepState
+	// Name is the old state type's name as it appears in From.Type. A
+	// stored step whose type text differs from From.Type only there (the
+	// old type was renamed to keep it beside the new one) still matches,
+	// when both shapes are recorded and equal.
+	Name string
+}
+
+// matches says whether state stored as stored is what m converts from.
+func (m Migration) matches(stored StepState) bool {
+	if stored.Type == m.From.Type {
+		return stored.Shape == "" || m.From.Shape == "" || stored.Shape == m.From.Shape
+	}
+	if stored.Shape == "" || stored.Shape != m.From.Shape || m.Name == "" {
+		return false
+	}
+	i := strings.Index(m.From.Type, m.Name)
+	if i < 0 {
+		return false
+	}
+	pre, post := m.From.Type[:i], m.From.Type[i+len(m.Name):]
+	return len(stored.Type) > len(pre)+len(post) && strings.HasPrefix(stored.Type, pre) && strings.HasSuffix(stored.Type, post)
+}
+
+// Migrate is a stored step whose state a run converts with its registered
+// migration.
+type Migrate struct {
+	Step            string
+	Stored, Current StepState
+	// Keys is how many keys were converted, -1 until the conversion ran.
+	Keys int
+}
+
 // ShapeOnly says whether the type's name is unchanged and only its shape
 // differs (a field renamed, added, removed or retyped).
 func (c Change) ShapeOnly() bool { return c.Stored.Type == c.Current.Type }
 
 // MakePlan compares the stored steps (from [Store.StepTypes]) with the flow's
 // current stateful steps, both keyed by step id, given the step ids the user
-// asked to drop. A step is changed when its type differs, or when both
-// shapes are known and differ; a step stored in format 1 has no recorded
-// shape and is resumed when its type matches (its values are still decoded
-// strictly). It is a pure function; every list is sorted.
-func MakePlan(stored, current map[string]StepState, drop []string) Plan {
+// asked to drop and the migrations the flow registered. A step is changed
+// when its type differs, or when both shapes are known and differ; a step
+// stored in format 1 has no recorded shape and is resumed when its type
+// matches (its values are still decoded strictly). A changed step is
+// migrated instead when it registered a migration from its stored type. It
+// is a pure function; every list is sorted.
+func MakePlan(stored, current map[string]StepState, drop []string, migrations ...Migration) Plan {
 	p := Plan{Stored: stored, Current: current}
+	migrate := map[string]Migration{}
+	for _, m := range migrations {
+		migrate[m.Step] = m
+	}
 	dropped := map[string]bool{}
 	for _, d := range drop {
 		if dropped[d] {
@@ -76,22 +143,35 @@ func MakePlan(stored, current map[string]StepState, drop []string) Plan {
 		case !ok:
 			p.Missing = append(p.Missing, id)
 		case cur.Type != typ.Type || (cur.Shape != "" && typ.Shape != "" && cur.Shape != typ.Shape):
-			p.Changed = append(p.Changed, Change{Step: id, Stored: typ, Current: cur})
+			if m, ok := migrate[id]; ok && m.matches(typ) {
+				p.Migrated = append(p.Migrated, Migrate{Step: id, Stored: typ, Current: cur, Keys: -1})
+			} else {
+				p.Changed = append(p.Changed, Change{Step: id, Stored: typ, Current: cur})
+			}
 		default:
 			p.Kept = append(p.Kept, id)
+			if _, ok := migrate[id]; ok {
+				p.Unneeded = append(p.Unneeded, id)
+			}
 		}
 	}
 	for id := range current {
 		if _, ok := stored[id]; !ok {
 			p.New = append(p.New, id)
+			if _, ok := migrate[id]; ok {
+				p.Unneeded = append(p.Unneeded, id)
+			}
 		}
 	}
+	p.migrations = migrate
 	sort.Strings(p.New)
 	sort.Strings(p.Kept)
 	sort.Strings(p.Dropped)
 	sort.Strings(p.Missing)
 	sort.Strings(p.UnknownDrops)
+	sort.Strings(p.Unneeded)
 	sort.Slice(p.Changed, func(i, j int) bool { return p.Changed[i].Step < p.Changed[j].Step })
+	sort.Slice(p.Migrated, func(i, j int) bool { return p.Migrated[i].Step < p.Migrated[j].Step })
 	return p
 }
 
@@ -117,8 +197,14 @@ func (p Plan) Err() error {
 			} else {
 				fmt.Fprintf(&b, "\n  step %s: stored state type %s, current state type %s", c.Step, c.Stored.Type, c.Current.Type)
 			}
+			if m, ok := p.migrations[c.Step]; ok {
+				fmt.Fprintf(&b, "; its registered migration converts from %s, not from the stored type", m.From.Type)
+				if c.Stored.Shape != "" && m.From.Shape != "" && c.Stored.Shape != m.From.Shape {
+					fmt.Fprintf(&b, " (%s)", shapeDiff(c.Stored.Shape, m.From.Shape))
+				}
+			}
 		}
-		b.WriteString("\nto discard a step's state on purpose, pass --drop-state STEP (stored values are never converted silently)")
+		b.WriteString("\nto convert a step's state, register a migration from its stored type (see the operator's MigrateState option); to discard it on purpose, pass --drop-state STEP (stored values are never converted silently)")
 	}
 	if len(p.UnknownDrops) > 0 {
 		if b.Len() > 0 {
@@ -157,12 +243,30 @@ func (p Plan) String() string {
 	for _, id := range p.New {
 		lines = append(lines, line{id, fmt.Sprintf("new      %s (%s): starts empty", id, p.Current[id].Type)})
 	}
+	unneeded := func(id string) string {
+		if i := sort.SearchStrings(p.Unneeded, id); i < len(p.Unneeded) && p.Unneeded[i] == id {
+			return fmt.Sprintf("; migration from %s not needed", p.migrations[id].From.Type)
+		}
+		return ""
+	}
+	for i, id := range p.New {
+		lines[i].text += unneeded(id)
+	}
 	for _, id := range p.Kept {
 		text := fmt.Sprintf("resume   %s (%s)", id, p.Current[id].Type)
 		if p.Stored[id].Shape == "" && p.Current[id].Shape != "" {
 			text += ": shape not recorded (format 1), recorded from this run on"
 		}
-		lines = append(lines, line{id, text})
+		lines = append(lines, line{id, text + unneeded(id)})
+	}
+	for _, m := range p.Migrated {
+		text := fmt.Sprintf("migrate  %s: stored %s, now %s: ", m.Step, m.Stored.Type, m.Current.Type)
+		if m.Keys >= 0 {
+			text += fmt.Sprintf("%d %s converted", m.Keys, plural(m.Keys, "key", "keys"))
+		} else {
+			text += "converted key by key on resume"
+		}
+		lines = append(lines, line{m.Step, text})
 	}
 	for _, id := range p.Dropped {
 		text := fmt.Sprintf("drop     %s (%s): stored state deleted", id, p.Stored[id].Type)

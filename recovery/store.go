@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -1004,7 +1005,9 @@ func (s *Store) DirID() string {
 }
 
 // StepTypes returns what is stored about the state of every stateful step,
-// keyed by step id. Partitions normally agree; if a crash interrupted Begin
+// keyed by step id: for a step whose migration is pending (see
+// [Store.Begin]), the new type once the migrated epoch is committed in every
+// partition, the old one before. Partitions normally agree; if a crash interrupted Begin
 // and they do not, a step stored anywhere is reported, and conflicting types
 // or shapes are joined with " | " so that the step shows up as changed in
 // [MakePlan] rather than being trusted. A format 1 partition records no
@@ -1015,7 +1018,30 @@ func (s *Store) StepTypes() (map[string]StepState, error) {
 	}
 	types := map[string]map[string]bool{}
 	shapes := map[string]map[string]bool{}
-	for _, p := range s.parts {
+	pending := make([]map[string]pendingMigration, len(s.parts))
+	anyPending := false
+	for i, p := range s.parts {
+		var err error
+		if pending[i], err = readPending(p.db); err != nil {
+			return nil, fmt.Errorf("recovery: %s: read migrations: %w", p.name(), err)
+		}
+		anyPending = anyPending || len(pending[i]) > 0
+	}
+	// A migration is committed once its epoch is: from then on its step's
+	// rows have the new type. Until then (a crash before the migrated epoch
+	// was committed everywhere) they have the old one, as the steps table
+	// still says.
+	var resume uint64
+	if anyPending {
+		v, err := s.Check()
+		if err != nil {
+			return nil, err
+		}
+		if len(v.Problems) == 0 {
+			resume = v.Resume.Epoch
+		}
+	}
+	for i, p := range s.parts {
 		q := "SELECT step_id, state_type, state_shape FROM steps"
 		if p.format < 2 {
 			q = "SELECT step_id, state_type, '' FROM steps"
@@ -1029,6 +1055,9 @@ func (s *Store) StepTypes() (map[string]StepState, error) {
 			if err := rows.Scan(&id, &typ, &shape); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("recovery: %s: read steps: %w", p.name(), err)
+			}
+			if m, ok := pending[i][id]; ok && resume > m.Epoch {
+				typ, shape = m.Type, m.Shape
 			}
 			if types[id] == nil {
 				types[id], shapes[id] = map[string]bool{}, map[string]bool{}
@@ -1055,4 +1084,42 @@ func (s *Store) StepTypes() (map[string]StepState, error) {
 		out[id] = StepState{Type: join(types[id]), Shape: join(shapes[id])}
 	}
 	return out, nil
+}
+
+// pendingMigration is a meta row "migration:STEP": the step's state was
+// converted to Type and Shape by a run that resumed at Epoch and writes
+// every key of the step again in that epoch. Until Epoch is committed the
+// steps table keeps the old type; from then on the new one applies.
+type pendingMigration struct {
+	Epoch uint64 `json:"epoch"`
+	Type  string `json:"state_type"`
+	Shape string `json:"state_shape"`
+}
+
+// migrationPrefix starts the meta names of pending migrations.
+const migrationPrefix = "migration:"
+
+// readPending reads a partition's pending migrations, by step id.
+func readPending(db querier) (map[string]pendingMigration, error) {
+	rows, err := db.Query("SELECT name, value FROM meta WHERE substr(name, 1, ?) = ?", len(migrationPrefix), migrationPrefix)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out map[string]pendingMigration
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			return nil, err
+		}
+		var m pendingMigration
+		if err := json.Unmarshal([]byte(value), &m); err != nil {
+			return nil, fmt.Errorf("%w: meta %s: %v", ErrCorrupt, name, err)
+		}
+		if out == nil {
+			out = map[string]pendingMigration{}
+		}
+		out[strings.TrimPrefix(name, migrationPrefix)] = m
+	}
+	return out, rows.Err()
 }

@@ -113,7 +113,17 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 	ops := keys.For[K]()
 	stateT := reflect.TypeFor[State[V, S]]()
 	st := &plan.Step{Kind: kind, Outs: 3}
-	st.State = keyed.StepState(ops, fmt.Sprintf("key %s, window state %s, %s", reflect.TypeFor[K](), stateT, wdr), stateT)
+	typeText := func(stateText string) string {
+		return fmt.Sprintf("key %s, window state %s, %s", reflect.TypeFor[K](), stateText, wdr)
+	}
+	st.State = keyed.StepState(ops, typeText(stateT.String()), stateT)
+	if o.migrate != nil {
+		m, err := describeMigration[V, S](o.migrate, typeText)
+		if err != nil {
+			return broken(err.Error())
+		}
+		st.State.Migration = m
+	}
 	var built *node[K, V, S, W] // the node being built, on any worker
 	st.Build = func(b *engine.Builder) error {
 		n := &node[K, V, S, W]{
@@ -134,6 +144,9 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 		n.meta = engine.NewOutlet[runnel.KV[K, Meta]](b, 2)
 		n.gate = b.NewGate(n)
 		b.ReportKeys(func() int { return n.table.Len() })
+		if b.RewriteResumed() {
+			n.table.RewriteOnResume(b.StartEpoch())
+		}
 		if err := n.resume(b.ResumeRows()); err != nil {
 			return err
 		}

@@ -110,7 +110,8 @@ type Option interface{ apply(*options) }
 type options struct {
 	lateness int64
 	ordered  bool
-	join     *op.JoinOpts // JoinModes, for the joins only
+	join     *op.JoinOpts    // JoinModes, for the joins only
+	migrate  *stateMigration // MigrateState
 }
 
 type optionFunc func(*options)

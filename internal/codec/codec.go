@@ -61,6 +61,10 @@ func init() {
 	}
 }
 
+// Raw is an encoded value kept as it is: decoding into it copies the
+// value's bytes, and encoding it writes them unchanged.
+type Raw = cbor.RawMessage
+
 // Marshal encodes v in the fixed mode described in the package doc. Equal
 // values give equal bytes, which lets the recovery store and tests compare
 // encoded state directly.

@@ -36,11 +36,28 @@ func Shape(t reflect.Type) string {
 	return b.String()
 }
 
+// ShapeWith is the shape of t in which every occurrence of the type sub
+// reads subShape instead: the shape t would have with another type in
+// sub's place, which a state migration uses to describe a generic
+// wrapper around the old state type.
+func ShapeWith(t, sub reflect.Type, subShape string) string {
+	var b strings.Builder
+	s := shaper{active: map[reflect.Type]bool{}, sub: sub, subShape: subShape}
+	s.walk(&b, t)
+	return b.String()
+}
+
 type shaper struct {
-	active map[reflect.Type]bool // types being walked: a repeat is a cycle
+	active   map[reflect.Type]bool // types being walked: a repeat is a cycle
+	sub      reflect.Type          // ShapeWith's substitution
+	subShape string
 }
 
 func (s *shaper) walk(b *strings.Builder, t reflect.Type) {
+	if s.sub != nil && t == s.sub {
+		b.WriteString(s.subShape)
+		return
+	}
 	for t.Kind() == reflect.Pointer && !selfEncoding(t) {
 		t = t.Elem()
 	}

@@ -26,6 +26,10 @@ type Config struct {
 	Snapshots bool
 	// Resume holds the recovered state routed to this worker, by step id.
 	Resume map[string][]StateRow
+	// Rewrite names the steps whose recovered state was converted by a
+	// state migration: every recovered key must be snapshotted again in
+	// the first epoch, so that no row of the old type stays behind.
+	Rewrite map[string]bool
 	// MaxOutstanding overrides DefaultMaxOutstanding when > 0.
 	MaxOutstanding int64
 	// MaxUncommitted, when > 0, bounds the epochs this worker has closed
@@ -74,6 +78,7 @@ type Worker struct {
 	start          Epoch
 	snapshots      bool
 	resume         map[string][]StateRow
+	rewrite        map[string]bool
 	maxOut         int64
 	maxUncommitted Epoch
 	held           bool // the last Step found too many epochs uncommitted
@@ -148,7 +153,7 @@ func NewWorker(c Config) *Worker {
 		Index: c.Index, Workers: c.Workers,
 		clock: c.Clock, tr: c.Transport, committer: c.Committer,
 		interval: c.EpochInterval, start: c.StartEpoch, snapshots: c.Snapshots,
-		resume: c.Resume, maxOut: c.MaxOutstanding, shared: c.Shared, stats: c.Stats,
+		resume: c.Resume, rewrite: c.Rewrite, maxOut: c.MaxOutstanding, shared: c.Shared, stats: c.Stats,
 		parts: c.Parts, ctx: c.Context,
 		pending: map[Epoch][]Row{},
 		manual:  c.ManualEpochs, drained: c.Drained, remote: c.Remote,
@@ -208,6 +213,14 @@ type StateRow struct {
 // no particular order. Keyed steps with many keys read it once while they
 // build their state.
 func (b *Builder) ResumeRows() []StateRow { return b.w.resume[b.stepID] }
+
+// RewriteResumed says whether this step's recovered state was converted by
+// a state migration: the step must report every recovered key as changed in
+// the first epoch (StartEpoch), so that all of them are written again.
+func (b *Builder) RewriteResumed() bool { return b.w.rewrite[b.stepID] }
+
+// StartEpoch is the first epoch of this execution.
+func (b *Builder) StartEpoch() Epoch { return b.w.start }
 
 // Resume is ResumeRows as a map by key, for steps with few keys (the
 // partitions of a source or sink).

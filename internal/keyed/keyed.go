@@ -83,6 +83,18 @@ type Table[K keys.Key, S any] struct {
 	timers    []*Entry[K, S]
 	snapshots bool
 	changed   []K
+	rewrite   engine.Epoch // > 0: Resume records every key changed in this epoch
+}
+
+// RewriteOnResume makes the next Resume record every recovered key as
+// changed in epoch e (the execution's first), whether or not it keeps an
+// entry, so that the epoch's snapshot writes all of them again: a state
+// migration converted them, and no row of the old type may stay behind.
+// It does nothing without snapshots.
+func (t *Table[K, S]) RewriteOnResume(e engine.Epoch) {
+	if t.snapshots {
+		t.rewrite = e
+	}
 }
 
 // NewTable makes an empty table. With snapshots, changes are tracked for
@@ -181,7 +193,12 @@ func (t *Table[K, S]) Resume(rows []engine.StateRow, stateType string, decode fu
 		} else {
 			t.Unschedule(e)
 		}
+		if t.rewrite > 0 {
+			t.changed = append(t.changed, k)
+			e.mark = t.rewrite
+		}
 	}
+	t.rewrite = 0
 	return nil
 }
 

@@ -111,10 +111,24 @@ type State struct {
 	// key (and, in group mode, cut at a repartition topic); Route(key, n)
 	// is then the key's key group among n.
 	Keyed bool
+	// Migration, when set, converts state stored with an older type (an
+	// operator's migration option).
+	Migration *Migration
 	// ListParts, set for partitioned sources and sinks instead of Route,
 	// lists their partitions. The runner calls it once per run; the
 	// listing routes recovered positions and is handed to every worker.
 	ListParts func(ctx context.Context) ([]string, error)
+}
+
+// Migration converts a step's state stored with an older type into its
+// current one, one key's encoded value at a time.
+type Migration struct {
+	// FromType and FromShape are the Type and Shape the step recorded with
+	// its old state type; Name is that type's name inside FromType.
+	FromType, FromShape, Name string
+	// Convert turns one stored value of the old type into the encoding of
+	// the current one. Its error is the decode's or the user's conversion's.
+	Convert func(raw []byte) ([]byte, error)
 }
 
 // Terminal says whether no step consumes this step's outputs.

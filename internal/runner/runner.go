@@ -149,6 +149,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	}
 	var checkErrs []error
 	current := map[string]recovery.StepState{}
+	var migrations []recovery.Migration
 	for _, st := range flow.Steps() {
 		if st.State == nil {
 			continue
@@ -158,6 +159,10 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 			cur.Shape = st.State.Shape()
 		}
 		current[st.ID] = cur
+		if m := st.State.Migration; m != nil {
+			migrations = append(migrations, recovery.Migration{Step: st.ID,
+				From: recovery.StepState{Type: m.FromType, Shape: m.FromShape}, Name: m.Name})
+		}
 		if err := st.State.Check(); err != nil {
 			checkErrs = append(checkErrs, fmt.Errorf("step %s: %w", st.ID, err))
 		}
@@ -231,6 +236,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	}
 	var store *recovery.Store
 	var execution int
+	rewrite := map[string]bool{} // migrated steps: every key is written in the first epoch
 	if cfg.RecoveryDir != "" {
 		// --recovery-plan only reads: it must not change a byte, and works
 		// on a read-only directory.
@@ -260,7 +266,13 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		if err != nil {
 			return err
 		}
-		p := recovery.MakePlan(stored, current, cfg.DropState)
+		p := recovery.MakePlan(stored, current, cfg.DropState, migrations...)
+		convert := map[string]*plan.Migration{}
+		for _, st := range flow.Steps() {
+			if st.State != nil && p.Migrating(st.ID) {
+				convert[st.ID] = st.State.Migration
+			}
+		}
 		if cfg.RecoveryPlan {
 			v, err := store.Check()
 			if err != nil {
@@ -274,18 +286,36 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 				fmt.Fprint(opt.Out, p.String())
 				return errors.Join(verr, p.Err())
 			}
-			fmt.Fprintf(opt.Out, "recovery directory %s: the next run resumes at epoch %d\n", cfg.RecoveryDir, v.Resume.Epoch)
+			var merr error
+			if len(p.Migrated) > 0 && p.Err() == nil {
+				// Convert every key as the run would, writing nothing, so
+				// that the plan shows how many convert, or which fails.
+				merr = migrateAll(store, v.Resume.Epoch, p, convert, func(string, string, []byte) error { return nil })
+				if merr != nil {
+					merr = fmt.Errorf("recovery directory %s: resume from epoch %d: %w", cfg.RecoveryDir, v.Resume.Epoch, merr)
+					fmt.Fprintf(opt.Out, "recovery directory %s: the next run is REFUSED: a state migration fails\n", cfg.RecoveryDir)
+				}
+			}
+			if merr == nil {
+				fmt.Fprintf(opt.Out, "recovery directory %s: the next run resumes at epoch %d\n", cfg.RecoveryDir, v.Resume.Epoch)
+			}
 			fmt.Fprint(opt.Out, p.String())
-			return p.Err()
+			return errors.Join(p.Err(), merr)
 		}
-		res, err := store.Begin(flow.ID(), W, p)
+		// Everything is read, and every migration converted, before Begin
+		// writes anything: a step whose state does not load or convert
+		// leaves the directory as it was.
+		if err := p.Err(); err != nil {
+			return fmt.Errorf("recovery directory %s: %w", cfg.RecoveryDir, err)
+		}
+		v, err := store.Check()
 		if err != nil {
 			return fmt.Errorf("recovery directory %s: %w", cfg.RecoveryDir, err)
 		}
-		if len(p.Dropped) > 0 {
-			log.Warn("dropped the stored state of steps on request (--drop-state)", "steps", p.Dropped)
+		if err := v.Err(); err != nil {
+			return fmt.Errorf("recovery directory %s: %w", cfg.RecoveryDir, err)
 		}
-		start, execution = res.Epoch, res.Execution
+		start = engine.Epoch(v.Resume.Epoch)
 		if parts, err = listParts(ctx, flow); err != nil {
 			return setupErr(ctx, err, start)
 		}
@@ -296,7 +326,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 			}
 		}
 		loaded := 0
-		err = store.Load(start, func(step, key string, value []byte) error {
+		err = migrateAll(store, start, p, convert, func(step, key string, value []byte) error {
 			st, ok := routes[step]
 			if !ok {
 				return fmt.Errorf("recovery data holds state for step %s, which is not in the flow", step)
@@ -322,6 +352,22 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		if err != nil {
 			return setupErr(ctx, fmt.Errorf("recovery directory %s: resume from epoch %d: %w", cfg.RecoveryDir, start, err), start)
 		}
+		res, err := store.Begin(flow.ID(), W, p)
+		if err != nil {
+			return fmt.Errorf("recovery directory %s: %w", cfg.RecoveryDir, err)
+		}
+		if res.Epoch != start {
+			return fmt.Errorf("recovery directory %s: resume epoch moved from %d to %d while it was being read; was it changed by hand?", cfg.RecoveryDir, start, res.Epoch)
+		}
+		if len(p.Dropped) > 0 {
+			log.Warn("dropped the stored state of steps on request (--drop-state)", "steps", p.Dropped)
+		}
+		for _, m := range p.Migrated {
+			rewrite[m.Step] = true
+			log.Info("migrated the stored state of a step", "step", m.Step, "keys", m.Keys,
+				"from", m.Stored.Type, "to", m.Current.Type, "epoch", start)
+		}
+		execution = res.Execution
 	} else if cfg.RecoveryPlan {
 		return fmt.Errorf("--recovery-plan needs -r")
 	} else if parts, err = listParts(ctx, flow); err != nil {
@@ -377,7 +423,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 			EpochInterval: cfg.SnapshotInterval, StartEpoch: start,
 			Snapshots: store != nil, Resume: resume[i], MaxOutstanding: limit, Shared: shared,
 			Stats: stats, MaxUncommitted: maxUncommitted,
-			Parts: parts, Context: ctx,
+			Parts: parts, Context: ctx, Rewrite: rewrite,
 		})
 		r.workers = append(r.workers, w)
 		prog := engine.NewProgram()
@@ -500,6 +546,37 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		return stopped
 	}
 	return nil
+}
+
+// migrateAll loads the state to resume from before epoch and hands fn each
+// row, except the rows of steps the plan drops; the rows of steps it
+// migrates are converted first, and their count is recorded in p.Migrated.
+// A conversion that fails stops it with an error naming the step and key.
+func migrateAll(store *recovery.Store, epoch engine.Epoch, p recovery.Plan, convert map[string]*plan.Migration,
+	fn func(step, key string, value []byte) error) error {
+	dropped := map[string]bool{}
+	for _, d := range p.Dropped {
+		dropped[d] = true
+	}
+	counts := map[string]int{}
+	err := store.Load(epoch, func(step, key string, value []byte) error {
+		if dropped[step] {
+			return nil // Begin deletes them
+		}
+		if m := convert[step]; m != nil {
+			v, err := m.Convert(value)
+			if err != nil {
+				return fmt.Errorf("state migration from %s to the step's current type failed: %w", m.FromType, err)
+			}
+			value = v
+			counts[step]++
+		}
+		return fn(step, key, value)
+	})
+	for i := range p.Migrated {
+		p.Migrated[i].Keys = counts[p.Migrated[i].Step]
+	}
+	return err
 }
 
 // logEnd logs how the run ended: finished, stopped, or failed (with the
