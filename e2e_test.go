@@ -39,6 +39,7 @@ var (
 		"wordcount": "./examples/wordcount",
 		"windowing": "./examples/windowing",
 		"join":      "./examples/join",
+		"migrate":   "./examples/migrate",
 	}
 )
 

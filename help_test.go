@@ -20,6 +20,7 @@ func TestExampleBinariesHelp(t *testing.T) {
 		{"wordcount", "Usage: wordcount [flags] [--] [FILE]\n", "Counts the words of FILE", true},
 		{"windowing", "Usage: windowing [flags]\n", "Counts events per user in 30-second", false},
 		{"join", "Usage: join [flags]\n", "Joins user names and purchases", false},
+		{"migrate", "Usage: migrate [flags] [--] [N...]\n", "Prints a running sum of the numbers N", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := exec.Command(bin(t, tc.name), "--help").Output()
