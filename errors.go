@@ -1,6 +1,8 @@
 package runnel
 
 import (
+	"errors"
+
 	"github.com/runnel-dev/runnel/internal/engine"
 )
 
@@ -57,9 +59,10 @@ func (e *StepError) internal() *engine.StepError {
 
 // ErrPanic is wrapped by a StepError's Err when user code panicked:
 // errors.Is(err, runnel.ErrPanic) tells a bug from a returned error.
-var ErrPanic = engine.ErrPanic
+var ErrPanic = errors.New("panic")
 
 func init() {
+	engine.ErrPanic = ErrPanic
 	engine.AsHook = func(e *engine.StepError, target any) bool {
 		p, ok := target.(**StepError)
 		if !ok {

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,40 +21,224 @@ import (
 )
 
 // Config holds the settings of a run; Main fills it from the command-line
-// flags and RUNNEL_* environment variables (see the --help text).
-type Config = config.Config
+// flags and RUNNEL_* environment variables (see the --help text), and
+// programs that call Run start from DefaultConfig. Run refuses a Config
+// that Validate refuses.
+type Config struct {
+	// WorkersPerProcess is the number of workers in this process (-w,
+	// --workers-per-process, RUNNEL_WORKERS_PER_PROCESS). At least 1 and
+	// at most [MaxWorkersPerProcess]; default 1. In group mode every
+	// member process runs this many workers.
+	WorkersPerProcess int
+
+	// Group is the name of the application in group mode (--group APP,
+	// RUNNEL_GROUP): every process started with the same Group and Brokers
+	// is a member of the Kafka consumer group APP, and the group protocol
+	// decides which member reads which input partitions. It also prefixes
+	// the application's internal topics (APP.meta, APP.<step>.repartition,
+	// APP.<step>.changelog), so it may hold only the characters of a Kafka
+	// topic name (letters, digits, '.', '_', '-'), at most
+	// 128 of them. Empty (the default) runs the flow in this
+	// process alone. Needs Brokers; refused with RecoveryDir, because group
+	// mode keeps state in Kafka changelog topics.
+	Group string
+
+	// Brokers are the host:port addresses of Kafka brokers to bootstrap
+	// from (--brokers H:P[,H:P], RUNNEL_BROKERS; repeat the flag or
+	// separate addresses with ","). Required with Group. Without Group,
+	// Runnel does not use them; a program may (examples/kafka reads them
+	// for its source and sink).
+	Brokers []string
+
+	// KeyGroups is the number of key groups of a group-mode application
+	// (--key-groups N, RUNNEL_KEY_GROUPS): keys hash into this many groups,
+	// and it is the partition count of the repartition and changelog
+	// topics, so the most members a keyed step can spread over. 0 (the
+	// default) means: the largest input topic's partition count when the
+	// application first starts, and afterwards what it recorded. At most
+	// 65536; needs Group. It cannot change once the application
+	// has started.
+	KeyGroups int
+
+	// RecoveryDir is the directory of recovery partitions, created with
+	// `runnel recovery init DIR N` (-r, --recovery-directory,
+	// RUNNEL_RECOVERY_DIRECTORY). Empty (the default) disables recovery:
+	// nothing is written and nothing is resumed.
+	RecoveryDir string
+
+	// SnapshotInterval is the epoch length: how much system time passes
+	// between snapshots of all state (-s, --snapshot-interval,
+	// RUNNEL_SNAPSHOT_INTERVAL). Must be greater than 0. Default 10s; on the
+	// command line it is required with -r.
+	SnapshotInterval time.Duration
+
+	// BackupInterval is how long superseded snapshots are kept behind the
+	// last committed epoch, so that a backup of the recovery directory taken
+	// up to this long ago can still resume (-b, --backup-interval,
+	// RUNNEL_BACKUP_INTERVAL). At least 0; default 0. Only meaningful with
+	// RecoveryDir; on the command line it is required with -r and refused
+	// without it.
+	BackupInterval time.Duration
+
+	// DropState lists step ids whose stored state is discarded on purpose
+	// (--drop-state STEP, repeatable or comma-separated). A run refuses to
+	// start when recovery data holds state for a step that is gone or whose
+	// state type changed; naming the step here drops that state instead.
+	// Needs RecoveryDir.
+	DropState []string
+
+	// RecoveryPlan asks for the recovery plan (what would be resumed, from
+	// which epoch, and what would be dropped) to be printed instead of
+	// running the flow (--recovery-plan). Needs RecoveryDir.
+	RecoveryPlan bool
+
+	// PrintFlow asks for the flow's graph to be printed on standard output
+	// instead of running it (--print-flow mermaid|dot|json). Empty (the
+	// default) runs the flow.
+	PrintFlow string
+
+	// APIAddr is the host:port where the run serves Prometheus metrics
+	// (/metrics), the flow's graph (/dataflow) and the live web view (/)
+	// (--api-addr, RUNNEL_API_ADDR). An empty host listens on every
+	// interface; port 0 picks a free port (logged at start). Empty (the
+	// default) serves nothing.
+	APIAddr string
+
+	// APIPprof also serves net/http/pprof under /debug/pprof/ on APIAddr
+	// (--api-pprof, RUNNEL_API_PPROF). Needs APIAddr.
+	APIPprof bool
+
+	// LogFormat is how log lines on standard error look: "text" (key=value;
+	// the default, also when empty) or "json" (--log-format,
+	// RUNNEL_LOG_FORMAT).
+	LogFormat string
+
+	// LogLevel is the least severe level logged: "debug" (adds a line per
+	// committed epoch), "info" (the default: start and end of the run),
+	// "warn" or "error" (--log-level, RUNNEL_LOG_LEVEL). Empty means warn.
+	LogLevel string
+
+	// Progress shows a status line on standard error while the flow runs,
+	// when standard error is a terminal (--progress).
+	Progress bool
+}
+
+// Validate checks the settings as Run does before it starts, naming the
+// first field (by its flag) that is out of range or missing.
+func (c Config) Validate() error { return config.Config(c).Validate() }
 
 // MaxWorkersPerProcess is the largest Config.WorkersPerProcess (-w) a run
 // accepts: workers talk in pairs, so a run's cost grows with the square of
 // its workers, and workers beyond the cores add no parallelism.
-const MaxWorkersPerProcess = config.MaxWorkersPerProcess
+const MaxWorkersPerProcess = 1024
+
+// The two limits are one: a difference does not compile (a negative
+// constant does not convert to uint).
+const _ = uint(MaxWorkersPerProcess-config.MaxWorkersPerProcess) + uint(config.MaxWorkersPerProcess-MaxWorkersPerProcess)
 
 // DefaultConfig is one worker, one process, 10-second epochs and no
 // recovery.
-func DefaultConfig() Config { return config.Default() }
+func DefaultConfig() Config { return Config(config.Default()) }
 
 // ErrInterrupted is wrapped by the error Run returns after a graceful stop
 // (WithStop, or SIGINT/SIGTERM under Main).
-var ErrInterrupted = runner.ErrInterrupted
+var ErrInterrupted = errors.New("interrupted")
 
-// InterruptedError says where a stopped run ended and which epoch the next
-// run resumes from.
-type InterruptedError = runner.InterruptedError
+// InterruptedError is the error Run returns (possibly wrapped) after a
+// graceful stop: every worker closed the same epoch and it was committed.
+// Get it with errors.As; errors.Is(err, ErrInterrupted) also holds.
+type InterruptedError struct {
+	// Resume is the epoch the next run starts from (it replays nothing
+	// before it); 0 when the run had no recovery directory, so the next
+	// run starts from the beginning.
+	Resume Epoch
+}
+
+// Error says the run stopped cleanly and where the next one resumes.
+func (e *InterruptedError) Error() string {
+	return (&runner.InterruptedError{Resume: e.Resume}).Error()
+}
+
+// Unwrap returns ErrInterrupted.
+func (e *InterruptedError) Unwrap() error { return ErrInterrupted }
+
+func init() {
+	runner.ErrInterrupted = ErrInterrupted
+	runner.InterruptedAsHook = func(e *runner.InterruptedError, target any) bool {
+		p, ok := target.(**InterruptedError)
+		if ok {
+			*p = &InterruptedError{Resume: e.Resume}
+		}
+		return ok
+	}
+}
 
 // FlowGraph describes a flow's steps and the streams between them; get it
 // with Dataflow.Graph. Its JSON form is what --print-flow json prints and
-// the /dataflow endpoint serves; Mermaid and DOT render it for humans.
-type FlowGraph = plan.Graph
+// the /dataflow endpoint serves (a documented interface, see
+// docs/operations.md: fields are only ever added); Mermaid and DOT render
+// it for humans.
+type FlowGraph struct {
+	// Flow is the flow's id.
+	Flow string `json:"flow"`
+	// Steps are the steps in the order they were added, each after its
+	// inputs.
+	Steps []FlowGraphStep `json:"steps"`
+	// Edges are the streams between steps.
+	Edges []FlowGraphEdge `json:"edges"`
+}
 
 // FlowGraphStep is one step of a FlowGraph.
-type FlowGraphStep = plan.GraphStep
+type FlowGraphStep struct {
+	ID       string   `json:"id"`     // full id, "flow.step"
+	Name     string   `json:"name"`   // id without the flow prefix
+	Kind     string   `json:"kind"`   // operator name, "stateful_map"
+	Inputs   []string `json:"inputs"` // full ids of upstream steps, in input order
+	Outputs  int      `json:"outputs"`
+	Input    bool     `json:"input,omitempty"`    // reads a source
+	Output   bool     `json:"output,omitempty"`   // writes a sink
+	Stateful bool     `json:"stateful,omitempty"` // keeps recoverable state
+}
 
-// FlowGraphEdge is one stream of a FlowGraph, from a step's output to
-// another step's input.
-type FlowGraphEdge = plan.GraphEdge
+// FlowGraphEdge is one stream of a FlowGraph, from output FromPort of step
+// From to input ToPort of step To (ports count from 0).
+type FlowGraphEdge struct {
+	From     string `json:"from"`
+	FromPort int    `json:"from_port"`
+	To       string `json:"to"`
+	ToPort   int    `json:"to_port"`
+}
 
-// Clock is a run's time source; see WithClock.
-type Clock = runner.Clock
+func publicGraph(g plan.Graph) FlowGraph {
+	p := FlowGraph{Flow: g.Flow, Steps: make([]FlowGraphStep, len(g.Steps)), Edges: make([]FlowGraphEdge, len(g.Edges))}
+	for i, s := range g.Steps {
+		p.Steps[i] = FlowGraphStep(s)
+	}
+	for i, e := range g.Edges {
+		p.Edges[i] = FlowGraphEdge(e)
+	}
+	return p
+}
+
+func (g FlowGraph) plan() plan.Graph {
+	p := plan.Graph{Flow: g.Flow, Steps: make([]plan.GraphStep, len(g.Steps)), Edges: make([]plan.GraphEdge, len(g.Edges))}
+	for i, s := range g.Steps {
+		p.Steps[i] = plan.GraphStep(s)
+	}
+	for i, e := range g.Edges {
+		p.Edges[i] = plan.GraphEdge(e)
+	}
+	return p
+}
+
+// JSON is the graph as indented JSON, ending with a newline.
+func (g FlowGraph) JSON() string { return g.plan().JSON() }
+
+// Mermaid is the graph as a Mermaid flowchart, for Markdown.
+func (g FlowGraph) Mermaid() string { return g.plan().Mermaid() }
+
+// DOT is the graph in Graphviz's DOT language.
+func (g FlowGraph) DOT() string { return g.plan().DOT() }
 
 // RunOption changes how Run runs a flow. Options are made by the With…
 // functions of this package only.
@@ -132,7 +317,8 @@ func WithLogger(l *slog.Logger) RunOption {
 // do more work. It returns the positional arguments left over; a bad flag
 // is an error naming it.
 func ParseConfig(program string, args []string) (Config, []string, error) {
-	return config.Parse(program, args, os.Getenv)
+	c, rest, err := config.Parse(program, args, os.Getenv)
+	return Config(c), rest, err
 }
 
 // Run runs flow with cfg until its input ends, a step fails, ctx is
@@ -148,7 +334,11 @@ func Run(ctx context.Context, flow *Dataflow, cfg Config, opts ...RunOption) err
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
-	return runner.Run(ctx, flow.p, cfg, o)
+	err := runner.Run(ctx, flow.p, config.Config(cfg), o)
+	if ie, ok := err.(*runner.InterruptedError); ok {
+		return &InterruptedError{Resume: ie.Resume}
+	}
+	return err
 }
 
 // Main runs flow as a program: it parses the flags (see Config; --help
@@ -228,7 +418,8 @@ func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Write
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	cfg, args, err := config.Parse(prog, argv[1:], getenv)
+	parsed, args, err := config.Parse(prog, argv[1:], getenv)
+	cfg := Config(parsed)
 	if errors.Is(err, config.ErrHelp) {
 		fmt.Fprint(stdout, config.UsageFor(prog, about))
 		return 0

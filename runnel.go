@@ -33,27 +33,64 @@
 // # Two-phase sinks
 //
 // A sink whose output must appear exactly once in a system with
-// transactions (Kafka, a database) implements TwoPhaseSink. At each
-// epoch's barrier the engine calls PreCommit(e): the sink flushes its open
-// transaction without committing it and returns what it needs to finish it
-// (for Kafka: transactional id, producer id and producer epoch), which is
-// stored with snapshot e. Once epoch e is durable, Committed(e) commits
-// it. A resumed run hands the stored pre-commit states back to Build,
-// which must commit them first (a commit that already happened succeeds
-// again) and abort anything newer, since those epochs are replayed. A run
-// that fails never commits epochs that are not durable. Partitioned sinks
-// get the same hooks when their partitions have a Committed method (their
-// Snapshot is then the pre-commit). The full contract is in
-// internal/engine's package documentation; docs/connectors.md has a
-// complete example.
+// transactions (Kafka, a database) implements TwoPhaseSink (and wraps it
+// with TwoPhaseOutput); docs/connectors.md has a complete example.
+//
+// A two-phase sink makes its output visible only together with the epoch
+// that produced it, as Flink's TwoPhaseCommitSinkFunction and Kafka
+// transactions do. The contract between Runnel and a sink partition,
+// in the order things happen:
+//
+//  1. Write. WriteBatch receives the items of the open epoch. They may go
+//     to the external system at once, but must stay invisible to readers
+//     (inside an open transaction).
+//  2. Pre-commit. When barrier e has reached the sink on this worker, the
+//     Runnel calls PreCommit(e). The partition makes everything written so
+//     far durable but still invisible (flushes the transaction) and returns
+//     what it needs to finish it later: a transactional id, a producer id
+//     and epoch. With a recovery directory Runnel stores that value in
+//     snapshot e, in the same commit as every other step's state for e. An
+//     error stops the run before e can commit. PreCommit is called at every
+//     barrier, with or without a recovery directory.
+//  3. Committed. Once epoch e is durable (every worker's snapshots for e
+//     are written and the frontier says e+1; without a recovery directory,
+//     once every worker has passed barrier e), Runnel calls
+//     Committed(e) on the worker that owns the partition, on that worker's
+//     goroutine. The partition commits everything it pre-committed for
+//     epochs <= e. One call may cover several epochs, and items of later
+//     epochs may already have arrived through WriteBatch: a partition that
+//     can hold one transaction at a time needs a second one (a pool) for
+//     them. An error from Committed stops the run; the next run finishes
+//     the commit from the stored state (step 4), so nothing is lost.
+//     At the end of a run (end of input or a clean stop) the last epoch is
+//     committed before Close. At the end of input, what steps emit after
+//     the last barrier (final aggregations, window flushes) is pre-committed
+//     with PreCommit(EOF), not stored, and committed with Committed(EOF)
+//     once the last epoch is durable; a crash before then replays the last
+//     epoch, which reaches the end again.
+//  4. Resume. The next execution hands the state stored with the newest
+//     committed snapshot back to the sink's Build. Its epoch is committed
+//     in recovery data, so the sink must finish what that state names
+//     (commit it; a commit that already happened must succeed again, and a
+//     commit that cannot be done is an error, never a silent loss), and
+//     abort anything newer: those epochs are replayed.
+//  5. Failure. A run that fails, or is killed, never calls Committed for
+//     the epochs that were not durable, and Close must not commit.
+//
+// A TwoPhaseSink may have a method CheckEpochInterval(time.Duration) error:
+// it is called with the snapshot interval before the run starts (a Kafka
+// sink refuses an interval too close to its transaction timeout).
+//
+// Rescaling: a TwoPhaseSink keeps one state per worker (key "worker-N").
+// When a run has fewer workers than the last, worker i also receives the
+// states of the old workers j >= workers with j mod workers == i, finishes
+// them in Build, and Runnel deletes them from recovery data at the
+// first barrier, once the new run's own states replace them.
 package runnel
 
 import (
-	"context"
 	"reflect"
 
-	"github.com/runnel-dev/runnel/internal/codec"
-	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/plan"
 )
 
@@ -81,7 +118,7 @@ func (d *Dataflow) Validate() error { return d.p.Validate() }
 
 // Graph describes the flow's steps and the streams between them as built so
 // far, every step after its inputs; --print-flow prints it.
-func (d *Dataflow) Graph() FlowGraph { return d.p.Graph() }
+func (d *Dataflow) Graph() FlowGraph { return publicGraph(d.p.Graph()) }
 
 // Stream is a typed stream of items flowing out of a step. Operators take
 // streams and return new ones, so a type mismatch between steps is a
@@ -140,197 +177,3 @@ func NewDataflow(id string) *Dataflow {
 	d.p.SetPublic(d)
 	return d
 }
-
-// SourcePartition reads one partition of an input.
-//
-// NextBatch returns the next items (possibly none); io.EOF (alone or
-// wrapped) ends the partition. As with io.Reader, items returned together
-// with io.EOF are delivered, and NextBatch is not called again; items
-// returned with another error are not (the error stops the run). The
-// returned slice is lent to Runnel until the next call.
-// NextAwake says when to poll again, on the run's clock (BuildContext.Clock):
-// zero means at once after a non-empty batch; after an empty batch, zero or
-// a time already past means after a 1ms cool-down, so an idle partition
-// never spins a core. Close is called once at the end of the run.
-type SourcePartition[T any] = engine.SourcePartition[T]
-
-// SourceProgress is implemented by source partitions that know how much of
-// their input they have read and how much there is (bytes of a file, items
-// of a list, offsets of a Kafka partition). It feeds --progress's percent
-// and the runnel_source_remaining metric; Runnel calls it between batches
-// on the partition's worker, a few times a second and only while metrics
-// or progress are on.
-type SourceProgress = engine.SourceProgress
-
-// StatefulSourcePartition is a SourcePartition that can resume: Snapshot
-// returns its position after the last item it returned.
-type StatefulSourcePartition[T, S any] = engine.StatefulSourcePartition[T, S]
-
-// PartitionedSource is an input with fixed, named partitions whose
-// positions are recovered (like Bytewax's FixedPartitionedSource). Each
-// partition is read by one worker; a resumed run continues each partition
-// from its snapshotted position. Wrap it with PartitionedInput.
-type PartitionedSource[T, S any] = engine.PartitionedSource[T, S]
-
-// DynamicSource is an input built once per worker that does not resume
-// (like Bytewax's DynamicSource). Wrap it with DynamicInput.
-type DynamicSource[T any] = engine.DynamicSource[T]
-
-// Source is what op.Input reads. Connectors return one; custom inputs are
-// wrapped with PartitionedInput or DynamicInput.
-type Source[T any] = engine.Source[T]
-
-// SinkPartition writes one partition of an output. WriteBatch must not keep
-// the slice after it returns.
-type SinkPartition[T any] = engine.SinkPartition[T]
-
-// StatefulSinkPartition is a SinkPartition whose position (a file offset,
-// say) is recovered; resuming from it gives exactly-once output.
-type StatefulSinkPartition[T, S any] = engine.StatefulSinkPartition[T, S]
-
-// PartitionedSink is an output with fixed, named partitions whose positions
-// are recovered. Wrap it with PartitionedOutput.
-type PartitionedSink[T, S any] = engine.PartitionedSink[T, S]
-
-// DynamicSink is an output built once per worker (at-least-once after a
-// resume). Wrap it with DynamicOutput.
-type DynamicSink[T any] = engine.DynamicSink[T]
-
-// Sink is what op.Output writes to.
-type Sink[T any] = engine.Sink[T]
-
-// Epoch numbers the intervals of input between snapshots (the -s
-// interval); a two-phase sink is told which epoch it pre-commits and which
-// epochs became durable.
-type Epoch = engine.Epoch
-
-// EOFEpoch is the epoch of what steps emit at the end of input (OnEOF
-// hooks, the *Final operators, the windows the end closes): the largest
-// Epoch, after every epoch of the input. Such output is never part of a
-// snapshot: a later run resumes from the last barrier before the end.
-const EOFEpoch Epoch = engine.EOF
-
-// TwoPhaseSinkPartition is one worker's share of a TwoPhaseSink: its writes
-// stay invisible until Committed. At each epoch's barrier PreCommit(e)
-// makes them durable but invisible (flushes a transaction) and returns
-// what is stored with snapshot e to finish them later; Committed(e) is
-// called once epoch e is durable and commits everything pre-committed for
-// epochs <= e. The contract is spelled out under "Two-phase sinks" in the
-// package documentation.
-type TwoPhaseSinkPartition[T, S any] = engine.TwoPhaseSinkPartition[T, S]
-
-// TwoPhaseSink is an output built once per worker whose writes become
-// visible only with the epoch that made them (like Flink's two-phase
-// commit sinks): Kafka transactions, a database transaction per epoch. On
-// resume, Build receives the pre-commit states stored with the last
-// committed snapshot, which it must finish (commit) before writing. Wrap
-// it with TwoPhaseOutput.
-type TwoPhaseSink[T, S any] = engine.TwoPhaseSink[T, S]
-
-// BuildContext is what a source or sink partition is built with: the
-// step id, the worker index and count, the run's clock (compute NextAwake
-// from its Now, never from time.Now, so that a test's manual clock paces
-// the source) and a context for build code that waits.
-type BuildContext = engine.BuildContext
-
-// PartitionedInput makes a Source of a PartitionedSource. The position type
-// S is encoded with Runnel's codec (CBOR); a type it cannot encode
-// faithfully (unexported fields, funcs, channels) is refused before the run
-// starts.
-func PartitionedInput[T, S any](src PartitionedSource[T, S]) Source[T] {
-	return partitionedInput[T, S]{src: src}
-}
-
-type partitionedInput[T, S any] struct{ src PartitionedSource[T, S] }
-
-func (p partitionedInput[T, S]) BuildInput(b *engine.Builder, out *engine.Outlet[T]) error {
-	return engine.AddPartitioned(b, out, p.src, encodeState[S], decodeState[S])
-}
-
-func (p partitionedInput[T, S]) StateType() string { return typeName[S]() }
-
-func (p partitionedInput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
-
-// StateShape is the codec shape of the position type, recorded in recovery data.
-func (p partitionedInput[T, S]) StateShape() string { return codec.Shape(reflect.TypeFor[S]()) }
-
-func (p partitionedInput[T, S]) ListParts(ctx context.Context) ([]string, error) {
-	return p.src.ListParts(ctx)
-}
-
-// DynamicInput makes a Source of a DynamicSource.
-func DynamicInput[T any](src DynamicSource[T]) Source[T] { return dynamicInput[T]{src} }
-
-type dynamicInput[T any] struct{ src DynamicSource[T] }
-
-func (d dynamicInput[T]) BuildInput(b *engine.Builder, out *engine.Outlet[T]) error {
-	return engine.AddDynamic(b, out, d.src)
-}
-func (d dynamicInput[T]) StateType() string { return "" }
-func (d dynamicInput[T]) CheckState() error { return nil }
-
-// PartitionedOutput makes a Sink of a PartitionedSink. Its position type S
-// is checked and encoded like a PartitionedInput's.
-func PartitionedOutput[T, S any](sink PartitionedSink[T, S]) Sink[T] {
-	return partitionedOutput[T, S]{sink: sink}
-}
-
-type partitionedOutput[T, S any] struct{ sink PartitionedSink[T, S] }
-
-func (p partitionedOutput[T, S]) BuildOutput(b *engine.Builder, _ engine.Inlet[T]) error {
-	return engine.AddPartitionedSink(b, p.sink, encodeState[S], decodeState[S])
-}
-func (p partitionedOutput[T, S]) StateType() string { return typeName[S]() }
-func (p partitionedOutput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
-func (p partitionedOutput[T, S]) ListParts(ctx context.Context) ([]string, error) {
-	return p.sink.ListParts(ctx)
-}
-
-// StateShape is the codec shape of the position type, recorded in recovery data.
-func (p partitionedOutput[T, S]) StateShape() string {
-	return codec.Shape(reflect.TypeFor[S]())
-}
-
-// TwoPhaseOutput makes a Sink of a TwoPhaseSink. Its pre-commit state S is
-// checked and encoded like a PartitionedInput's position, and stored per
-// worker ("worker-N"), so a run with fewer workers hands the states of the
-// old workers to the remaining ones.
-func TwoPhaseOutput[T, S any](sink TwoPhaseSink[T, S]) Sink[T] {
-	return &twoPhaseOutput[T, S]{sink: sink}
-}
-
-type twoPhaseOutput[T, S any] struct{ sink TwoPhaseSink[T, S] }
-
-func (p *twoPhaseOutput[T, S]) BuildOutput(b *engine.Builder, _ engine.Inlet[T]) error {
-	return engine.AddTwoPhaseSink(b, p.sink, encodeState[S], decodeState[S])
-}
-func (p *twoPhaseOutput[T, S]) StateType() string { return "pre-commit " + typeName[S]() }
-func (p *twoPhaseOutput[T, S]) CheckState() error { return codec.CheckType(reflect.TypeFor[S]()) }
-
-// StateShape is the codec shape of the pre-commit state, recorded in
-// recovery data so that a reshaped state is refused at start.
-func (p *twoPhaseOutput[T, S]) StateShape() string { return codec.Shape(reflect.TypeFor[S]()) }
-func (p *twoPhaseOutput[T, S]) Route(key string, workers int) (int, error) {
-	return engine.WorkerStateOwner(key, workers)
-}
-
-// DynamicOutput makes a Sink of a DynamicSink.
-func DynamicOutput[T any](sink DynamicSink[T]) Sink[T] { return dynamicOutput[T]{sink} }
-
-type dynamicOutput[T any] struct{ sink DynamicSink[T] }
-
-func (d dynamicOutput[T]) BuildOutput(b *engine.Builder, _ engine.Inlet[T]) error {
-	return engine.AddDynamicSink(b, d.sink)
-}
-func (d dynamicOutput[T]) StateType() string { return "" }
-func (d dynamicOutput[T]) CheckState() error { return nil }
-
-func encodeState[S any](s S) ([]byte, error) { return codec.Marshal(s) }
-
-func decodeState[S any](b []byte) (S, error) {
-	var s S
-	err := codec.Unmarshal(b, &s)
-	return s, err
-}
-
-func typeName[S any]() string { return reflect.TypeFor[S]().String() }

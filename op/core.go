@@ -15,12 +15,13 @@ import (
 // files, Kafka topics, or generators. A partitioned source is spread over
 // all workers, partition by partition; its positions are snapshotted every
 // epoch, so a resumed run continues where the last committed epoch ended.
-func Input[T any](stepID string, public *runnel.Dataflow, src runnel.Source[T]) runnel.Stream[T] {
+func Input[T any](stepID string, public *runnel.Dataflow, source runnel.Source[T]) runnel.Stream[T] {
 	flow := pubapi.Flow(public)
 	if flow == nil {
 		return runnel.Stream[T]{}
 	}
 	st := &plan.Step{Kind: "input", Outs: 1, Input: true}
+	src := pubapi.Source(source)
 	if src == nil {
 		plan.Tried(flow, true, false)
 		return brokenWith[T](flow, stepID, "the source is nil")
@@ -40,11 +41,12 @@ func Input[T any](stepID string, public *runnel.Dataflow, src runnel.Source[T]) 
 // A dynamic sink writes on each worker the items that reach it there; a
 // partitioned sink receives each item on the worker that owns its
 // partition, and its positions are snapshotted for exactly-once output.
-func Output[T any](stepID string, up runnel.Stream[T], sink runnel.Sink[T]) {
+func Output[T any](stepID string, up runnel.Stream[T], to runnel.Sink[T]) {
 	sc := scopeOf(up)
 	if sc.Flow == nil {
 		return
 	}
+	sink := pubapi.Sink(to)
 	if sink == nil {
 		plan.Tried(sc.Flow, false, true)
 		brokenWith[T](sc.Flow, stepID, "the sink is nil")

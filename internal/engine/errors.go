@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// ErrPanic marks a StepError caused by a panic in user code.
+// ErrPanic marks a StepError caused by a panic in user code. The root
+// package sets it to runnel.ErrPanic at init, so that the two are one.
 var ErrPanic = errors.New("panic")
 
 // StepError is a failure in one step on one worker. Its message starts with

@@ -13,6 +13,9 @@ var (
 	StreamHook func(public any) any
 	// WrapHook stores the Stream[T] s in *public, a *runnel.Stream[T].
 	WrapHook func(public any, s any)
+	// SourceHook returns the engine.Source[T] (as any) behind a
+	// runnel.Source[T]; SinkHook the engine.Sink[T] behind a runnel.Sink[T].
+	SourceHook, SinkHook func(public any) any
 )
 
 // SetPublic records the *runnel.Dataflow that wraps d.

@@ -7,8 +7,25 @@ package pubapi
 
 import (
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/plan"
 )
+
+// Source returns the engine's source behind a public one (nil for nil).
+func Source[T any](s runnel.Source[T]) engine.Source[T] {
+	if s == nil {
+		return nil
+	}
+	return plan.SourceHook(s).(engine.Source[T])
+}
+
+// Sink returns the engine's sink behind a public one (nil for nil).
+func Sink[T any](s runnel.Sink[T]) engine.Sink[T] {
+	if s == nil {
+		return nil
+	}
+	return plan.SinkHook(s).(engine.Sink[T])
+}
 
 // Flow returns the plan of a flow, or nil for a nil flow.
 func Flow(d *runnel.Dataflow) *plan.Dataflow {

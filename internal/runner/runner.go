@@ -67,7 +67,8 @@ type Options struct {
 // memory to two epochs of snapshot rows.
 const DefaultMaxUncommitted = 2
 
-// ErrInterrupted is wrapped by the error of a run stopped through
+// ErrInterrupted (set to runnel.ErrInterrupted by the root package at
+// init) is wrapped by the error of a run stopped through
 // Options.Stop.
 var ErrInterrupted = errors.New("interrupted")
 
@@ -94,6 +95,15 @@ func (e *InterruptedError) Error() string {
 
 // Unwrap returns ErrInterrupted.
 func (e *InterruptedError) Unwrap() error { return ErrInterrupted }
+
+// InterruptedAsHook, set by the root package, lets errors.As convert an
+// InterruptedError to the public runnel.InterruptedError.
+var InterruptedAsHook func(e *InterruptedError, target any) bool
+
+// As implements errors.As for the public type.
+func (e *InterruptedError) As(target any) bool {
+	return InterruptedAsHook != nil && InterruptedAsHook(e, target)
+}
 
 type run struct {
 	flow    *plan.Dataflow

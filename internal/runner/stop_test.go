@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/pubapi"
 	"github.com/runnel-dev/runnel/internal/runner"
 	"github.com/runnel-dev/runnel/op"
@@ -111,8 +112,8 @@ func checkStopped(t *testing.T, f *stopFlow, err error, dir string) {
 	}
 }
 
-func cfg(workers int, epoch time.Duration, dir string) runnel.Config {
-	return runneltest.Config(workers, epoch, dir)
+func cfg(workers int, epoch time.Duration, dir string) config.Config {
+	return config.Config(runneltest.Config(workers, epoch, dir))
 }
 
 // TestStopBeforeInput: a stop requested before the run starts ends it
