@@ -60,6 +60,22 @@ type Config struct {
 	// has started.
 	KeyGroups int
 
+	// GroupSessionTimeout is how long the group waits for a silent member
+	// before it gives the member's partitions to the others
+	// (--group-session-timeout T, RUNNEL_GROUP_SESSION_TIMEOUT; 0, the
+	// default, means 10s; needs Group). The broker must allow it
+	// (group.min.session.timeout.ms). Members heartbeat ten times per
+	// timeout.
+	GroupSessionTimeout time.Duration
+
+	// GroupTransactionTimeout is the broker's limit for a member's open
+	// transaction (--group-transaction-timeout T,
+	// RUNNEL_GROUP_TRANSACTION_TIMEOUT; 0, the default, means the larger
+	// of 10s and three epochs; needs Group). A killed member's last
+	// transaction blocks its partitions until it times out, so it bounds
+	// the time to take them over; it must exceed the snapshot interval.
+	GroupTransactionTimeout time.Duration
+
 	// RecoveryDir is the directory of recovery partitions, created with
 	// `runnel recovery init DIR N` (-r, --recovery-directory,
 	// RUNNEL_RECOVERY_DIRECTORY). Empty (the default) disables recovery:

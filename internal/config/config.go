@@ -62,6 +62,10 @@ import (
 // Programmatic configs follow Bytewax's RecoveryConfig: with RecoveryDir set,
 // the SnapshotInterval and BackupInterval fields are used as they are (the
 // command line, unlike code, must give -s and -b explicitly).
+//
+// runnel.Config (run.go) mirrors this struct field for field, with the same
+// documentation, and converts to it: a field added here must be added there
+// too (the build fails until it is).
 type Config struct {
 	// WorkersPerProcess is the number of workers in this process (-w,
 	// --workers-per-process, RUNNEL_WORKERS_PER_PROCESS). At least 1 and
