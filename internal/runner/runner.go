@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,10 @@ type Options struct {
 	// Gatherer adds the user's metrics to /metrics (default: Prometheus's
 	// default registry).
 	Gatherer prometheus.Gatherer
+	// API is the operations server Run started for a group run
+	// (cfg.Group): GroupRun attaches its view of the member to it. Run
+	// sets it; callers leave it nil.
+	API *api.Server
 }
 
 // DefaultMaxUncommitted is how many closed epochs a worker may have
@@ -136,6 +141,24 @@ var errGroupNotBuilt = errors.New("group mode needs the Kafka connector: the flo
 // imports it), so that binaries without Kafka link no Kafka client.
 var GroupRun func(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Options) error
 
+// serveAPI starts the operations server on opt.APIListener or
+// cfg.APIAddr, or returns nil when there is neither. It listens before
+// anything is read, so that an address in use stops the run before it
+// starts.
+func serveAPI(cfg config.Config, opt Options) (*api.Server, error) {
+	ln := opt.APIListener
+	if ln == nil && cfg.APIAddr != "" && !cfg.RecoveryPlan {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+			return nil, fmt.Errorf("--api-addr %s: cannot serve the API there: %w", cfg.APIAddr, err)
+		}
+	}
+	if ln == nil {
+		return nil, nil
+	}
+	return api.Start(ln, api.Options{Pprof: cfg.APIPprof, Gatherer: opt.Gatherer}), nil
+}
+
 // Run runs flow to the end of its input, to an error, or to a stop.
 func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Options) (err error) {
 	if opt.Logger == nil {
@@ -155,6 +178,24 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		if GroupRun == nil {
 			return fmt.Errorf("--group %s: %w", cfg.Group, errGroupNotBuilt)
 		}
+		srv, aerr := serveAPI(cfg, opt)
+		if aerr != nil {
+			return aerr
+		}
+		attrs := []any{"group", cfg.Group, "brokers", strings.Join(cfg.Brokers, ","),
+			"workers", cfg.WorkersPerProcess, "epoch_interval", cfg.SnapshotInterval.String()}
+		if srv != nil {
+			opt.API = srv
+			opt.Logger = slog.New(srv.EventHandler(opt.Logger.Handler()))
+			log = opt.Logger.With("flow", flow.ID())
+			attrs = append(attrs, "api", "http://"+srv.Addr().String()+"/")
+			defer func() {
+				if cerr := srv.Close(); cerr != nil && err == nil {
+					err = fmt.Errorf("--api-addr: %w", cerr)
+				}
+			}()
+		}
+		log.Info("flow started", attrs...)
 		return GroupRun(ctx, flow, cfg, opt)
 	}
 	var checkErrs []error
@@ -185,15 +226,11 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	}
 	// Listen before anything is read, so that an address in use stops the
 	// run before it starts.
-	var srv *api.Server
-	ln := opt.APIListener
-	if ln == nil && cfg.APIAddr != "" && !cfg.RecoveryPlan {
-		if ln, err = net.Listen("tcp", cfg.APIAddr); err != nil {
-			return fmt.Errorf("--api-addr %s: cannot serve the API there: %w", cfg.APIAddr, err)
-		}
+	srv, err := serveAPI(cfg, opt)
+	if err != nil {
+		return err
 	}
-	if ln != nil {
-		srv = api.Start(ln, api.Options{Pprof: cfg.APIPprof, Gatherer: opt.Gatherer})
+	if srv != nil {
 		log = slog.New(srv.EventHandler(log.Handler()))
 		defer func() {
 			if cerr := srv.Close(); cerr != nil && err == nil {

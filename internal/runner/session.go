@@ -29,6 +29,10 @@ type SessionConfig struct {
 	// EpochInterval is how long the caller's epochs last, for the checks
 	// of sinks (the caller closes them).
 	EpochInterval time.Duration
+	// Stats, when set, receive the counters of worker i (Stats[i]). The
+	// same Stats may serve the sessions of one flow one after the other,
+	// so that counters served on /metrics keep growing across them.
+	Stats []*engine.Stats
 }
 
 // Session is one build of a flow's workers whose epochs the caller
@@ -77,6 +81,10 @@ func StartSession(flow *plan.Dataflow, c SessionConfig) (s *Session, err error) 
 		if i < len(c.Resume) {
 			resume = c.Resume[i]
 		}
+		var stats *engine.Stats
+		if i < len(c.Stats) {
+			stats = c.Stats[i]
+		}
 		var drained func() bool
 		if c.Drained != nil {
 			drained = func() bool { return c.Drained(i) }
@@ -85,7 +93,7 @@ func StartSession(flow *plan.Dataflow, c SessionConfig) (s *Session, err error) 
 			Index: i, Workers: c.Workers, Clock: c.Clock, Transport: s.tr, Committer: (*sessionCommitter)(s),
 			EpochInterval: max(c.EpochInterval, time.Millisecond), StartEpoch: 1, Snapshots: true, Resume: resume,
 			MaxOutstanding: limit, MaxUncommitted: 1, Shared: shared, Parts: parts, Context: ctx,
-			ManualEpochs: true, Drained: drained, Remote: c.Remote,
+			ManualEpochs: true, Drained: drained, Remote: c.Remote, Stats: stats,
 		})
 		s.workers = append(s.workers, w)
 		prog := engine.NewProgram()

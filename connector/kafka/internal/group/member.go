@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/runnel-dev/runnel/internal/api"
 	"github.com/runnel-dev/runnel/internal/config"
 	"github.com/runnel-dev/runnel/internal/engine"
 	"github.com/runnel-dev/runnel/internal/plan"
@@ -45,6 +46,10 @@ type Settings struct {
 	Stop <-chan struct{}
 	// ClientOpts are added to every Kafka client (TLS, SASL, tests).
 	ClientOpts []kgo.Opt
+	// API, when set, serves the member's counters (--api-addr): its
+	// workers' step counters, which carry on across rebuilds, and its
+	// commits.
+	API *api.Server
 }
 
 func init() { runner.GroupRun = runConfig }
@@ -55,6 +60,7 @@ func runConfig(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt 
 		App: cfg.Group, Brokers: cfg.Brokers, KeyGroups: cfg.KeyGroups, Workers: cfg.WorkersPerProcess,
 		Interval: cfg.SnapshotInterval, SessionTimeout: cfg.GroupSessionTimeout,
 		TransactionTimeout: cfg.GroupTransactionTimeout, Logger: opt.Logger, Clock: opt.Clock, Stop: opt.Stop,
+		API: opt.API,
 	})
 }
 
@@ -94,6 +100,13 @@ type member struct {
 	produced   atomic.Int64
 	produceMu  sync.Mutex
 	produceErr error
+
+	// view is what the API serves (nil without one): stats are the
+	// workers' counters, handed to every session in turn, and attached
+	// says the view is served (once the first session built every step).
+	view     *api.Run
+	stats    []*engine.Stats
+	attached bool
 
 	// mirror is the committed state of the key groups this member owns,
 	// by step and key group: a rebuild restores those from here instead of
@@ -155,6 +168,14 @@ func Run(ctx context.Context, flow *plan.Dataflow, set Settings) (err error) {
 		assigned: map[string]map[int32]bool{}, mirror: map[string]map[int32]map[string][]byte{}}
 	if err := m.plan(ctx); err != nil {
 		return err
+	}
+	if set.API != nil {
+		start := time.Now()
+		m.view = &api.Run{Graph: flow.Graph(), Start: start, Interval: set.Interval, Commits: api.NewCommits()}
+		for range set.Workers {
+			m.stats = append(m.stats, engine.NewStats(func() time.Duration { return time.Since(start) }))
+		}
+		m.view.Workers = m.stats
 	}
 	// Internal topics are read right after they are created: a short
 	// metadata age keeps the client from waiting 5s to see them.
@@ -410,6 +431,9 @@ func (m *member) loop(ctx context.Context) error {
 		if polled == 0 && m.produced.Load() == 0 && len(changes) == 0 {
 			// Nothing happened: no transaction to end (ending one that
 			// consumed nothing costs kgo a 500ms pause).
+			if m.view != nil {
+				m.view.Commits.At.Store(time.Now().UnixNano()) // up to date
+			}
 			committed = open
 			m.gen.sess.Committed(open)
 			m.sess.AllowRebalance()
@@ -422,6 +446,7 @@ func (m *member) loop(ctx context.Context) error {
 			return fail(err)
 		}
 		ectx, cancel := context.WithTimeout(ctx, m.set.TransactionTimeout)
+		ended := time.Now()
 		ok, err := m.sess.End(ectx, kgo.TryCommit)
 		cancel()
 		inTxn = false
@@ -442,6 +467,14 @@ func (m *member) loop(ctx context.Context) error {
 		}
 		for _, c := range changes {
 			m.remember(c)
+		}
+		if m.view != nil {
+			took := time.Since(ended)
+			c := m.view.Commits
+			c.Epoch.Add(1) // the member's committed transactions
+			c.At.Store(time.Now().UnixNano())
+			c.Rows.Add(int64(len(changes)))
+			c.Duration.Observe(took.Seconds(), uint64(took))
 		}
 		committed = open
 		m.gen.sess.Committed(open)

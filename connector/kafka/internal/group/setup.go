@@ -388,12 +388,17 @@ func (m *member) rebuild(ctx context.Context) error {
 	sess, err := runner.StartSession(m.flow, runner.SessionConfig{
 		Workers: W, Clock: m.set.Clock, Context: WithMember(ctx, m), Resume: resume, Remote: m, EpochInterval: m.set.Interval,
 		Drained: func(w int) bool { return g.pending[w].Load() == 0 },
+		Stats:   m.stats,
 	})
 	if err != nil {
 		m.gen = nil
 		return err
 	}
 	g.sess = sess
+	if m.view != nil && !m.attached {
+		m.set.API.Attach(m.view) // every step is built: the counters are complete
+		m.attached = true
+	}
 	m.log.Info("restored state", "partitions", describe(assign), "changelog_records", records, "keys", keys,
 		"duration", time.Since(start).Round(time.Millisecond).String())
 	return nil
