@@ -22,6 +22,7 @@ import (
 	"github.com/runnel-dev/runnel/connector/kafka"
 	"github.com/runnel-dev/runnel/internal/testflow"
 	"github.com/runnel-dev/runnel/op"
+	"github.com/runnel-dev/runnel/runneltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -332,5 +333,128 @@ func TestEveryFamilyAsInOneProcess(t *testing.T) {
 	t.Logf("lines per step: %v", steps)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("group output differs from one process (-one process +group):\n%s", diff)
+	}
+}
+
+// runOnce runs flow as a member with args added and returns its error,
+// stopping it after within if it is still running.
+func runOnce(t *testing.T, flow *runnel.Dataflow, brokers []string, within time.Duration, args ...string) error {
+	t.Helper()
+	cfg, _, err := runnel.ParseConfig("test", append([]string{"--group", "app", "--brokers", strings.Join(brokers, ","),
+		"-s", "0.2", "--group-session-timeout", "1s", "--group-transaction-timeout", "3s"}, args...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	timer := time.AfterFunc(within, func() { close(stop) })
+	defer timer.Stop()
+	return runnel.Run(context.Background(), flow, cfg, runnel.WithStop(stop))
+}
+
+func wantErr(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one containing %q", parts)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error %q does not contain %q", err, p)
+		}
+	}
+}
+
+func TestRefusedSetups(t *testing.T) {
+	t.Run("internal topic with too few partitions", func(t *testing.T) {
+		brokers := cluster(t, map[string]int32{"in": 4, "out": 3, "app.group_count.count.changelog": 2})
+		err := runOnce(t, countFlow(brokers), brokers, 10*time.Second)
+		wantErr(t, err, "app.group_count.count.changelog has 2 partitions", "needs 4")
+	})
+	t.Run("input topic missing", func(t *testing.T) {
+		brokers := cluster(t, map[string]int32{"out": 3})
+		wantErr(t, runOnce(t, countFlow(brokers), brokers, 10*time.Second), `input topic "in" does not exist`)
+	})
+	t.Run("changelog of another flow", func(t *testing.T) {
+		brokers := cluster(t, map[string]int32{"in": 4, "out": 3})
+		var stopped *runnel.InterruptedError
+		if err := runOnce(t, countFlow(brokers), brokers, 500*time.Millisecond); !errors.As(err, &stopped) {
+			t.Fatalf("first run: %v", err)
+		}
+		other := runnel.NewDataflow("other_flow")
+		msgs := op.Input("in", other, kafka.NewSource(brokers, []string{"in"}))
+		op.Output("out", msgs, kafka.NewSink(brokers, kafka.Topic("out")))
+		wantErr(t, runOnce(t, other, brokers, 10*time.Second), `written by dataflow "group_count", this is "other_flow"`, "app.meta")
+	})
+	t.Run("key groups changed", func(t *testing.T) {
+		brokers := cluster(t, map[string]int32{"in": 4, "out": 3})
+		var stopped *runnel.InterruptedError
+		if err := runOnce(t, countFlow(brokers), brokers, 500*time.Millisecond); !errors.As(err, &stopped) {
+			t.Fatalf("first run: %v", err)
+		}
+		wantErr(t, runOnce(t, countFlow(brokers), brokers, 10*time.Second, "--key-groups", "8"),
+			"--key-groups 8, but the application has 4 key groups", "new --group")
+	})
+	t.Run("state type changed", func(t *testing.T) {
+		brokers := cluster(t, map[string]int32{"in": 4, "out": 3})
+		var stopped *runnel.InterruptedError
+		if err := runOnce(t, countFlow(brokers), brokers, 500*time.Millisecond); !errors.As(err, &stopped) {
+			t.Fatalf("first run: %v", err)
+		}
+		flow := runnel.NewDataflow("group_count")
+		msgs := op.Input("in", flow, kafka.NewSource(brokers, []string{"in"}))
+		words := kafka.MustDecode("decode", msgs, kafka.String(), kafka.String())
+		keyed := op.KeyOn("key", words, func(r kafka.Record[string, string]) string { return r.Value })
+		counts := op.StatefulMap("count", keyed, func(n string, _ bool, _ kafka.Record[string, string]) (string, bool, int) {
+			return n + "x", true, len(n) + 1
+		})
+		op.Output("out", kafka.Encode("encode", counts, "out", kafka.String(), kafka.JSON[int]()), kafka.NewSink(brokers))
+		wantErr(t, runOnce(t, flow, brokers, 10*time.Second), "step group_count.count: its state type changed")
+	})
+	t.Run("another flow version in the group", func(t *testing.T) {
+		brokers := cluster(t, map[string]int32{"in": 4, "out": 3})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		m := startMember(ctx, t, countFlow(brokers), brokers, 1)
+		defer m.end(t)
+		// Wait until the first member is in the group.
+		produce(t, brokers, "in", words(0, 10)...)
+		readCounts(t, brokers, 10, 30*time.Second)
+		flow := runnel.NewDataflow("group_count")
+		msgs := op.Input("in", flow, kafka.NewSource(brokers, []string{"in"}))
+		words := kafka.MustDecode("decode", msgs, kafka.String(), kafka.String())
+		words = op.Filter("nonempty", words, func(r kafka.Record[string, string]) bool { return r.Value != "" })
+		keyed := op.KeyOn("key", words, func(r kafka.Record[string, string]) string { return r.Value })
+		counts := op.StatefulMap("count", keyed, func(n int, _ bool, _ kafka.Record[string, string]) (int, bool, int) {
+			return n + 1, true, n + 1
+		})
+		op.Output("out", kafka.Encode("encode", counts, "out", kafka.String(), kafka.JSON[int]()), kafka.NewSink(brokers))
+		wantErr(t, runOnce(t, flow, brokers, 10*time.Second), "runs another version of the flow", `this process runs dataflow "group_count" version`)
+	})
+	t.Run("input that is not Kafka", func(t *testing.T) {
+		brokers := cluster(t, map[string]int32{"in": 4, "out": 3})
+		flow := runnel.NewDataflow("not_kafka")
+		nums := op.Input("nums", flow, runneltest.NewSource([]int{1, 2, 3}))
+		op.Output("out", op.Map("msg", nums, func(n int) kafka.Message { return kafka.Message{Topic: "out", Value: []byte(strconv.Itoa(n))} }), kafka.NewSink(brokers))
+		wantErr(t, runOnce(t, flow, brokers, 10*time.Second), "step not_kafka.nums: group mode reads only Kafka sources")
+	})
+}
+
+func TestBrokerDisappears(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond),
+		kfake.SeedTopics(4, "in"), kfake.SeedTopics(3, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := c.ListenAddrs()
+	produce(t, brokers, "in", words(0, 100)...)
+	done := make(chan error, 1)
+	go func() { done <- runOnce(t, countFlow(brokers), brokers, time.Minute) }()
+	readCounts(t, brokers, 100, 30*time.Second)
+	c.Close()
+	select {
+	case err := <-done:
+		wantErr(t, err, "unreachable", brokers[0])
+		t.Logf("the member failed with: %v", err)
+	case <-time.After(45 * time.Second):
+		t.Fatal("the member did not notice that its broker is gone")
 	}
 }

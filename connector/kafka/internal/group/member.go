@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/internal/api"
@@ -97,6 +98,7 @@ type member struct {
 	// the current generation (one runner.Session per assignment)
 	gen *generation
 
+	retrying   bool // a group-session error was logged and has not cleared
 	produced   atomic.Int64
 	produceMu  sync.Mutex
 	produceErr error
@@ -501,13 +503,31 @@ func (m *member) poll(ctx context.Context, stop <-chan struct{}) (polled int, re
 		fs := m.sess.PollRecords(pctx, 4*engine.BatchSize)
 		cancel()
 		for _, fe := range fs.Errors() {
-			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
-				continue
+			var ke *kerr.Error
+			switch {
+			case errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled):
+			case fe.Topic == "" && !(errors.As(fe.Err, &ke) && !ke.Retriable):
+				// The group session could not be joined or kept, for a
+				// reason that may pass (a broker restarting): the client
+				// retries, and the broker-health limit below ends a wait
+				// that lasts.
+				if !m.retrying {
+					m.log.Warn("group session: retrying", "err", fe.Err.Error())
+					m.retrying = true
+				}
+			default:
+				what := "fetch " + fe.Topic + "/" + strconv.Itoa(int(fe.Partition))
+				if fe.Topic == "" {
+					what = "group session"
+				}
+				return polled, false, fmt.Errorf("group %s: %s: %w", m.set.App, what, fe.Err)
 			}
-			return polled, false, fmt.Errorf("group %s: fetch %s/%d: %w", m.set.App, fe.Topic, fe.Partition, fe.Err)
 		}
 		if m.assignmentChanged() && polled == 0 && m.produced.Load() == 0 {
 			return 0, true, nil
+		}
+		if len(fs.Errors()) == 0 {
+			m.retrying = false
 		}
 		if err := m.health.Check(m.brokerTimeout(), m.set.Brokers); err != nil {
 			return polled, false, fmt.Errorf("group %s: %w", m.set.App, err)
