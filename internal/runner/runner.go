@@ -634,6 +634,8 @@ func logEnd(log *slog.Logger, err error) {
 	switch {
 	case err == nil:
 		log.Info("flow finished: the input ended")
+	case errors.As(err, &stopped) && stopped.Group != "":
+		log.Warn("flow stopped", "group", stopped.Group, "detail", err.Error())
 	case errors.As(err, &stopped):
 		log.Warn("flow stopped", "resume_epoch", stopped.Resume, "detail", err.Error())
 	case errors.As(err, &se):

@@ -152,4 +152,8 @@ func TestMemberServesAPI(t *testing.T) {
 	}
 	b.end(t)
 	a.end(t)
+	// The last line names the group, not an epoch of a recovery directory.
+	if l := logs.String(); !strings.Contains(l, `msg="flow stopped" flow=group_count group=app`) || strings.Contains(l, "resume_epoch") {
+		t.Errorf("the stop line does not name the group (or names a resume epoch):\n%s", l)
+	}
 }
