@@ -2,6 +2,7 @@ package runnel_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -416,4 +417,102 @@ func fileBytes(t *testing.T, dir string) map[string]string {
 		out[e.Name()] = fmt.Sprintf("%d bytes, %x", len(b), b)
 	}
 	return out
+}
+
+// TestMigratePendingDirectory: a directory left by a migrating run that
+// crashed before its first commit (a pending migration) verifies clean,
+// repartitions (the old type stays in force) and then migrates, on another
+// worker count, to exact results.
+func TestMigratePendingDirectory(t *testing.T) {
+	const keys = 5
+	dir := initDir(t, 2)
+	cfg := runneltest.Config(2, time.Hour, dir)
+	v1, _ := countV1(seq(20), keys)
+	if err := run(t, v1, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	crashing := runnel.NewDataflow("counts")
+	s := op.Input("inp", crashing, runneltest.NewSource(seq(40), runneltest.Parts(2), runneltest.FailAt(30)))
+	k := op.KeyOn("key", s, func(x int) int { return x % keys })
+	op.Output("out", op.StatefulMap("count", k, func(t Tally, _ bool, x int) (Tally, bool, Tally) {
+		t.Count++
+		return t, true, t
+	}, fromCount(&calls)), runneltest.NewSink[runnel.KV[int, Tally]]())
+	if err := run(t, crashing, cfg); !errors.Is(err, runneltest.ErrCrash) {
+		t.Fatalf("crashing run: %v", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "part-1.sqlite3")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pending string
+	err = db.QueryRow("SELECT value FROM meta WHERE name = 'migration:counts.count'").Scan(&pending)
+	db.Close()
+	if err != nil || !strings.Contains(pending, `"state_type":"key int, state runnel_test.Tally"`) {
+		t.Fatalf("pending migration row after the crash: %q, %v", pending, err)
+	}
+	rep, err := recovery.Verify(dir)
+	if err != nil || rep.Problems() != 0 {
+		t.Fatalf("verify with a pending migration: %v\n%+v", err, rep)
+	}
+	if _, err := recovery.Repartition(dir, 3); err != nil {
+		t.Fatal(err)
+	}
+	calls.Store(0)
+	cfg = runneltest.Config(3, time.Hour, dir)
+	v2, sink := countV2(seq(25), keys, fromCount(&calls))
+	if err := run(t, v2, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls.Load(); got != keys {
+		t.Errorf("converted %d keys after the repartition, want %d", got, keys)
+	}
+	want := map[int]Tally{}
+	for x := 20; x < 25; x++ {
+		want[x%keys] = Tally{Count: 5, Sum: -4000 + x}
+	}
+	if diff := cmp.Diff(want, lastByKey(sink.Items())); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestMigrateKeepsWakeUps: Collect's state migrates from []int to
+// []string, and each key's pending timeout (an OnNotify wake-up) survives
+// the conversion: the partial slices are emitted by timeout in the
+// migrated run, converted.
+func TestMigrateKeepsWakeUps(t *testing.T) {
+	dir := initDir(t, 1)
+	cfg := runneltest.Config(1, time.Hour, dir)
+	clock := runneltest.NewClock(time.Unix(1000, 0))
+	v1 := runnel.NewDataflow("coll")
+	k := op.KeyOn("key", op.Input("inp", v1, runneltest.NewSource([]int{1, 2, 3})), func(x int) string { return fmt.Sprint("k", x%2) })
+	op.Output("out", op.Collect("collect", k, time.Minute, 10), runneltest.NewSink[runnel.KV[string, []int]]())
+	if err := runnel.Run(context.Background(), v1, cfg, runnel.WithClock(clock)); err != nil {
+		t.Fatal(err)
+	}
+	// The timeouts (a minute after the clock's reading) have passed when
+	// version 2 resumes: they run at once, before any item.
+	clock.Advance(2 * time.Minute)
+	v2 := runnel.NewDataflow("coll")
+	k2 := op.KeyOn("key", op.Input("inp", v2, runneltest.NewSource([]string{"a", "b", "c", "d"})), func(string) string { return "k9" })
+	sink := runneltest.NewSink[runnel.KV[string, []string]]()
+	op.Output("out", op.Collect("collect", k2, time.Minute, 10, op.MigrateState(func(old []int) ([]string, error) {
+		out := make([]string, len(old))
+		for i, x := range old {
+			out[i] = fmt.Sprint("#", x)
+		}
+		return out, nil
+	})), sink)
+	if err := runnel.Run(context.Background(), v2, cfg, runnel.WithClock(clock)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, kv := range sink.Items() {
+		got[kv.Key] = append(got[kv.Key], kv.Value...)
+	}
+	want := map[string][]string{"k1": {"#1", "#3"}, "k0": {"#2"}, "k9": {"d"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
 }

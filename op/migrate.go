@@ -54,6 +54,9 @@ type stateMigration struct {
 // Old nor S is refused as without a migration: only --drop-state discards
 // state.
 //
+// Migrations apply to recovery directories (-r); a group-mode run
+// (--group) refuses a changed state type without converting it.
+//
 // Old must be encodable, like any state type; Old and S being the same type
 // is a build error, since nothing would tell old state from new.
 func MigrateState[Old, S any](convert func(old Old) (S, error)) StateMigration[S] {
