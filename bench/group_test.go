@@ -1,0 +1,454 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/connector/kafka"
+	"github.com/runnel-dev/runnel/op"
+)
+
+// Group mode is measured with member processes: the benchmark binary runs
+// itself again with RUNNEL_BENCH_MEMBER set (see TestMain), once per
+// member, against a kfake broker in the benchmark's own process. The hand
+// baseline runs the same way, so both pay for the same processes, the same
+// broker and the same completion check.
+
+// memberEnv names the environment variable that makes this test binary a
+// group member (its value is a JSON memberSpec) instead of running tests.
+const memberEnv = "RUNNEL_BENCH_MEMBER"
+
+// memberSpec says what a member process runs.
+type memberSpec struct {
+	Kind    string // "hand" or "runnel"
+	Index   int    // member number, for the hand loop's transactional id
+	Brokers []string
+	Group   string // the consumer group (Runnel's --group APP)
+	In, Out string
+	Epoch   time.Duration // the commit interval (Runnel's -s)
+	Workers int           // Runnel's -w
+}
+
+func TestMain(m *testing.M) {
+	if s := os.Getenv(memberEnv); s != "" {
+		os.Exit(runMember(s))
+	}
+	os.Exit(m.Run())
+}
+
+// runMember runs a member until SIGTERM, then commits what it has and
+// exits 0; any failure exits 1 with the error on stderr.
+func runMember(specJSON string) int {
+	var spec memberSpec
+	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
+		fmt.Fprintf(os.Stderr, "member: bad %s: %v\n", memberEnv, err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	stop := make(chan struct{})
+	go func() { <-sigs; close(stop) }()
+	var err error
+	switch spec.Kind {
+	case "hand":
+		err = handGroupMember(spec, stop)
+	case "runnel":
+		err = runnelGroupMember(spec, stop)
+	default:
+		err = fmt.Errorf("unknown member kind %q", spec.Kind)
+	}
+	var stopped *runnel.InterruptedError
+	if err != nil && !errors.As(err, &stopped) {
+		fmt.Fprintf(os.Stderr, "member %d (%s): %v\n", spec.Index, spec.Kind, err)
+		return 1
+	}
+	return 0
+}
+
+// handGroupMember is the baseline: a franz-go GroupTransactSession that
+// consumes In, counts per key in a map and produces (key, count) to Out,
+// committing one transaction (output and consumed offsets, with the group
+// generation) every spec.Epoch, the epoch interval Runnel runs with. A
+// transaction begins at the first record of an epoch (an empty
+// transaction costs kgo a 500ms sleep); an aborted one (a rebalance)
+// rolls the counts back.
+func handGroupMember(spec memberSpec, stop <-chan struct{}) error {
+	s, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(spec.Brokers...),
+		kgo.ConsumerGroup(spec.Group), kgo.ConsumeTopics(spec.In),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.SessionTimeout(10*time.Second), kgo.HeartbeatInterval(time.Second),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.TransactionalID(fmt.Sprintf("%s-hand-%d", spec.Group, spec.Index)),
+		kgo.TransactionTimeout(max(10*time.Second, 3*spec.Epoch)),
+		kgo.DefaultProduceTopic(spec.Out),
+	)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	counts := map[string]int{}
+	undo := map[string]int{} // counts before the open transaction, for an abort
+	var produceErr error
+	var mu sync.Mutex
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			mu.Lock()
+			produceErr = errors.Join(produceErr, err)
+			mu.Unlock()
+		}
+	}
+	inTxn := false
+	var epochEnd time.Time
+	end := func(ctx context.Context) error {
+		committed, err := s.End(ctx, kgo.TryCommit)
+		if err != nil {
+			return err
+		}
+		if !committed {
+			for k, v := range undo {
+				counts[k] = v
+			}
+		}
+		clear(undo)
+		inTxn = false
+		mu.Lock()
+		defer mu.Unlock()
+		return produceErr
+	}
+	for {
+		// While a transaction is open, a poll waits at most until the
+		// epoch's end, so that the last records of the input commit
+		// without more input coming.
+		pollCtx, pollCancel := ctx, context.CancelFunc(func() {})
+		if inTxn {
+			pollCtx, pollCancel = context.WithDeadline(ctx, epochEnd)
+		}
+		fs := s.PollRecords(pollCtx, 10_000)
+		pollCancel()
+		if ctx.Err() != nil {
+			break
+		}
+		if err := fs.Err0(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		if fs.NumRecords() > 0 && !inTxn {
+			if err := s.Begin(); err != nil {
+				return err
+			}
+			inTxn, epochEnd = true, time.Now().Add(spec.Epoch)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			k := string(r.Key)
+			n, ok := counts[k]
+			if _, saved := undo[k]; !saved && ok {
+				undo[k] = n
+			} else if !saved {
+				undo[k] = 0
+			}
+			counts[k] = n + 1
+			s.Produce(ctx, &kgo.Record{Key: r.Key, Value: strconv.AppendInt(nil, int64(n+1), 10)}, promise)
+		})
+		if inTxn && time.Now().After(epochEnd) {
+			if err := end(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	if inTxn {
+		endCtx, endCancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer endCancel()
+		return end(endCtx)
+	}
+	return nil
+}
+
+// runnelGroupMember runs the same keyed running count as a Runnel flow in
+// group mode (--group spec.Group --brokers ... -s spec.Epoch).
+func runnelGroupMember(spec memberSpec, stop <-chan struct{}) error {
+	cfg := runnel.DefaultConfig()
+	cfg.Group, cfg.Brokers = spec.Group, spec.Brokers
+	cfg.SnapshotInterval = spec.Epoch
+	cfg.WorkersPerProcess = max(spec.Workers, 1)
+	return runnel.Run(context.Background(), groupCountFlow(spec.Brokers, spec.In, spec.Out), cfg, runnel.WithStop(stop))
+}
+
+// groupCountFlow is the keyed running count: messages from in, keyed by
+// their key, (key, count so far) to out, exactly-once.
+func groupCountFlow(brokers []string, in, out string) *runnel.Dataflow {
+	flow := runnel.NewDataflow("gcount")
+	msgs := op.Input("in", flow, kafka.NewSource(brokers, []string{in}))
+	keyed := op.KeyOn("key", msgs, func(m kafka.Message) string { return string(m.Key) })
+	counts := op.StatefulMap("count", keyed, func(n int, _ bool, _ kafka.Message) (int, bool, int) { return n + 1, true, n + 1 })
+	op.Output("out", kafka.Encode("encode", counts, out, kafka.String(), kafka.JSON[int]()), kafka.NewSink(brokers, kafka.ExactlyOnce()))
+	return flow
+}
+
+// memberProc is a running member process.
+type memberProc struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+func startMemberProc(tb testing.TB, spec memberSpec) *memberProc {
+	tb.Helper()
+	js, err := json.Marshal(spec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := &memberProc{cmd: exec.Command(os.Args[0], "-test.run=^$"), done: make(chan struct{})}
+	m.cmd.Env = append(os.Environ(), memberEnv+"="+string(js))
+	m.cmd.Stderr = &m.stderr
+	if err := m.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	go func() { m.err = m.cmd.Wait(); close(m.done) }()
+	return m
+}
+
+// stop ends the member with SIGTERM (it commits what it has) and reports
+// how it exited.
+func (m *memberProc) stop() error {
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(time.Minute):
+		m.cmd.Process.Kill()
+		<-m.done
+		return fmt.Errorf("no exit within a minute of SIGTERM; stderr:\n%s", m.stderr.String())
+	}
+	if m.err != nil {
+		return fmt.Errorf("%v; stderr:\n%s", m.err, m.stderr.String())
+	}
+	return nil
+}
+
+func (m *memberProc) kill() {
+	m.cmd.Process.Kill()
+	<-m.done
+}
+
+// groupRecords is the input size of BenchmarkGroup (RUNNEL_BENCH_GROUP
+// overrides it).
+func groupRecords(b *testing.B) int {
+	if s := os.Getenv("RUNNEL_BENCH_GROUP"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			b.Fatalf("RUNNEL_BENCH_GROUP=%q", s)
+		}
+		return n
+	}
+	return 300_000
+}
+
+// groupEpoch is the epoch (commit) interval of every member in
+// BenchmarkGroup, Runnel's and the hand loop's alike.
+const groupEpoch = 250 * time.Millisecond
+
+// BenchmarkGroup: the keyed running count (1,000 keys, 100-byte values,
+// one output record per input record) over a 4-partition topic of an
+// in-process kfake broker, exactly-once, by member processes of one
+// consumer group: hand (the franz-go GroupTransactSession loop,
+// handGroupMember) with 1 and 2 members, and Runnel in group mode with 1
+// and 2 members (-w 1 each). Each iteration starts the members on an empty
+// topic, waits until the group is stable with every partition assigned,
+// then writes the input and times until a read_committed reader has seen
+// every output record; then it stops the members and checks every key's
+// last count. Metrics: records/s; x-hand (g1 over hand), x-g1 (g2 over g1),
+// x-hand2 (g2 over hand2). Targets: g1 ≥ 0.5 x-hand; g2 ≥ 1.4 x-g1 on 2
+// cores.
+func BenchmarkGroup(b *testing.B) {
+	n := groupRecords(b)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	rates := map[string]float64{}
+	round := 0
+	for _, tc := range []struct {
+		name, kind string
+		members    int
+		base       []string
+	}{
+		{"hand", "hand", 1, nil},
+		{"hand2", "hand", 2, []string{"hand"}},
+		{"g1", "runnel", 1, []string{"hand"}},
+		{"g2", "runnel", 2, []string{"g1", "hand2"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var spent time.Duration
+			for range b.N {
+				b.StopTimer() // setting up the members is not timed
+				round++
+				in, out, group := fmt.Sprint("gin-", round), fmt.Sprint("gout-", round), fmt.Sprint("gapp-", round)
+				createTopic(b, brokers, in, 4)
+				createTopic(b, brokers, out, 4)
+				members := make([]*memberProc, tc.members)
+				for i := range members {
+					members[i] = startMemberProc(b, memberSpec{Kind: tc.kind, Index: i, Brokers: brokers, Group: group,
+						In: in, Out: out, Epoch: groupEpoch, Workers: 1})
+				}
+				waitAssigned(b, c, group, tc.members, members)
+				b.StartTimer()
+				start := time.Now()
+				fillTopic(b, brokers, in, n)
+				seen := waitOutput(b, brokers, out, n, members)
+				spent += time.Since(start)
+				b.StopTimer()
+				for i, m := range members {
+					if err := m.stop(); err != nil {
+						b.Fatalf("%s member %d: %v", tc.name, i, err)
+					}
+				}
+				if err := seen.check(n); err != nil {
+					b.Fatalf("%s: %v", tc.name, err)
+				}
+			}
+			rate := float64(n) * float64(b.N) / spent.Seconds()
+			rates[tc.name] = rate
+			b.ReportMetric(rate, "records/s")
+			for _, base := range tc.base {
+				if r := rates[base]; r > 0 {
+					b.ReportMetric(rate/r, "x-"+base)
+				}
+			}
+		})
+	}
+}
+
+// waitAssigned waits until the group has members members and every
+// partition of the topics they subscribe to is assigned.
+func waitAssigned(tb testing.TB, c *kfake.Cluster, group string, members int, procs []*memberProc) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := c.WaitGroupInfo(ctx, group, func(g *kfake.GroupInfo) bool {
+		for _, p := range procs {
+			select {
+			case <-p.done:
+				return true // reported below
+			default:
+			}
+		}
+		if g == nil || g.State != "Stable" || len(g.Members) != members {
+			return false
+		}
+		want := 0
+		topics := map[string]bool{}
+		for _, m := range g.Members {
+			if m.NumAssigned() == 0 {
+				return false
+			}
+			for _, t := range m.SubscribedTopics {
+				if !topics[t] {
+					topics[t] = true
+					want += len(c.PartitionInfos(t))
+				}
+			}
+		}
+		return g.NumAssigned() == want
+	})
+	for i, p := range procs {
+		select {
+		case <-p.done:
+			tb.Fatalf("member %d exited before the group was stable: %v\n%s", i, p.err, p.stderr.String())
+		default:
+		}
+	}
+	if err != nil {
+		tb.Fatalf("group %s not stable with %d members and every partition assigned: %v (%+v)", group, members, err, c.GroupInfo(group))
+	}
+}
+
+// outputSeen is what a read_committed reader saw of the output: how many
+// records, and each key's counts.
+type outputSeen struct {
+	n    int
+	last map[string]int
+	dups int // counts seen twice for a key
+	seen map[string]map[int]bool
+}
+
+func (o *outputSeen) check(n int) error {
+	if o.n != n || o.dups > 0 {
+		return fmt.Errorf("read %d output records (%d repeated counts), want %d", o.n, o.dups, n)
+	}
+	for k, v := range o.last {
+		if v != n/1000 || len(o.seen[k]) != v {
+			return fmt.Errorf("key %s: last count %d over %d distinct counts, want %d", k, v, len(o.seen[k]), n/1000)
+		}
+	}
+	return nil
+}
+
+// waitOutput reads out read_committed until n records have come (or a
+// member exits, or a minute passes) and returns what it saw.
+func waitOutput(tb testing.TB, brokers []string, out string, n int, procs []*memberProc) *outputSeen {
+	tb.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(out),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer cl.Close()
+	seen := &outputSeen{last: map[string]int{}, seen: map[string]map[int]bool{}}
+	deadline := time.Now().Add(2 * time.Minute)
+	for seen.n < n {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			seen.n++
+			v, _ := strconv.Atoi(string(r.Value))
+			k := string(r.Key)
+			if seen.seen[k] == nil {
+				seen.seen[k] = map[int]bool{}
+			}
+			if seen.seen[k][v] {
+				seen.dups++
+			}
+			seen.seen[k][v] = true
+			seen.last[k] = max(seen.last[k], v)
+		})
+		for i, p := range procs {
+			select {
+			case <-p.done:
+				tb.Fatalf("member %d exited with %d of %d outputs: %v\n%s", i, seen.n, n, p.err, p.stderr.String())
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d of %d outputs after 2 minutes", seen.n, n)
+		}
+	}
+	return seen
+}
