@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -42,6 +45,10 @@ type memberSpec struct {
 	In, Out string
 	Epoch   time.Duration // the commit interval (Runnel's -s)
 	Workers int           // Runnel's -w
+	// Session and TxnTimeout are the group session timeout and the
+	// transaction timeout (Runnel's --group-session-timeout and
+	// --group-transaction-timeout); zero keeps the defaults.
+	Session, TxnTimeout time.Duration
 }
 
 func TestMain(m *testing.M) {
@@ -195,7 +202,10 @@ func runnelGroupMember(spec memberSpec, stop <-chan struct{}) error {
 	cfg.Group, cfg.Brokers = spec.Group, spec.Brokers
 	cfg.SnapshotInterval = spec.Epoch
 	cfg.WorkersPerProcess = max(spec.Workers, 1)
-	return runnel.Run(context.Background(), groupCountFlow(spec.Brokers, spec.In, spec.Out), cfg, runnel.WithStop(stop))
+	cfg.GroupSessionTimeout, cfg.GroupTransactionTimeout = spec.Session, spec.TxnTimeout
+	// Info logs: the restore and takeover benchmarks read them.
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return runnel.Run(context.Background(), groupCountFlow(spec.Brokers, spec.In, spec.Out), cfg, runnel.WithStop(stop), runnel.WithLogger(log))
 }
 
 // groupCountFlow is the keyed running count: messages from in, keyed by
@@ -212,9 +222,28 @@ func groupCountFlow(brokers []string, in, out string) *runnel.Dataflow {
 // memberProc is a running member process.
 type memberProc struct {
 	cmd    *exec.Cmd
-	stderr bytes.Buffer
+	stderr lockedBuffer
 	done   chan struct{}
 	err    error
+}
+
+// lockedBuffer is a bytes.Buffer that a process writes while the
+// benchmark reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func startMemberProc(tb testing.TB, spec memberSpec) *memberProc {
@@ -451,4 +480,323 @@ func waitOutput(tb testing.TB, brokers []string, out string, n int, procs []*mem
 		}
 	}
 	return seen
+}
+
+// BenchmarkGroupTakeover: how long a killed member's keys stall, beyond
+// the session timeout. Two Runnel members (processes, -s 100ms, session
+// and transaction timeouts 1s) count 1,000 keys while the benchmark
+// writes about 5,000 records/s; one member is SIGKILLed. takeover-ms is
+// the time from the kill until every key has a committed count for a
+// record written after the kill, minus the session timeout: the
+// rebalance, the restore of the moved key groups from their changelogs,
+// the replay of the input since the killed member's last commit, and one
+// epoch. (The transaction timeout is set equal to the session timeout: a
+// killed member's open transaction holds its output partitions' last
+// stable offset until it times out, so a longer one would be measured
+// instead.)
+func BenchmarkGroupTakeover(b *testing.B) {
+	const session = time.Second
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	var total time.Duration
+	for i := range b.N {
+		b.StopTimer()
+		in, out, group := fmt.Sprint("tin-", i), fmt.Sprint("tout-", i), fmt.Sprint("tapp-", i)
+		createTopic(b, brokers, in, 4)
+		createTopic(b, brokers, out, 4)
+		spec := memberSpec{Kind: "runnel", Brokers: brokers, Group: group, In: in, Out: out,
+			Epoch: 100 * time.Millisecond, Workers: 1, Session: session, TxnTimeout: session}
+		members := []*memberProc{startMemberProc(b, spec), startMemberProc(b, spec)}
+		waitAssigned(b, c, group, 2, members)
+
+		w := startWriter(b, brokers, in)
+		r := startReader(b, brokers, out)
+		time.Sleep(2 * time.Second) // both members commit epochs
+		written := w.snapshot()
+		killed := time.Now()
+		members[0].kill()
+		b.StartTimer()
+		stalled := r.waitPast(b, written, time.Minute, members[1:])
+		b.StopTimer()
+		w.stop()
+		r.stop()
+		total += stalled - session
+		if err := members[1].stop(); err != nil {
+			b.Fatalf("surviving member: %v", err)
+		}
+		b.Logf("kill → every key past its count at the kill: %v; survivor logged:\n%s", stalled.Round(time.Millisecond),
+			logLines(members[1].stderr.String(), killed, "partitions assigned", "restored state"))
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "takeover-ms")
+}
+
+// writer writes records to a topic in the background, 50 every 10ms
+// over keys k0..k999 in turn, and counts what it wrote per key.
+type writer struct {
+	mu      sync.Mutex
+	perKey  map[string]int
+	cancel  context.CancelFunc
+	done    chan struct{}
+	failure error
+}
+
+func startWriter(tb testing.TB, brokers []string, topic string) *writer {
+	tb.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &writer{perKey: map[string]int{}, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		defer cl.Close()
+		value := bytes.Repeat([]byte("x"), 100)
+		for i := 0; ctx.Err() == nil; {
+			recs := make([]*kgo.Record, 50)
+			for j := range recs {
+				recs[j] = &kgo.Record{Key: []byte("k" + strconv.Itoa(i%1000)), Value: value}
+				i++
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				if ctx.Err() == nil {
+					w.failure = err
+				}
+				return
+			}
+			w.mu.Lock()
+			for _, r := range recs {
+				w.perKey[string(r.Key)]++
+			}
+			w.mu.Unlock()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return w
+}
+
+// snapshot returns how many records of each key are written so far.
+func (w *writer) snapshot() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.perKey)
+}
+
+func (w *writer) stop() error {
+	w.cancel()
+	<-w.done
+	return w.failure
+}
+
+// reader follows a count topic read_committed and keeps each key's
+// highest count.
+type reader struct {
+	mu     sync.Mutex
+	last   map[string]int
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startReader(tb testing.TB, brokers []string, topic string) *reader {
+	tb.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &reader{last: map[string]int{}, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		defer cl.Close()
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			r.mu.Lock()
+			fs.EachRecord(func(rec *kgo.Record) {
+				v, _ := strconv.Atoi(string(rec.Value))
+				r.last[string(rec.Key)] = max(r.last[string(rec.Key)], v)
+			})
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// waitPast waits until every key of counts has a count above it and
+// returns how long that took.
+func (r *reader) waitPast(tb testing.TB, counts map[string]int, limit time.Duration, procs []*memberProc) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	for {
+		r.mu.Lock()
+		behind := 0
+		for k, n := range counts {
+			if r.last[k] <= n {
+				behind++
+			}
+		}
+		r.mu.Unlock()
+		if behind == 0 {
+			return time.Since(start)
+		}
+		for i, p := range procs {
+			select {
+			case <-p.done:
+				tb.Fatalf("member %d exited: %v\n%s", i, p.err, p.stderr.String())
+			default:
+			}
+		}
+		if time.Since(start) > limit {
+			tb.Fatalf("%d of %d keys still behind after %v", behind, len(counts), limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (r *reader) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// logLines returns the lines of a text log that contain one of msgs and
+// were logged after since.
+func logLines(log string, since time.Time, msgs ...string) string {
+	var out []string
+	for line := range strings.SplitSeq(log, "\n") {
+		ts, ok := logTime(line)
+		if !ok || ts.Before(since) {
+			continue
+		}
+		for _, m := range msgs {
+			if strings.Contains(line, `msg="`+m+`"`) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// logTime reads the time=... field of a slog text line.
+func logTime(line string) (time.Time, bool) {
+	s, ok := strings.CutPrefix(line, "time=")
+	if !ok {
+		return time.Time{}, false
+	}
+	s, _, _ = strings.Cut(s, " ")
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
+}
+
+// logField reads field key=value of a slog text line (value unquoted).
+func logField(line, key string) string {
+	i := strings.Index(line, " "+key+"=")
+	if i < 0 {
+		return ""
+	}
+	v := line[i+len(key)+2:]
+	if strings.HasPrefix(v, `"`) {
+		if u, err := strconv.QuotedPrefix(v); err == nil {
+			s, _ := strconv.Unquote(u)
+			return s
+		}
+	}
+	v, _, _ = strings.Cut(v, " ")
+	return v
+}
+
+// restoreRecords is the changelog size of BenchmarkGroupRestore.
+const restoreRecords = 100_000
+
+// BenchmarkGroupRestore: restore time per 100k changelog records. One
+// Runnel member counts 100,000 distinct keys (one record each, so the
+// count step's changelog holds 100,000 records over its 4 key groups)
+// and stops; a new member process then restores every key group from
+// the changelog before it processes anything. restore-ms/100k is the
+// "restored state" durations the new member logs, per 100,000 changelog
+// records it logs reading.
+func BenchmarkGroupRestore(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	var restored time.Duration
+	var records int
+	for i := range b.N {
+		b.StopTimer()
+		in, out, group := fmt.Sprint("rin-", i), fmt.Sprint("rout-", i), fmt.Sprint("rapp-", i)
+		createTopic(b, brokers, in, 4)
+		createTopic(b, brokers, out, 4)
+		fillDistinct(b, brokers, in, restoreRecords)
+		spec := memberSpec{Kind: "runnel", Brokers: brokers, Group: group, In: in, Out: out, Epoch: 250 * time.Millisecond, Workers: 1}
+		first := startMemberProc(b, spec)
+		r := startReader(b, brokers, out)
+		for {
+			r.mu.Lock()
+			n := len(r.last)
+			r.mu.Unlock()
+			if n == restoreRecords {
+				break
+			}
+			select {
+			case <-first.done:
+				b.Fatalf("first member exited: %v\n%s", first.err, first.stderr.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		r.stop()
+		if err := first.stop(); err != nil {
+			b.Fatalf("first member: %v", err)
+		}
+		second := startMemberProc(b, spec)
+		waitAssigned(b, c, group, 1, []*memberProc{second})
+		var recs int
+		var took time.Duration
+		deadline := time.Now().Add(time.Minute)
+		for recs < restoreRecords && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			recs, took = 0, 0
+			for line := range strings.SplitSeq(second.stderr.String(), "\n") {
+				if !strings.Contains(line, `msg="restored state"`) {
+					continue
+				}
+				n, _ := strconv.Atoi(logField(line, "changelog_records"))
+				d, _ := time.ParseDuration(logField(line, "duration"))
+				recs += n
+				took += d
+			}
+		}
+		if err := second.stop(); err != nil {
+			b.Fatalf("second member: %v", err)
+		}
+		if recs < restoreRecords {
+			b.Fatalf("the new member logged restoring %d changelog records, want %d; it logged:\n%s", recs, restoreRecords, second.stderr.String())
+		}
+		restored += took
+		records += recs
+	}
+	b.ReportMetric(float64(restored.Milliseconds())*100_000/float64(records), "restore-ms/100k")
+	b.ReportMetric(float64(records)/float64(b.N), "changelog-records")
+}
+
+// fillDistinct writes n records with distinct keys k0..k(n-1).
+func fillDistinct(b *testing.B, brokers []string, topic string, n int) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	for i := range n {
+		cl.Produce(ctx, &kgo.Record{Key: []byte("k" + strconv.Itoa(i)), Value: []byte("v")}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
 }

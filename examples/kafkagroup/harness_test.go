@@ -268,10 +268,10 @@ func startMember(t *testing.T, bin, name, addr, app string, o Options, extra ...
 }
 
 // groupTimeouts are the group-mode timeouts the members run with in these
-// tests: a 1s session (the broker allows 100ms), 100ms heartbeats and a 3s
-// transaction timeout, so a killed member's partitions move within
-// seconds.
-var groupTimeouts = []string{}
+// tests: a 1s session (the broker allows 100ms; members heartbeat every
+// 100ms) and a 2s transaction timeout, so a killed member's partitions
+// move within seconds.
+var groupTimeouts = []string{"--group-session-timeout", "1s", "--group-transaction-timeout", "2s"}
 
 // kill sends SIGKILL and waits for the process to end.
 func (m *member) kill() {
