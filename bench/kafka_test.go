@@ -105,7 +105,7 @@ func runnelConfig(workers int, dir string) runnel.Config {
 	return cfg
 }
 
-func fillTopic(b *testing.B, brokers []string, topic string, n int) {
+func fillTopic(b testing.TB, brokers []string, topic string, n int) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
 	if err != nil {
 		b.Fatal(err)
@@ -121,7 +121,7 @@ func fillTopic(b *testing.B, brokers []string, topic string, n int) {
 	}
 }
 
-func createTopic(b *testing.B, brokers []string, topic string, partitions int32) {
+func createTopic(b testing.TB, brokers []string, topic string, partitions int32) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		b.Fatal(err)

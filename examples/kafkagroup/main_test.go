@@ -181,3 +181,28 @@ func TestGroupScaling(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupBrokerGone: the broker process is killed under two members.
+func TestGroupBrokerGone(t *testing.T) {
+	runnelBin, bin := bins(t)
+	o := testOptions()
+	b := startBroker(t, runnelBin, o.In+":4", o.Counts+":4", o.Windows+":4")
+	in := makeInput(21, 3000, vocab)
+	produce(t, b.addr, o.In, in)
+	ms := []*member{startMember(t, bin, "a", b.addr, "gone", o), startMember(t, bin, "b", b.addr, "gone", o)}
+	counts := follow(t, b.addr, o.Counts)
+	if !waitFor(t, counts, 500, time.Minute, ms...) {
+		return
+	}
+	counts.close()
+	killed := time.Now()
+	b.kill()
+	for _, m := range ms {
+		select {
+		case <-m.done:
+			t.Logf("member %s: %v after %v:\n%s", m.name, m.err, time.Since(killed), m.stderr.String())
+		case <-time.After(90 * time.Second):
+			t.Logf("member %s still running after 90s:\n%s", m.name, m.stderr.String())
+		}
+	}
+}
