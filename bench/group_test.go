@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +38,11 @@ import (
 // memberEnv names the environment variable that makes this test binary a
 // group member (its value is a JSON memberSpec) instead of running tests.
 const memberEnv = "RUNNEL_BENCH_MEMBER"
+
+// memberProfileEnv names an environment variable: a directory where each
+// member process writes its CPU profile (cpu-KIND-GROUP-INDEX.out), for
+// `go tool pprof bench.test DIR/cpu-runnel-gapp-3-0.out`.
+const memberProfileEnv = "RUNNEL_BENCH_MEMBER_PROFILE"
 
 // memberSpec says what a member process runs.
 type memberSpec struct {
@@ -66,6 +73,18 @@ func runMember(specJSON string) int {
 	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
 		fmt.Fprintf(os.Stderr, "member: bad %s: %v\n", memberEnv, err)
 		return 1
+	}
+	if dir := os.Getenv(memberProfileEnv); dir != "" {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%s-%s-%d.out", spec.Kind, spec.Group, spec.Index)))
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "member: %s: %v\n", memberProfileEnv, err)
+			return 1
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -224,7 +243,7 @@ func groupCountFlow(brokers []string, in, out string) *runnel.Dataflow {
 // loop and Runnel in group mode), run in this process on a small input,
 // write the same counts: every key's counts 1..n exactly once.
 func TestGroupBenchFlowsAgree(t *testing.T) {
-	const n = 4000
+	const n = 2000
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

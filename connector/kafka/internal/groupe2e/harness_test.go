@@ -1,4 +1,4 @@
-package main
+package groupe2e
 
 import (
 	"bufio"
@@ -44,7 +44,7 @@ func bins(t *testing.T) (runnelBin, exampleBin string) {
 		if binErr != nil {
 			return
 		}
-		for name, pkg := range map[string]string{"runnel": "../../cmd/runnel", "kafkagroup": "."} {
+		for name, pkg := range map[string]string{"runnel": "../../../../cmd/runnel", "kafkagroup": "../../../../examples/kafkagroup"} {
 			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
 			if err != nil {
 				binErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
@@ -107,6 +107,34 @@ func (b *broker) kill() {
 	<-b.done
 }
 
+// Options are examples/kafkagroup's own flags.
+type Options struct {
+	In, Counts, Windows string
+	Window, Wait        time.Duration
+}
+
+// args are the flags that give o to the example.
+func (o Options) args() []string {
+	return []string{"--in", o.In, "--counts", o.Counts, "--windows", o.Windows,
+		"--window", o.Window.String(), "--wait", o.Wait.String()}
+}
+
+// Count is a record of the example's "counts" topic (the value; the key is
+// the word).
+type Count struct {
+	ID string `json:"id"`
+	N  int    `json:"n"`
+}
+
+// WindowCount is a record of the example's "windows" topic.
+type WindowCount struct {
+	Window int64     `json:"window"`
+	Start  time.Time `json:"start"`
+	Count  int       `json:"count,omitempty"`
+	Late   bool      `json:"late,omitempty"`
+	ID     string    `json:"id,omitempty"`
+}
+
 // input is one message of the input topic.
 type input struct {
 	id, word string
@@ -117,9 +145,7 @@ type input struct {
 // that wait 2 minutes of event time; the input's event time advances 200ms
 // per message, so windows close while the input is read.
 func testOptions() Options {
-	o := DefaultOptions()
-	o.Window, o.Wait = time.Minute, 2*time.Minute
-	return o
+	return Options{In: "words", Counts: "counts", Windows: "windows", Window: time.Minute, Wait: 2 * time.Minute}
 }
 
 var epoch0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -245,9 +271,7 @@ func (s *syncBuffer) String() string {
 // transaction timeouts.
 func startMember(t *testing.T, bin, name, addr, app string, o Options, extra ...string) *member {
 	t.Helper()
-	args := []string{"--in", o.In, "--counts", o.Counts, "--windows", o.Windows,
-		"--window", o.Window.String(), "--wait", o.Wait.String(),
-		"--group", app, "--brokers", addr, "-s", "100ms", "--log-level", "info"}
+	args := append(o.args(), "--group", app, "--brokers", addr, "-s", "100ms", "--log-level", "info")
 	args = append(args, groupTimeouts...)
 	args = append(args, extra...)
 	m := &member{name: name, cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
