@@ -458,3 +458,71 @@ func TestBrokerDisappears(t *testing.T) {
 		t.Fatal("the member did not notice that its broker is gone")
 	}
 }
+
+// notifyFlow counts words and, 2s after a word's last item, emits its
+// count again from a timer: "item n" then "notify n".
+func notifyFlow(brokers []string) *runnel.Dataflow {
+	flow := runnel.NewDataflow("group_notify")
+	msgs := op.Input("in", flow, kafka.NewSource(brokers, []string{"in"}))
+	words := kafka.MustDecode("decode", msgs, kafka.String(), kafka.String())
+	keyed := op.KeyOn("key", words, func(r kafka.Record[string, string]) string { return r.Value })
+	out := op.Stateful("notify", keyed,
+		func(c *op.Context[string, string], n int, _ bool, _ kafka.Record[string, string]) (int, bool) {
+			c.NotifyAt(c.Now().Add(2 * time.Second))
+			c.Emit("item " + strconv.Itoa(n+1))
+			return n + 1, true
+		},
+		op.OnNotify(func(c *op.Context[string, string], n int) (int, bool) {
+			c.Emit("notify " + strconv.Itoa(n))
+			return n, true
+		}))
+	op.Output("out", kafka.Encode("encode", out, "out", kafka.String(), kafka.String()), kafka.NewSink(brokers))
+	return flow
+}
+
+// TestTimerDueWhenAMemberStarts: a member that takes over keys whose
+// timers are already due fires them at once, inside its transaction.
+func TestTimerDueWhenAMemberStarts(t *testing.T) {
+	brokers := cluster(t, map[string]int32{"in": 4, "out": 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	produce(t, brokers, "in", words(0, 74)...) // every word twice
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var lines []string
+	readUntil := func(prefix string, n int) {
+		deadline := time.Now().Add(30 * time.Second)
+		for countPrefix(lines, prefix) < n && time.Now().Before(deadline) {
+			pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) { lines = append(lines, string(r.Value)) })
+			cancel()
+		}
+	}
+	a := startMember(ctx, t, notifyFlow(brokers), brokers, 1)
+	readUntil("item ", 74)
+	a.end(t) // before its timers are due: they are in the changelog
+	if n := countPrefix(lines, "notify "); n != 0 {
+		t.Fatalf("%d timers fired before the first member stopped; the test needs them pending", n)
+	}
+	time.Sleep(2 * time.Second)
+	b := startMember(ctx, t, notifyFlow(brokers), brokers, 2)
+	readUntil("notify ", 37)
+	if n := countPrefix(lines, "notify "); n != 37 {
+		t.Errorf("%d timer outputs, want one per word (37): %v", n, lines)
+	}
+	b.end(t)
+}
+
+func countPrefix(lines []string, prefix string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			n++
+		}
+	}
+	return n
+}

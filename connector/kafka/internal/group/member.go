@@ -99,6 +99,7 @@ type member struct {
 	gen *generation
 
 	retrying   bool // a group-session error was logged and has not cleared
+	inTxn      bool // a transaction is open (begin)
 	produced   atomic.Int64
 	produceMu  sync.Mutex
 	produceErr error
@@ -359,21 +360,49 @@ func (m *member) assignmentChanged() bool {
 	return m.changed
 }
 
+// begin opens the member's transaction, if none is open. Everything the
+// workers emit goes into it, so it is open whenever a session runs: a
+// timer can fire as soon as a session starts.
+func (m *member) begin() error {
+	if m.inTxn {
+		return nil
+	}
+	if err := m.sess.Begin(); err != nil {
+		return fmt.Errorf("group %s: begin transaction: %w", m.set.App, m.withBrokers(err))
+	}
+	m.inTxn = true
+	return nil
+}
+
+// abort ends the open transaction, if any, without committing: its
+// records are discarded and the consumer rewinds to the committed offsets.
+func (m *member) abort() error {
+	if !m.inTxn {
+		return nil
+	}
+	m.inTxn = false
+	ctx, cancel := context.WithTimeout(context.Background(), m.set.TransactionTimeout)
+	defer cancel()
+	if _, err := m.sess.End(ctx, kgo.TryAbort); err != nil {
+		return fmt.Errorf("group %s: abort transaction: %w", m.set.App, m.withBrokers(err))
+	}
+	return nil
+}
+
+// withBrokers adds what the client knows of unreachable brokers to err, so
+// that a commit that timed out says why.
+func (m *member) withBrokers(err error) error {
+	if herr := m.health.Check(0, m.set.Brokers); herr != nil {
+		return fmt.Errorf("%w (%v)", err, herr)
+	}
+	return err
+}
+
 // loop runs epochs until the end: each is one transaction.
 func (m *member) loop(ctx context.Context) error {
 	stop := m.set.Stop
 	var committed engine.Epoch
-	inTxn := false
-	abort := func() error {
-		if !inTxn {
-			return nil
-		}
-		inTxn = false
-		actx, cancel := context.WithTimeout(context.Background(), m.set.TransactionTimeout)
-		defer cancel()
-		_, err := m.sess.End(actx, kgo.TryAbort)
-		return err
-	}
+	abort := m.abort
 	fail := func(err error) error { return errors.Join(err, abort()) }
 	for {
 		select {
@@ -396,11 +425,8 @@ func (m *member) loop(ctx context.Context) error {
 			}
 			committed = 0
 		}
-		if !inTxn {
-			if err := m.sess.Begin(); err != nil {
-				return fmt.Errorf("group %s: begin transaction: %w", m.set.App, err)
-			}
-			inTxn = true
+		if err := m.begin(); err != nil {
+			return err
 		}
 		open := committed + 1
 		m.produced.Store(0)
@@ -451,12 +477,12 @@ func (m *member) loop(ctx context.Context) error {
 		ended := time.Now()
 		ok, err := m.sess.End(ectx, kgo.TryCommit)
 		cancel()
-		inTxn = false
+		m.inTxn = false
 		if err == nil {
 			err = m.takeProduceErr()
 		}
 		if err != nil {
-			return fmt.Errorf("group %s: commit epoch: %w", m.set.App, err)
+			return fmt.Errorf("group %s: commit epoch: %w", m.set.App, m.withBrokers(err))
 		}
 		if !ok {
 			m.log.Info("epoch aborted: the group rebalanced during it; rebuilding from the last commit")
@@ -477,6 +503,11 @@ func (m *member) loop(ctx context.Context) error {
 			c.At.Store(time.Now().UnixNano())
 			c.Rows.Add(int64(len(changes)))
 			c.Duration.Observe(took.Seconds(), uint64(took))
+		}
+		// The next transaction opens before the workers go on: a timer
+		// may fire as soon as they do.
+		if err := m.begin(); err != nil {
+			return err
 		}
 		committed = open
 		m.gen.sess.Committed(open)

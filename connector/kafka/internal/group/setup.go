@@ -385,6 +385,12 @@ func (m *member) rebuild(ctx context.Context) error {
 		}
 	}
 	m.gen = g
+	// The session's steps may emit as soon as they start (a restored
+	// window whose time has passed): the transaction must be open.
+	if err := m.begin(); err != nil {
+		m.gen = nil
+		return err
+	}
 	sess, err := runner.StartSession(m.flow, runner.SessionConfig{
 		Workers: W, Clock: m.set.Clock, Context: WithMember(ctx, m), Resume: resume, Remote: m, EpochInterval: m.set.Interval,
 		Drained: func(w int) bool { return g.pending[w].Load() == 0 },
