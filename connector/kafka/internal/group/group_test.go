@@ -28,7 +28,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // cluster starts an in-process Kafka-protocol broker with topics.
-func cluster(t *testing.T, topics map[string]int32) []string {
+func cluster(t testing.TB, topics map[string]int32) []string {
 	t.Helper()
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100 * time.Millisecond)}
 	for name, n := range topics {
@@ -42,7 +42,7 @@ func cluster(t *testing.T, topics map[string]int32) []string {
 	return c.ListenAddrs()
 }
 
-func produce(t *testing.T, brokers []string, topic string, recs ...*kgo.Record) {
+func produce(t testing.TB, brokers []string, topic string, recs ...*kgo.Record) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
 	if err != nil {
@@ -75,7 +75,7 @@ type member struct {
 	done chan error
 }
 
-func startMember(ctx context.Context, t *testing.T, flow *runnel.Dataflow, brokers []string, workers int) *member {
+func startMember(ctx context.Context, t testing.TB, flow *runnel.Dataflow, brokers []string, workers int) *member {
 	t.Helper()
 	cfg, _, err := runnel.ParseConfig("test", []string{"--group", "app", "--brokers", strings.Join(brokers, ","),
 		"-w", strconv.Itoa(workers), "-s", "0.2", "--group-session-timeout", "1s", "--group-transaction-timeout", "3s"})
@@ -88,7 +88,7 @@ func startMember(ctx context.Context, t *testing.T, flow *runnel.Dataflow, broke
 	return m
 }
 
-func (m *member) end(t *testing.T) {
+func (m *member) end(t testing.TB) {
 	t.Helper()
 	close(m.stop)
 	select {
@@ -104,7 +104,7 @@ func (m *member) end(t *testing.T) {
 
 // readCounts reads topic out read_committed until want results are there
 // (or the deadline), and returns every (word, n) pair.
-func readCounts(t *testing.T, brokers []string, want int, within time.Duration) map[string][]int {
+func readCounts(t testing.TB, brokers []string, want int, within time.Duration) map[string][]int {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -194,7 +194,7 @@ func TestRunningCountOnThreeMembers(t *testing.T) {
 
 var _ = fmt.Sprint
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(b), "\n"))

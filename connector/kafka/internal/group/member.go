@@ -279,6 +279,13 @@ func (m *member) join() error {
 		kgo.HeartbeatInterval(m.set.Heartbeat),
 		kgo.RebalanceTimeout(max(time.Minute, 3*m.set.Interval)),
 		kgo.BlockRebalanceOnPoll(),
+		// An epoch's output waits in the producer until the epoch
+		// commits: let a busy epoch buffer more than kgo's 10k records
+		// without blocking the workers.
+		kgo.MaxBufferedRecords(256 << 10),
+		// What one step commits, the next reads: fetches that wait less
+		// pass records between steps sooner.
+		kgo.FetchMaxWait(max(10*time.Millisecond, min(m.set.Interval/4, 500*time.Millisecond))),
 		kgo.RecordPartitioner(partitioner{m}),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) { m.onAssigned(a) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { m.onRevoked(r, "revoked") }),
@@ -632,17 +639,20 @@ func (m *member) dispatch(fs kgo.Fetches) (n int, ok bool) {
 		}
 		if k := m.byRep[p.Topic]; k != nil {
 			w := int(p.Partition) % W
-			for _, r := range p.Records {
-				in := 0
-				for _, h := range r.Headers {
-					if h.Key == inputHeader {
-						in, _ = strconv.Atoi(string(h.Value))
-					}
+			// Runs of records for one input go to its queue under one lock.
+			for i := 0; i < len(p.Records); {
+				in := inputOf(p.Records[i])
+				j := i + 1
+				for j < len(p.Records) && inputOf(p.Records[j]) == in {
+					j++
 				}
 				q := g.remoteQueue(remoteKey{worker: w, step: k.id, input: in})
 				q.mu.Lock()
-				q.vals = append(q.vals, r.Value)
+				for _, r := range p.Records[i:j] {
+					q.vals = append(q.vals, r.Value)
+				}
 				q.mu.Unlock()
+				i = j
 			}
 			g.pending[w].Add(int64(len(p.Records)))
 			n += len(p.Records)
@@ -659,6 +669,18 @@ func (m *member) dispatch(fs kgo.Fetches) (n int, ok bool) {
 		}
 	})
 	return n, ok
+}
+
+// inputOf is the keyed step's input a repartition record is for (0
+// without the header).
+func inputOf(r *kgo.Record) int {
+	for _, h := range r.Headers {
+		if h.Key == inputHeader {
+			in, _ := strconv.Atoi(string(h.Value))
+			return in
+		}
+	}
+	return 0
 }
 
 func (g *generation) remoteQueue(k remoteKey) *remoteQueue {
