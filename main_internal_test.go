@@ -33,6 +33,7 @@ func TestMainExitCodes(t *testing.T) {
 		{"RUNNEL_GROUP with -r", []string{"-r", "dir", "-s", "1", "-b", "0"}, map[string]string{"RUNNEL_GROUP": "app", "RUNNEL_BROKERS": "127.0.0.1:9092"}, 2, "", "group mode keeps state in Kafka changelog topics; drop -r"},
 		{"--key-groups without --group", []string{"--key-groups", "8"}, nil, 2, "", "--key-groups needs --group"},
 		{"bad RUNNEL_BROKERS", nil, map[string]string{"RUNNEL_BROKERS": "kafka"}, 2, "", "RUNNEL_BROKERS"},
+		{"--from-recovery without --group", []string{"--from-recovery", "db"}, nil, 2, "", "--from-recovery needs --group"},
 		{"removed -a", []string{"-a", "h:1"}, nil, 2, "", "unknown shorthand flag: 'a'"},
 		{"removed --process-id", []string{"--process-id", "0"}, nil, 2, "", "unknown flag: --process-id"},
 	} {

@@ -76,6 +76,15 @@ type Config struct {
 	// the time to take them over; it must exceed the snapshot interval.
 	GroupTransactionTimeout time.Duration
 
+	// FromRecovery seeds a new group-mode application from the recovery
+	// directory of a stopped one-process run (--from-recovery DIR, flag
+	// only): every keyed step's committed state is written to its
+	// changelog topic and the Kafka sources' positions are committed as
+	// the group's offsets; then the program exits without running the
+	// flow. Needs Group; refused when the group has committed offsets or
+	// live members. See docs/scaling.md.
+	FromRecovery string
+
 	// RecoveryDir is the directory of recovery partitions, created with
 	// `runnel recovery init DIR N` (-r, --recovery-directory,
 	// RUNNEL_RECOVERY_DIRECTORY). Empty (the default) disables recovery:
@@ -494,7 +503,7 @@ func mainWith(argv []string, getenv func(string) string, stdout, stderr io.Write
 		opts = append(opts, runOption(func(o *runner.Options) { o.Progress = stderr }))
 	}
 	err = Run(ctx, flow, cfg, opts...)
-	if err != nil && cfg.RecoveryPlan {
+	if err != nil && (cfg.RecoveryPlan || cfg.FromRecovery != "") {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err) // a plan's refusal is output, not a log line
 	}
 	// Otherwise Run has logged how it ended, with the step of a failure.

@@ -11,6 +11,7 @@
 //	-s, --snapshot-interval T     RUNNEL_SNAPSHOT_INTERVAL     default 10s; required with -r
 //	-b, --backup-interval T       RUNNEL_BACKUP_INTERVAL       required with -r, only with -r
 //	    --drop-state STEP         (flag only)
+//	    --from-recovery DIR       (flag only; group mode)
 //	    --recovery-plan           (flag only)
 //	    --print-flow FORMAT       (flag only) mermaid, dot or json
 //	    --api-addr HOST:PORT      RUNNEL_API_ADDR              default none
@@ -118,6 +119,15 @@ type Config struct {
 	// the time to take them over; it must exceed the snapshot interval.
 	GroupTransactionTimeout time.Duration
 
+	// FromRecovery seeds a new group-mode application from the recovery
+	// directory of a stopped one-process run (--from-recovery DIR, flag
+	// only): every keyed step's committed state is written to its
+	// changelog topic and the Kafka sources' positions are committed as
+	// the group's offsets; then the program exits without running the
+	// flow. Needs Group; refused when the group has committed offsets or
+	// live members. See docs/scaling.md.
+	FromRecovery string
+
 	// RecoveryDir is the directory of recovery partitions, created with
 	// `runnel recovery init DIR N` (-r, --recovery-directory,
 	// RUNNEL_RECOVERY_DIRECTORY). Empty (the default) disables recovery:
@@ -203,6 +213,7 @@ const (
 	flagB     = "-b/--backup-interval"
 	flagDrop  = "--drop-state"
 	flagPlan  = "--recovery-plan"
+	flagFrom  = "--from-recovery"
 	flagPrint = "--print-flow"
 	flagAPI   = "--api-addr"
 	flagPprof = "--api-pprof"
@@ -330,6 +341,9 @@ func (c Config) check(g *given) []error {
 			add("%s: empty step id", flagDrop)
 			break
 		}
+	}
+	if c.FromRecovery != "" && c.Group == "" {
+		add("%s needs %s (it seeds a group-mode application from a recovery directory)", flagFrom, flagGroup)
 	}
 	if !recovery && c.RecoveryPlan {
 		add("%s needs %s (there is nothing to plan without recovery data)", flagPlan, flagR)

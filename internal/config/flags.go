@@ -82,6 +82,8 @@ func newFlagSet(program string, c *Config) *pflag.FlagSet {
 		"how long superseded snapshots are kept")
 	fs.Var(&stepsValue{p: &c.DropState}, "drop-state",
 		"discard the stored state of this step")
+	fs.Var(&dirValue{p: &c.FromRecovery}, "from-recovery",
+		"seed a new group from a stopped run's recovery directory and exit")
 	fs.BoolVar(&c.RecoveryPlan, "recovery-plan", false,
 		"print the recovery plan and exit")
 	fs.Var(&choiceValue{p: &c.PrintFlow, choices: []string{"mermaid", "dot", "json"}}, "print-flow",
@@ -548,6 +550,12 @@ const usageFlags = `Flags:
                                  partitions wait for it. Longer than -s. Env
                                  RUNNEL_GROUP_TRANSACTION_TIMEOUT. Default
                                  the larger of 10s and 3 epochs.
+      --from-recovery DIR        Seed a new group-mode application (--group)
+                                 from the recovery directory of a stopped
+                                 one-process run: its keyed state goes to the
+                                 changelog topics and its Kafka input positions
+                                 become the group's offsets; then exit. Run it
+                                 once, before starting the members.
   -h, --help                     Print this help and exit.
 
 Intervals (T) are plain seconds ("30", "0.05") or Go durations ("30s",

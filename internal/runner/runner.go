@@ -165,7 +165,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := opt.Logger.With("flow", flow.ID())
-	if !cfg.RecoveryPlan {
+	if !cfg.RecoveryPlan && cfg.FromRecovery == "" {
 		defer func() { logEnd(log, err) }()
 	}
 	if err := flow.Validate(); err != nil {
@@ -177,6 +177,9 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	if cfg.Group != "" {
 		if GroupRun == nil {
 			return fmt.Errorf("--group %s: %w", cfg.Group, errGroupNotBuilt)
+		}
+		if cfg.FromRecovery != "" {
+			return GroupRun(ctx, flow, cfg, opt) // seeds the group and returns
 		}
 		srv, aerr := serveAPI(cfg, opt)
 		if aerr != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -51,6 +52,11 @@ type Settings struct {
 	// workers' step counters, which carry on across rebuilds, and its
 	// commits.
 	API *api.Server
+	// FromRecovery, when set, makes Run seed the group from this recovery
+	// directory and return instead of joining (--from-recovery); the
+	// report goes to Out.
+	FromRecovery string
+	Out          io.Writer
 }
 
 func init() { runner.GroupRun = runConfig }
@@ -61,7 +67,7 @@ func runConfig(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt 
 		App: cfg.Group, Brokers: cfg.Brokers, KeyGroups: cfg.KeyGroups, Workers: cfg.WorkersPerProcess,
 		Interval: cfg.SnapshotInterval, SessionTimeout: cfg.GroupSessionTimeout,
 		TransactionTimeout: cfg.GroupTransactionTimeout, Logger: opt.Logger, Clock: opt.Clock, Stop: opt.Stop,
-		API: opt.API,
+		API: opt.API, FromRecovery: cfg.FromRecovery, Out: opt.Out,
 	})
 }
 
@@ -190,6 +196,13 @@ func Run(ctx context.Context, flow *plan.Dataflow, set Settings) (err error) {
 	m.adm = kadm.NewClient(m.base)
 	if err := m.setup(ctx); err != nil {
 		return err
+	}
+	if set.FromRecovery != "" {
+		if set.Out == nil {
+			set.Out = io.Discard
+			m.set.Out = io.Discard
+		}
+		return m.importRecovery(ctx)
 	}
 	if err := m.join(); err != nil {
 		return err
