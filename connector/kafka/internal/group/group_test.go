@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/connector/kafka"
+	"github.com/runnel-dev/runnel/connector/kafka/internal/group"
 	"github.com/runnel-dev/runnel/internal/testflow"
 	"github.com/runnel-dev/runnel/op"
 	"github.com/runnel-dev/runnel/runneltest"
@@ -525,4 +527,40 @@ func countPrefix(lines []string, prefix string) int {
 		}
 	}
 	return n
+}
+
+// TestRepartitionRecordsPurged: what a member has consumed and committed
+// from its repartition partitions is deleted, so they do not grow forever.
+func TestRepartitionRecordsPurged(t *testing.T) {
+	defer group.SetPurgeEvery(0)()
+	brokers := cluster(t, map[string]int32{"in": 4, "out": 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	produce(t, brokers, "in", words(0, 1000)...)
+	m := startMember(ctx, t, countFlow(brokers), brokers, 2)
+	readCounts(t, brokers, 1000, 30*time.Second)
+	produce(t, brokers, "in", words(1000, 1010)...) // one more commit purges the first ones
+	readCounts(t, brokers, 1010, 30*time.Second)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topic := "app.group_count.count.repartition"
+	var start int64
+	deadline := time.Now().Add(10 * time.Second)
+	for start == 0 && time.Now().Before(deadline) {
+		so, err := adm.ListStartOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start = 0
+		so.Each(func(o kadm.ListedOffset) { start += o.Offset })
+		time.Sleep(100 * time.Millisecond)
+	}
+	if start == 0 {
+		t.Errorf("no record of %s was deleted", topic)
+	}
+	m.end(t)
 }

@@ -106,6 +106,9 @@ type member struct {
 
 	retrying   bool // a group-session error was logged and has not cleared
 	inTxn      bool // a transaction is open (begin)
+	purged     time.Time
+	purging    atomic.Bool
+	purges     sync.WaitGroup
 	produced   atomic.Int64
 	produceMu  sync.Mutex
 	produceErr error
@@ -211,6 +214,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, set Settings) (err error) {
 		if m.gen != nil {
 			err = errors.Join(err, m.gen.sess.Stop())
 		}
+		m.purges.Wait()
 		// The last poll blocks rebalances (BlockRebalanceOnPoll), and
 		// leaving the group is one.
 		m.sess.CloseAllowingRebalance()
@@ -380,6 +384,49 @@ func (m *member) assignmentChanged() bool {
 	return m.changed
 }
 
+// purgeEvery is how often a member deletes the repartition records it
+// has consumed and committed.
+var purgeEvery = 30 * time.Second
+
+// purge deletes, every purgeEvery, the records of the repartition
+// partitions this member owns below its committed offsets: they are read
+// and their effects are in the changelog, so the topics do not grow
+// forever (Kafka Streams does the same). It runs in the background; a
+// failure is only logged, the next purge retries.
+func (m *member) purge() {
+	if len(m.keyed) == 0 || time.Since(m.purged) < purgeEvery || m.purging.Load() {
+		return
+	}
+	m.purged = time.Now()
+	offsets := kadm.Offsets{}
+	for t, ps := range m.sess.Client().CommittedOffsets() {
+		if m.byRep[t] == nil {
+			continue
+		}
+		for p, o := range ps {
+			if m.gen.own[t][p] && o.Offset > 0 {
+				offsets.Add(kadm.Offset{Topic: t, Partition: p, At: o.Offset})
+			}
+		}
+	}
+	if len(offsets) == 0 {
+		return
+	}
+	m.purging.Store(true)
+	m.purges.Go(func() {
+		defer m.purging.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		resp, err := m.adm.DeleteRecords(ctx, offsets)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			m.log.Warn("could not delete consumed repartition records; retrying later", "err", err.Error())
+		}
+	})
+}
+
 // begin opens the member's transaction, if none is open. Everything the
 // workers emit goes into it, so it is open whenever a session runs: a
 // timer can fire as soon as a session starts.
@@ -524,6 +571,7 @@ func (m *member) loop(ctx context.Context) error {
 			c.Rows.Add(int64(len(changes)))
 			c.Duration.Observe(took.Seconds(), uint64(took))
 		}
+		m.purge()
 		// The next transaction opens before the workers go on: a timer
 		// may fire as soon as they do.
 		if err := m.begin(); err != nil {
