@@ -123,6 +123,14 @@ func TestBuildErrorWithoutSpuriousNoOutput(t *testing.T) {
 	if strings.Contains(err.Error(), "no output step") {
 		t.Errorf("err = %v, has a spurious \"no output step\"", err)
 	}
+	// The same for a nil sink constructor given to OutputTo.
+	flow = runnel.NewDataflow("b")
+	s = op.Input("inp", flow, runneltest.NewSource([]int{1}))
+	op.OutputTo("out", s, nil)
+	err = runnel.Run(context.Background(), flow, runneltest.Config(1, time.Hour, ""))
+	if err == nil || !strings.Contains(err.Error(), "step b.out: the sink constructor is nil") || strings.Contains(err.Error(), "no output step") {
+		t.Fatalf("err = %v, want the nil sink constructor named alone", err)
+	}
 	// A flow that really has no output still says so.
 	flow = runnel.NewDataflow("b")
 	op.Input("inp", flow, runneltest.NewSource([]int{1}))

@@ -18,7 +18,7 @@ func ExampleMain() {
 	nums := op.Input("inp", flow, runneltest.NewSource([]int{0, 1, 2}))
 	keyed := op.KeyOn("key", nums, func(int) string { return "ALL" })
 	sums := op.StatefulMap("sum", keyed, func(sum int, _ bool, x int) (int, bool, int) { return sum + x, true, sum + x })
-	op.Output("out", sums, stdio.NewSink[runnel.KV[string, int]]())
+	op.OutputTo("out", sums, stdio.NewSink)
 	runnel.Main(flow,
 		runnel.WithUsage("", "Prints a running sum of 0 1 2."),
 		runnel.WithExample("Run on two workers.", "tutorial -w 2"))
@@ -42,7 +42,7 @@ func ExampleMainFunc() {
 		}
 		flow := runnel.NewDataflow("sum")
 		nums := op.Input("inp", flow, runneltest.NewSource(inp))
-		op.Output("out", nums, stdio.NewSink[int]())
+		op.OutputTo("out", nums, stdio.NewSink)
 		return flow, nil
 	}, runnel.WithUsage("N...", "Prints the numbers N."))
 }

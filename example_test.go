@@ -31,7 +31,7 @@ func ExampleRun() {
 		sums := op.StatefulMap("running_count", keyed, func(sum int, _ bool, x int) (int, bool, int) {
 			return sum + x, true, sum + x
 		})
-		op.Output("out", sums, stdio.NewSink[runnel.KV[string, int]]())
+		op.OutputTo("out", sums, stdio.NewSink)
 		return flow
 	}
 	cfg := runnel.DefaultConfig()
@@ -104,7 +104,7 @@ func (p *countdownPart) Close() error           { return nil }
 func ExamplePartitionedInput() {
 	flow := runnel.NewDataflow("countdown")
 	s := op.Input("inp", flow, runnel.PartitionedInput(countdown{starts: map[string]int{"a": 2}}))
-	op.Output("out", s, stdio.NewSink[string]())
+	op.OutputTo("out", s, stdio.NewSink)
 	if err := runnel.Run(context.Background(), flow, runnel.DefaultConfig()); err != nil {
 		fmt.Println(err)
 	}

@@ -12,7 +12,7 @@
 //	keyed := op.KeyOn("key_stream", nums, func(int) string { return "ALL" })
 //	sums := op.StatefulMap("running_count", keyed,
 //		func(sum int, _ bool, x int) (int, bool, int) { return sum + x, true, sum + x })
-//	op.Output("out", sums, stdio.NewSink[runnel.KV[string, int]]())
+//	op.OutputTo("out", sums, stdio.NewSink)
 //	runnel.Main(flow)
 //
 // Main parses the standard flags (-w workers, -r recovery directory, -s

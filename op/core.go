@@ -60,6 +60,26 @@ func Output[T any](stepID string, up runnel.Stream[T], to runnel.Sink[T]) {
 	plan.Add(sc, stepID, st, pubapi.Stream(up))
 }
 
+// OutputTo is Output for a sink made by a constructor without arguments,
+// such as stdio.NewSink: pass the constructor itself, not a call, and Go
+// infers its item type from up, as it infers cmp.Compare's in
+// slices.SortFunc:
+//
+//	op.OutputTo("out", counts, stdio.NewSink)
+//
+// does what op.Output("out", counts, stdio.NewSink[runnel.KV[string, int]]())
+// does.
+func OutputTo[T any](stepID string, up runnel.Stream[T], newSink func() runnel.Sink[T]) {
+	if newSink == nil {
+		if sc := scopeOf(up); sc.Flow != nil {
+			plan.Tried(sc.Flow, false, true)
+			brokenWith[T](sc.Flow, stepID, "the sink constructor is nil")
+		}
+		return
+	}
+	Output(stepID, up, newSink())
+}
+
 // stateShape returns the position type's shape function of a source or
 // sink made by the root package (PartitionedInput, PartitionedOutput).
 func stateShape(x any) func() string {

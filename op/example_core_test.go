@@ -13,7 +13,7 @@ import (
 func ExampleInput() {
 	flow := runnel.NewDataflow("input_eg")
 	nums := op.Input("nums", flow, runneltest.NewSource([]int{10, 20, 30}))
-	op.Output("out", nums, stdio.NewSink[int]())
+	op.OutputTo("out", nums, stdio.NewSink)
 	run(flow)
 	// Output:
 	// 10
@@ -35,7 +35,7 @@ func ExampleOutput() {
 func ExampleMap() {
 	flow := runnel.NewDataflow("map_eg")
 	nums := op.Input("nums", flow, runneltest.NewSource([]int{0, 1, 2}))
-	op.Output("out", op.Map("double", nums, func(x int) int { return x * 2 }), stdio.NewSink[int]())
+	op.OutputTo("out", op.Map("double", nums, func(x int) int { return x * 2 }), stdio.NewSink)
 	run(flow)
 	// Output:
 	// 0
@@ -46,7 +46,7 @@ func ExampleMap() {
 func ExampleFilter() {
 	flow := runnel.NewDataflow("filter_eg")
 	nums := op.Input("nums", flow, runneltest.NewSource([]int{0, 1, 2, 3}))
-	op.Output("out", op.Filter("odd", nums, func(x int) bool { return x%2 != 0 }), stdio.NewSink[int]())
+	op.OutputTo("out", op.Filter("odd", nums, func(x int) bool { return x%2 != 0 }), stdio.NewSink)
 	run(flow)
 	// Output:
 	// 1
@@ -56,7 +56,7 @@ func ExampleFilter() {
 func ExampleFlatMap() {
 	flow := runnel.NewDataflow("flat_map_eg")
 	lines := op.Input("lines", flow, runneltest.NewSource([]string{"hello world"}))
-	op.Output("out", op.FlatMap("split", lines, strings.Fields), stdio.NewSink[string]())
+	op.OutputTo("out", op.FlatMap("split", lines, strings.Fields), stdio.NewSink)
 	run(flow)
 	// Output:
 	// hello
@@ -70,7 +70,7 @@ func ExampleFilterMap() {
 		k, v, ok := strings.Cut(s, "=")
 		return runnel.KV[string, string]{Key: k, Value: v}, ok
 	})
-	op.Output("out", pairs, stdio.NewSink[runnel.KV[string, string]]())
+	op.OutputTo("out", pairs, stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('a', '1')
@@ -93,7 +93,7 @@ func ExampleKeyOn() {
 	flow := runnel.NewDataflow("key_on_eg")
 	users := op.Input("users", flow, runneltest.NewSource([]string{"alice", "bob"}))
 	keyed := op.KeyOn("by_initial", users, func(u string) string { return u[:1] })
-	op.Output("out", keyed, stdio.NewSink[runnel.KV[string, string]]())
+	op.OutputTo("out", keyed, stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('a', 'alice')
@@ -103,7 +103,7 @@ func ExampleKeyOn() {
 func ExampleKeyRm() {
 	flow := runnel.NewDataflow("key_rm_eg")
 	s := op.Input("inp", flow, runneltest.NewSource([]runnel.KV[string, int]{{Key: "a", Value: 1}, {Key: "b", Value: 2}}))
-	op.Output("out", op.KeyRm("unkey", s), stdio.NewSink[int]())
+	op.OutputTo("out", op.KeyRm("unkey", s), stdio.NewSink)
 	run(flow)
 	// Output:
 	// 1
@@ -113,7 +113,7 @@ func ExampleKeyRm() {
 func ExampleMapValue() {
 	flow := runnel.NewDataflow("map_value_eg")
 	s := op.Input("inp", flow, runneltest.NewSource([]runnel.KV[string, int]{{Key: "a", Value: 1}, {Key: "b", Value: 2}}))
-	op.Output("out", op.MapValue("tenfold", s, func(x int) int { return x * 10 }), stdio.NewSink[runnel.KV[string, int]]())
+	op.OutputTo("out", op.MapValue("tenfold", s, func(x int) int { return x * 10 }), stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('a', 10)
@@ -157,7 +157,7 @@ func ExampleStatefulMap() {
 	sums := op.StatefulMap("running_sum", keyed, func(sum int, _ bool, x int) (int, bool, int) {
 		return sum + x, true, sum + x
 	})
-	op.Output("out", sums, stdio.NewSink[runnel.KV[string, int]]())
+	op.OutputTo("out", sums, stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('ALL', 0)
@@ -179,6 +179,18 @@ func ExampleStateful() {
 	sink := runneltest.NewSink[runnel.KV[string, int]]()
 	op.Output("out", counts, sink)
 	runSorted(flow, sink)
+	// Output:
+	// ('a', 2)
+	// ('b', 1)
+}
+
+func ExampleOutputTo() {
+	flow := runnel.NewDataflow("output_to_eg")
+	words := op.Input("words", flow, runneltest.NewSource([]string{"a", "b", "a"}))
+	counts := op.CountFinal("count", words, func(w string) string { return w })
+	// stdio.NewSink's item type, runnel.KV[string, int], is inferred.
+	op.OutputTo("out", counts, stdio.NewSink)
+	run(flow)
 	// Output:
 	// ('a', 2)
 	// ('b', 1)

@@ -61,7 +61,7 @@ func ExampleFlatMapBatch() {
 		}
 		return append(out, sum)
 	})
-	op.Output("out", sums, stdio.NewSink[int]())
+	op.OutputTo("out", sums, stdio.NewSink)
 	run(flow)
 	// Output:
 	// 3
@@ -71,7 +71,7 @@ func ExampleFlatMapBatch() {
 func ExampleFlatten() {
 	flow := runnel.NewDataflow("flatten_eg")
 	groups := op.Input("groups", flow, runneltest.NewSource([][]string{{"a", "b"}, {}, {"c"}}))
-	op.Output("out", op.Flatten("flat", groups), stdio.NewSink[string]())
+	op.OutputTo("out", op.Flatten("flat", groups), stdio.NewSink)
 	run(flow)
 	// Output:
 	// a
@@ -85,7 +85,7 @@ func ExampleFlatMapValue() {
 		{Key: "doc1", Value: "to be or"}, {Key: "doc2", Value: "not"},
 	}))
 	words := op.FlatMapValue("split", lines, strings.Fields)
-	op.Output("out", words, stdio.NewSink[runnel.KV[string, string]]())
+	op.OutputTo("out", words, stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('doc1', 'to')
@@ -100,7 +100,7 @@ func ExampleFilterValue() {
 		{Key: "oven", Value: 180}, {Key: "fridge", Value: 4}, {Key: "oven", Value: 220},
 	}))
 	hot := op.FilterValue("hot", temps, func(t float64) bool { return t > 100 })
-	op.Output("out", hot, stdio.NewSink[runnel.KV[string, float64]]())
+	op.OutputTo("out", hot, stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('oven', 180.0)
@@ -117,7 +117,7 @@ func ExampleFilterMapValue() {
 		_, err := fmt.Sscan(s, &n)
 		return n, err == nil
 	})
-	op.Output("out", nums, stdio.NewSink[runnel.KV[string, int]]())
+	op.OutputTo("out", nums, stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('a', 12)
@@ -165,7 +165,7 @@ func ExampleStatefulFlatMap() {
 		}
 		return now, true, []string{fmt.Sprint("back below: ", t)}
 	})
-	op.Output("out", alerts, stdio.NewSink[runnel.KV[string, string]]())
+	op.OutputTo("out", alerts, stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('oven', 'above 200: 210')
@@ -177,7 +177,7 @@ func ExampleCollect() {
 	s := op.Input("inp", flow, runneltest.NewSource([]int{1, 2, 3, 4, 5}))
 	k := op.KeyOn("key", s, func(x int) string { return "ALL" })
 	// Lists of up to 2 items, or what is left at the end of input.
-	op.Output("out", op.Collect("pairs", k, time.Minute, 2), stdio.NewSink[runnel.KV[string, []int]]())
+	op.OutputTo("out", op.Collect("pairs", k, time.Minute, 2), stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('ALL', [1, 2])
@@ -261,7 +261,7 @@ func ExampleMaxFinalFunc() {
 	bids := op.Input("bids", flow, runneltest.NewSource([]bid{{"ann", 5}, {"bob", 7}, {"cid", 7}}))
 	k := op.KeyOn("lot", bids, func(bid) string { return "lot1" })
 	best := op.MaxFinalFunc("best", k, func(a, b bid) int { return a.Price - b.Price })
-	op.Output("out", op.MapValue("who", best, func(b bid) string { return b.Who }), stdio.NewSink[runnel.KV[string, string]]())
+	op.OutputTo("out", op.MapValue("who", best, func(b bid) string { return b.Who }), stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('lot1', 'bob')
@@ -273,7 +273,7 @@ func ExampleMinFinalFunc() {
 		{Key: "k", Value: "pear"}, {Key: "k", Value: "fig"}, {Key: "k", Value: "kiwi"},
 	}))
 	shortest := op.MinFinalFunc("shortest", s, func(a, b string) int { return len(a) - len(b) })
-	op.Output("out", shortest, stdio.NewSink[runnel.KV[string, string]]())
+	op.OutputTo("out", shortest, stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('k', 'fig')
@@ -302,7 +302,7 @@ func ExampleJoin3() {
 	a := op.Input("a", flow, runneltest.NewSource([]runnel.KV[string, int]{{Key: "k", Value: 1}}))
 	b := op.Input("b", flow, runneltest.NewSource([]runnel.KV[string, string]{{Key: "k", Value: "x"}}))
 	c := op.Input("c", flow, runneltest.NewSource([]runnel.KV[string, bool]{{Key: "k", Value: true}}))
-	op.Output("out", op.Join3("join", a, b, c, op.JoinOpts{}), stdio.NewSink[runnel.KV[string, op.Joined3[int, string, bool]]]())
+	op.OutputTo("out", op.Join3("join", a, b, c, op.JoinOpts{}), stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('k', (1, 'x', True))
@@ -314,7 +314,7 @@ func ExampleJoinN() {
 	for i, id := range []string{"s0", "s1", "s2"} {
 		sides = append(sides, op.Input(id, flow, runneltest.NewSource([]runnel.KV[string, int]{{Key: "k", Value: i * 10}})))
 	}
-	op.Output("out", op.JoinN("join", sides, op.JoinOpts{}), stdio.NewSink[runnel.KV[string, []op.Option[int]]]())
+	op.OutputTo("out", op.JoinN("join", sides, op.JoinOpts{}), stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('k', [0, 10, 20])
@@ -331,7 +331,7 @@ func ExampleEnrichCached() {
 	urls := op.EnrichCached("icon_url", events, iconURL, time.Hour, func(cache *op.TTLCache[string, string], code string) string {
 		return cache.Get(code)
 	})
-	op.Output("out", urls, stdio.NewSink[string]())
+	op.OutputTo("out", urls, stdio.NewSink)
 	run(flow)
 	fmt.Println("lookups:", lookups)
 	// Output:

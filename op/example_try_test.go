@@ -17,7 +17,7 @@ func ExampleTryMap() {
 	flow := runnel.NewDataflow("sum")
 	lines := op.Input("inp", flow, runneltest.NewSource([]string{"1", "2", "12x"}))
 	nums := op.TryMap("parse", lines, func(s string) (int, error) { return strconv.Atoi(s) })
-	op.Output("out", nums, stdio.NewSink[int]())
+	op.OutputTo("out", nums, stdio.NewSink)
 	err := runneltest.Run(flow, 1)
 
 	// The error names the step, the item, and where it was read.
@@ -37,7 +37,7 @@ func ExampleFlatMapSeq() {
 	flow := runnel.NewDataflow("words_eg")
 	lines := op.Input("lines", flow, runneltest.NewSource([]string{"to be", "or not"}))
 	words := op.FlatMapSeq("split", lines, strings.FieldsSeq)
-	op.Output("out", words, stdio.NewSink[string]())
+	op.OutputTo("out", words, stdio.NewSink)
 	run(flow)
 	// Output:
 	// to
@@ -56,7 +56,7 @@ func ExampleFlatMapSeq_countdown() {
 			}
 		}
 	})
-	op.Output("out", down, stdio.NewSink[int]())
+	op.OutputTo("out", down, stdio.NewSink)
 	run(flow)
 	// Output:
 	// 3
@@ -74,7 +74,7 @@ func ExampleTryKeyOn() {
 		}
 		return user, nil
 	})
-	op.Output("out", keyed, stdio.NewSink[runnel.KV[string, string]]())
+	op.OutputTo("out", keyed, stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('alice', 'alice:login')
@@ -92,7 +92,7 @@ func ExampleTryStatefulMap() {
 		}
 		return bal + move, true, bal + move, nil
 	})
-	op.Output("out", balances, stdio.NewSink[runnel.KV[string, int]]())
+	op.OutputTo("out", balances, stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('acct-1', 5)
@@ -111,7 +111,7 @@ func ExampleContext_Fail() {
 		c.Emit(n + 1)
 		return n + 1, true
 	})
-	op.Output("out", pages, stdio.NewSink[runnel.KV[string, int]]())
+	op.OutputTo("out", pages, stdio.NewSink)
 	run(flow)
 	// Output:
 	// ('u1', 1)
@@ -132,7 +132,7 @@ func ExampleTryEnrichCached() {
 	}, 0, func(c *op.TTLCache[string, int], fruit string) string {
 		return fmt.Sprint(fruit, " costs ", c.Get(fruit))
 	})
-	op.Output("out", priced, stdio.NewSink[string]())
+	op.OutputTo("out", priced, stdio.NewSink)
 	run(flow)
 	// Output:
 	// apple costs 3

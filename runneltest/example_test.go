@@ -1,8 +1,10 @@
 package runneltest_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/op"
@@ -31,4 +33,21 @@ func Example() {
 	// Output:
 	// 3 items
 	// crashed: true
+}
+
+// Config is a run configuration for runnel.Run in tests: here two workers,
+// one epoch per 10ms and recovery in a directory made by recovery.Init
+// (pass "" for none). runneltest.Run is runnel.Run with Config(workers,
+// time.Hour, "").
+func ExampleConfig() {
+	flow := runnel.NewDataflow("sum")
+	nums := op.Input("inp", flow, runneltest.NewSource([]int{1, 2, 3, 4}))
+	total := op.ReduceFinal("total", op.KeyOn("all", nums, func(int) string { return "all" }),
+		func(a, b int) int { return a + b })
+	sink := runneltest.NewSink[runnel.KV[string, int]]()
+	op.Output("out", total, sink)
+	err := runnel.Run(context.Background(), flow, runneltest.Config(2, 10*time.Millisecond, ""))
+	fmt.Println(err, sink.Items())
+	// Output:
+	// <nil> [('all', 10)]
 }

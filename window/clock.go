@@ -6,13 +6,31 @@ import (
 )
 
 // Clock decides the time of each item and the watermark of each key: how
-// far time has advanced, so that windows ending before it can close. Make
-// one with SystemClock or EventClock; the zero Clock is refused when the
-// flow is built.
-type Clock[V any] struct {
+// far time has advanced, so that windows ending before it can close.
+//
+// A Clock is a function, so that Go infers its item type as it infers
+// cmp.Compare's in slices.SortFunc: pass SystemClock itself, without
+// calling it or naming a type (window.CountWindow("count", s,
+// window.SystemClock, ...)), or what EventClock returns. A nil Clock is
+// refused when the flow is built.
+type Clock[V any] func(*ClockSetup[V])
+
+// ClockSetup is what a Clock fills in to tell a window operator how to
+// tell time. Only this package's clocks (SystemClock, EventClock) know
+// its fields.
+type ClockSetup[V any] struct {
 	ts   func(V) time.Time
 	wait time.Duration
 	kind clockKind
+}
+
+// setup returns what the clock says (the zero setup for a nil clock).
+func (c Clock[V]) setup() ClockSetup[V] {
+	var s ClockSetup[V]
+	if c != nil {
+		c(&s)
+	}
+	return s
 }
 
 type clockKind uint8
@@ -23,13 +41,14 @@ const (
 	eventClock
 )
 
-// SystemClock gives each item the time of the worker's clock when it is
-// processed, and uses that time as the watermark, so no item is ever late.
-// Tests drive it with runnel.WithClock.
+// SystemClock is a Clock: pass it as it is (window.SystemClock), and Go
+// infers its item type V. It gives each item the time of the worker's
+// clock when it is processed, and uses that time as the watermark, so no
+// item is ever late. Tests drive it with runnel.WithClock.
 //
 // It is commonly used for: windows over arrival time, rate limits, "what
 // happened in the last minute" dashboards.
-func SystemClock[V any]() Clock[V] { return Clock[V]{kind: systemClock} }
+func SystemClock[V any](c *ClockSetup[V]) { *c = ClockSetup[V]{kind: systemClock} }
 
 // EventClock reads each item's time with ts. Each key's watermark is the
 // largest timestamp seen minus wait, advanced by the system time that has
@@ -44,7 +63,7 @@ func SystemClock[V any]() Clock[V] { return Clock[V]{kind: systemClock} }
 // It is commonly used for: windows over the time events happened (logs,
 // sensor readings, clicks) rather than when they arrive.
 func EventClock[V any](ts func(V) time.Time, wait time.Duration) Clock[V] {
-	return Clock[V]{ts: ts, wait: max(wait, 0), kind: eventClock}
+	return func(c *ClockSetup[V]) { *c = ClockSetup[V]{ts: ts, wait: max(wait, 0), kind: eventClock} }
 }
 
 // noWatermark marks an event clock that has seen no item yet.

@@ -153,7 +153,7 @@ func ExampleSession() {
 func ExampleSystemClock() {
 	flow := runnel.NewDataflow("system")
 	s := op.Input("inp", flow, runneltest.NewSource([]string{"x", "y", "x"}))
-	out := window.CountWindow("count", s, window.SystemClock[string](),
+	out := window.CountWindow("count", s, window.SystemClock,
 		window.Tumbling(time.Minute, align), func(w string) string { return w })
 	down := sink("down", out.Down)
 	meta := sink("meta", out.Meta)

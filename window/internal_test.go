@@ -189,7 +189,7 @@ func TestStateFreedAfterClose(t *testing.T) {
 			}}
 			flow := runnel.NewDataflow("free")
 			s := op.Input("inp", flow, runnel.DynamicInput[string](src))
-			out := CountWindow("count", s, SystemClock[string](), wdr, func(x string) string { return x })
+			out := CountWindow("count", s, SystemClock, wdr, func(x string) string { return x })
 			down := op.Inspect("when", out.Down, func(runnel.KV[string, Result[int]]) {
 				closedAt = append(closedAt, clock.Now().Sub(start))
 			})

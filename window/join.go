@@ -314,10 +314,14 @@ func JoinWindowN[K runnel.Key, V any](stepID string, sides []runnel.Stream[runne
 			return true
 		})
 	var sc Clock[SV]
-	sc.kind, sc.wait = clock.kind, clock.wait
-	if clock.ts != nil {
-		ts := clock.ts
-		sc.ts = func(s SV) time.Time { return ts(s.Value) }
+	if clock != nil {
+		cs := clock.setup()
+		sc = func(s *ClockSetup[SV]) {
+			s.kind, s.wait = cs.kind, cs.wait
+			if ts := cs.ts; ts != nil {
+				s.ts = func(s SV) time.Time { return ts(s.Value) }
+			}
+		}
 	}
 	inlets := make([]inlet[K, SV, [][]V, row], n)
 	for i, up := range sides {

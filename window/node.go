@@ -60,11 +60,12 @@ func mapInlet[K runnel.Key, V, S, W, T any](up runnel.Stream[T], split func(*T) 
 }
 
 // build adds the window step: one node, one output per stream of Out.
-func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr Windower, lg logic[V, S, W], opts []Option, inlets ...inlet[K, V, S, W]) Out[K, V, W] {
+func build[K runnel.Key, V, S, W any](stepID, kind string, clockFn Clock[V], wdr Windower, lg logic[V, S, W], opts []Option, inlets ...inlet[K, V, S, W]) Out[K, V, W] {
 	var out Out[K, V, W]
 	if len(inlets) == 0 {
 		return out
 	}
+	clock := clockFn.setup()
 	flow := inlets[0].up.(interface{ Flow() *plan.Dataflow }).Flow()
 	if flow == nil {
 		for _, in := range inlets[1:] {
@@ -92,8 +93,10 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clock Clock[V], wdr W
 		}
 	}
 	switch {
+	case clockFn == nil:
+		return broken("the clock is nil; pass window.SystemClock or window.EventClock(...)")
 	case clock.kind == noClock:
-		return broken("the clock is the zero Clock; make one with window.SystemClock or window.EventClock")
+		return broken("the clock set nothing; pass window.SystemClock or window.EventClock(...)")
 	case clock.kind == eventClock && clock.ts == nil:
 		return broken("the event clock's timestamp function is nil")
 	case wdr.check() != "":

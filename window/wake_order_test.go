@@ -45,7 +45,7 @@ func TestDueClosesRunBeforeLaterItems(t *testing.T) {
 			clock.Advance(100 * time.Millisecond)
 		})
 		k := op.KeyOn("key", s, func(x string) string { return x })
-		o := window.Window("w", k, window.SystemClock[string](), window.Tumbling(10*time.Millisecond, start), window.Logic[string, int, string]{
+		o := window.Window("w", k, window.SystemClock, window.Tumbling(10*time.Millisecond, start), window.Logic[string, int, string]{
 			OnValue: func(e *window.Emitter[string], n int, v string) int { e.Emit("value " + v); return n + 1 },
 			OnClose: func(e *window.Emitter[string], n int) { e.Emit(fmt.Sprint("close ", n)) },
 		})

@@ -99,7 +99,8 @@ func TestBuildErrors(t *testing.T) {
 	clock := window.EventClock(at, 0)
 	o := window.CollectWindow("slide", s, clock, window.Sliding(time.Second, 2*time.Second, align))
 	op.Output("o1", o.Down, runneltest.NewSink[runnel.KV[string, window.Result[[]reading]]]())
-	window.CountWindow("zero_clock", op.KeyRm("rm", s), window.Clock[reading]{}, window.Tumbling(time.Second, align), func(r reading) string { return r.Sensor })
+	window.CountWindow("zero_clock", op.KeyRm("rm", s), window.Clock[reading](nil), window.Tumbling(time.Second, align), func(r reading) string { return r.Sensor })
+	window.CountWindow("empty_clock", op.KeyRm("rm2", s), func(*window.ClockSetup[reading]) {}, window.Tumbling(time.Second, align), func(r reading) string { return r.Sensor })
 	window.CollectWindow("zero_windower", s, clock, window.Windower{})
 	window.CollectWindow("neg", s, clock, window.Tumbling(time.Second, align), window.AllowedLateness(-time.Second))
 	window.CollectWindow("gap", s, clock, window.Session(-time.Second))
@@ -108,7 +109,8 @@ func TestBuildErrors(t *testing.T) {
 	err := runneltest.Run(flow, 1)
 	for _, want := range []string{
 		"step f.slide: sliding window offset 2s is longer than its length 1s",
-		"step f.zero_clock: the clock is the zero Clock",
+		"step f.zero_clock: the clock is nil; pass window.SystemClock or window.EventClock(...)",
+		"step f.empty_clock: the clock set nothing; pass window.SystemClock or window.EventClock(...)",
 		"step f.zero_windower: the windower is the zero Windower",
 		"step f.neg: allowed lateness -1s must not be negative",
 		"step f.gap: session gap -1s must not be negative",

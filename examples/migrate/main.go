@@ -66,6 +66,6 @@ func build(args []string) (*runnel.Dataflow, error) {
 	},
 		// Version 1 kept the sum in an int; it did not count items.
 		op.MigrateState(func(sum int) (Running, error) { return Running{Sum: sum}, nil }))
-	op.Output("out", sums, stdio.NewSink[runnel.KV[string, Running]]())
+	op.OutputTo("out", sums, stdio.NewSink)
 	return flow, nil
 }

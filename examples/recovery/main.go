@@ -57,6 +57,6 @@ func build(args []string) (*runnel.Dataflow, error) {
 		sum += x
 		return sum, true, sum
 	})
-	op.Output("out", sums, stdio.NewSink[runnel.KV[string, int]]())
+	op.OutputTo("out", sums, stdio.NewSink)
 	return flow, nil
 }
