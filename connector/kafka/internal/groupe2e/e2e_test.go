@@ -2,7 +2,10 @@ package groupe2e
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,4 +85,157 @@ func assignedLines(m *member) []string {
 		}
 	}
 	return out
+}
+
+// waitAssigned waits until every member has logged that it was assigned
+// partitions (the group gives each member of a group some of the 12
+// partitions: 4 input, and 4 per keyed step's repartition topic).
+func waitAssigned(t *testing.T, limit time.Duration, ms ...*member) bool {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for _, m := range ms {
+		for len(assignedLines(m)) == 0 {
+			if m.exited() || time.Now().After(deadline) {
+				t.Errorf("member %s (exited: %v) was not assigned a partition within %v", m.name, m.exited(), limit)
+				return false
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return true
+}
+
+// TestGroupKilledMember: 3 member processes share the input (4
+// partitions) while it is being written; one of them, picked at random, is
+// SIGKILLed at a random moment, and a new one starts a little later and
+// takes partitions over before the rest of the input comes. A
+// read_committed reader (franz-go and kcat) then sees every running count
+// and every window count exactly once, equal to a one-process run's.
+func TestGroupKilledMember(t *testing.T) {
+	runnelBin, bin := bins(t)
+	for seed := uint64(1); seed <= 3; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 3))
+			o := testOptions()
+			b := startBroker(t, runnelBin, o.In+":4", o.Counts+":4", o.Windows+":4")
+			in := makeInput(seed, nKilled, vocab)
+			e := expect(in, o)
+			app := fmt.Sprint("wc", seed)
+			produce(t, b.addr, o.In, in[:1000])
+			ms := []*member{
+				startMember(t, bin, "a", b.addr, app, o),
+				startMember(t, bin, "b", b.addr, app, o),
+				startMember(t, bin, "c", b.addr, app, o),
+			}
+			counts, windows := follow(t, b.addr, o.Counts), follow(t, b.addr, o.Windows)
+			if !waitAssigned(t, time.Minute, ms...) || !waitFor(t, counts, 100, time.Minute, ms...) {
+				return
+			}
+			tail := len(in) - 1500
+			fed := produceSlowly(t, b.addr, o.In, in[1000:tail], 200, 40*time.Millisecond)
+			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+			i := rng.IntN(len(ms))
+			victim := ms[i]
+			victim.kill()
+			t.Logf("killed member %s after %d of %d running counts", victim.name, counts.count(), len(e.counts))
+			ms = slices.Delete(ms, i, i+1)
+			time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
+			added := startMember(t, bin, "d", b.addr, app, o)
+			ms = append(ms, added)
+			<-fed
+			if !waitAssigned(t, time.Minute, added) {
+				return
+			}
+			produce(t, b.addr, o.In, in[tail:])
+			if !waitFor(t, counts, len(e.counts), 2*time.Minute, ms...) || !waitFor(t, windows, e.nWin, time.Minute, ms...) {
+				return
+			}
+			for _, m := range ms {
+				m.stop(t, 30*time.Second)
+			}
+			checkOutputs(t, b.addr, o, e)
+		})
+	}
+}
+
+// TestGroupScaling: the group goes from 3 members to 2 (one stops with
+// SIGTERM: it commits its last epoch and leaves) and then to 4 (two more
+// start and take partitions over) while the input is written; nothing is
+// lost or doubled.
+func TestGroupScaling(t *testing.T) {
+	runnelBin, bin := bins(t)
+	o := testOptions()
+	b := startBroker(t, runnelBin, o.In+":4", o.Counts+":4", o.Windows+":4")
+	in := makeInput(11, nScaling, vocab)
+	e := expect(in, o)
+	const app = "scaling"
+	tail := len(in) * 3 / 4
+	fed := produceSlowly(t, b.addr, o.In, in[:tail], 200, 50*time.Millisecond)
+	ms := []*member{
+		startMember(t, bin, "a", b.addr, app, o),
+		startMember(t, bin, "b", b.addr, app, o),
+		startMember(t, bin, "c", b.addr, app, o),
+	}
+	counts, windows := follow(t, b.addr, o.Counts), follow(t, b.addr, o.Windows)
+	if !waitAssigned(t, time.Minute, ms...) || !waitFor(t, counts, len(in)/4, time.Minute, ms...) {
+		return
+	}
+	ms[1].stop(t, 30*time.Second)
+	t.Logf("3 → 2 after %d of %d running counts", counts.count(), len(e.counts))
+	ms = slices.Delete(ms, 1, 2)
+	if !waitFor(t, counts, len(in)/2, time.Minute, ms...) {
+		return
+	}
+	t.Logf("2 → 4 after %d of %d running counts", counts.count(), len(e.counts))
+	added := []*member{startMember(t, bin, "d", b.addr, app, o), startMember(t, bin, "e", b.addr, app, o)}
+	ms = append(ms, added...)
+	<-fed
+	if !waitAssigned(t, time.Minute, added...) {
+		return
+	}
+	produce(t, b.addr, o.In, in[tail:])
+	if !waitFor(t, counts, len(e.counts), 2*time.Minute, ms...) || !waitFor(t, windows, e.nWin, time.Minute, ms...) {
+		return
+	}
+	for _, m := range ms {
+		m.stop(t, 30*time.Second)
+	}
+	checkOutputs(t, b.addr, o, e)
+}
+
+// TestGroupBrokerGone: the broker process is killed under two members.
+// Each member exits with status 1 and an error that names its group and
+// the unreachable broker (once franz-go gives up a request, or at the
+// latest after its broker timeout, the larger of 5s and 3 session
+// timeouts), so that a supervisor restarts it and its log says why.
+func TestGroupBrokerGone(t *testing.T) {
+	runnelBin, bin := bins(t)
+	o := testOptions()
+	b := startBroker(t, runnelBin, o.In+":4", o.Counts+":4", o.Windows+":4")
+	in := makeInput(21, 3000, vocab)
+	produce(t, b.addr, o.In, in)
+	ms := []*member{startMember(t, bin, "a", b.addr, "gone", o), startMember(t, bin, "b", b.addr, "gone", o)}
+	counts := follow(t, b.addr, o.Counts)
+	if !waitFor(t, counts, 500, time.Minute, ms...) {
+		return
+	}
+	counts.close()
+	b.kill()
+	for _, m := range ms {
+		select {
+		case <-m.done:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("member %s still runs 2 minutes after its broker was killed:\n%s", m.name, m.stderr.String())
+		}
+		out := m.stderr.String()
+		failed := ""
+		for line := range strings.SplitSeq(out, "\n") {
+			if strings.Contains(line, `msg="flow failed"`) {
+				failed = line
+			}
+		}
+		if code := m.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(failed, "group gone") || !strings.Contains(failed, b.addr) {
+			t.Errorf("member %s: exit status %d; want 1 with a failure naming group gone and broker %s:\n%s", m.name, code, b.addr, out)
+		}
+	}
 }
