@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,8 +109,13 @@ func TestMigrateIntToStruct(t *testing.T) {
 	// Items 10 and 11 touch keys 2 and 3 only; keys 0 and 1 must be
 	// written again all the same.
 	v2, sink := countV2(seq(12), keys, fromCount(&calls))
-	if err := run(t, v2, cfg); err != nil {
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	if err := runnel.Run(context.Background(), v2, cfg, runnel.WithLogger(logger)); err != nil {
 		t.Fatalf("migrating run: %v", err)
+	}
+	if want := `msg="migrated the stored state of a step" flow=counts step=counts.count keys=4 from="key int, state int" to="key int, state runnel_test.Tally"`; !strings.Contains(logs.String(), want) {
+		t.Errorf("log of the migrating run:\n%s\nwant a line with:\n%s", logs.String(), want)
 	}
 	if got := calls.Load(); got != keys {
 		t.Errorf("the migration converted %d keys, want %d", got, keys)
