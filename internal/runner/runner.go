@@ -623,10 +623,13 @@ func migrateAll(store *recovery.Store, epoch engine.Epoch, p recovery.Plan, conv
 		}
 		return fn(step, key, value)
 	})
+	if err != nil {
+		return err // a count of the keys before the failure would mislead
+	}
 	for i := range p.Migrated {
 		p.Migrated[i].Keys = counts[p.Migrated[i].Step]
 	}
-	return err
+	return nil
 }
 
 // logEnd logs how the run ended: finished, stopped, or failed (with the
