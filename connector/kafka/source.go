@@ -174,7 +174,7 @@ func (s *source) BuildPart(bc runnel.BuildContext, part string, resume *int64) (
 		return nil, err
 	}
 	if m := group.FromContext(bc.Context); m != nil {
-		return &groupPart{topic: topic, partition: partition, q: m.Queue(bc.Worker, topic, partition), max: s.cfg.batch}, nil
+		return &groupPart{topic: topic, partition: partition, q: m.Queue(bc.Worker, topic, partition), max: s.cfg.batch, clock: bc.Clock}, nil
 	}
 	health := &group.BrokerHealth{}
 	opts := append(s.baseOpts(), kgo.WithHooks(health), kgo.KeepControlRecords())
@@ -374,6 +374,7 @@ type groupPart struct {
 	recs      []*kgo.Record
 	msgs      []Message
 	next      int64
+	clock     runnel.Clock
 }
 
 func (p *groupPart) NextBatch() ([]Message, error) {
@@ -387,7 +388,18 @@ func (p *groupPart) NextBatch() ([]Message, error) {
 	return p.msgs, nil
 }
 
-func (p *groupPart) NextAwake() time.Time { return time.Time{} }
+// NextAwake is at once while records wait, and otherwise far off: the
+// member wakes the worker when it queues records, and Ready makes the
+// engine read them then.
+func (p *groupPart) NextAwake() time.Time {
+	if p.q.Len() > 0 {
+		return time.Time{}
+	}
+	return p.clock.Now().Add(time.Hour)
+}
+
+// Ready reports that records wait (engine.ReadyPartition).
+func (p *groupPart) Ready() bool { return p.q.Len() > 0 }
 
 // Snapshot is the offset after the last record read. In group mode the
 // member commits the group's offsets itself; this is for the API's view.

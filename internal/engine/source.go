@@ -133,6 +133,16 @@ type part[T any] struct {
 	last     []byte
 	awake    time.Time
 	done     bool
+	ready    func() bool // nil unless the partition is a ReadyPartition
+}
+
+// ReadyPartition is a SourcePartition fed by another goroutine that wakes
+// the worker when it adds something (group mode's queues): Ready reports
+// that a batch is waiting, and the engine then reads the partition at its
+// next step whatever NextAwake said, so an idle partition can ask to be
+// polled rarely without delaying what arrives.
+type ReadyPartition interface {
+	Ready() bool
 }
 
 type inputNode[T any] struct {
@@ -159,7 +169,7 @@ func (n *inputNode[T]) peek() (bool, time.Time) {
 func (n *inputNode[T]) poll(now time.Time) (bool, time.Time) {
 	progress := false
 	for _, p := range n.parts {
-		if p.done || now.Before(p.awake) {
+		if p.done || now.Before(p.awake) && (p.ready == nil || !p.ready()) {
 			continue
 		}
 		batch, err := n.next(p)
@@ -331,6 +341,9 @@ func AddPartitioned[T, S any](b *Builder, out *Outlet[T], src PartitionedSource[
 		}
 		b.OnClose(p.Close)
 		pt := &part[T]{key: key, p: p}
+		if r, ok := p.(ReadyPartition); ok {
+			pt.ready = r.Ready
+		}
 		pt.from = origin{input: b.stepID, part: key, describe: func() string {
 			s, err := p.Snapshot()
 			if err != nil {
@@ -369,6 +382,9 @@ func AddDynamic[T any](b *Builder, out *Outlet[T], src DynamicSource[T]) error {
 	b.OnClose(p.Close)
 	n := &inputNode[T]{w: b.w, step: b.stepID, out: out, stats: b.stepStats(),
 		parts: []*part[T]{{key: fmt.Sprintf("worker-%d", b.w.Index), p: p}}}
+	if r, ok := p.(ReadyPartition); ok {
+		n.parts[0].ready = r.Ready
+	}
 	b.w.sources = append(b.w.sources, n)
 	if n.stats != nil {
 		n.stats.sources = n.progress

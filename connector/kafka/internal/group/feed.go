@@ -74,6 +74,13 @@ func (q *Queue) push(rs []*kgo.Record) {
 	q.pending.Add(int64(len(rs)))
 }
 
+// Len is the number of records queued.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.recs)
+}
+
 // Take appends up to max queued records to buf and removes them.
 func (q *Queue) Take(buf []*kgo.Record, max int) []*kgo.Record {
 	q.mu.Lock()
