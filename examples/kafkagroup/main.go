@@ -19,30 +19,41 @@
 //     its window closed is written there too, as {"window": ..., "late":
 //     true, "id": ...}, never dropped.
 //
-// Windows close by event time: a word's window closes once a message of
-// that word at least --wait (1 hour by default) past the window's end has
-// been seen, or once that much system time has passed since.
+// Windows close by event time: a word's window closes once the word's
+// clock is --wait (1 hour by default) past the window's end, the word's
+// clock being the time of its newest message plus the system time that
+// has passed since that message came (so windows close even when the
+// word gets no more messages).
 //
 // Run three processes against the development broker (each in its own
-// terminal, or with &):
+// terminal, or with &), with 10-second windows that wait 5 seconds so
+// that results come while you watch:
 //
 //	$ go run ./cmd/runnel kafka serve --topic words:4 --topic counts:4 --topic windows:4
 //	$ go build -o /tmp/kafkagroup ./examples/kafkagroup
-//	$ /tmp/kafkagroup --group wordcount --brokers 127.0.0.1:9092 -s 1s    # three times
-//	$ kcat -b 127.0.0.1:9092 -P -t words -K: -l words.txt                # word:id lines
-//	$ kcat -b 127.0.0.1:9092 -C -t counts -o beginning -X isolation.level=read_committed
+//	$ /tmp/kafkagroup --window 10s --wait 5s --group wordcount --brokers 127.0.0.1:9092 -s 1s --log-level info    # three times
+//	$ seq 30 | awk '{print "w" $1%5 ":" $1}' | kcat -b 127.0.0.1:9092 -P -t words -K: -X partitioner=murmur2_random
+//	$ kcat -b 127.0.0.1:9092 -C -t counts -o beginning -X isolation.level=read_committed -f '%k %s\n'
+//	w3 {"id":"3","n":1}
+//	w3 {"id":"8","n":2}
+//	...
+//	$ kcat -b 127.0.0.1:9092 -C -t windows -o beginning -X isolation.level=read_committed -f '%k %s\n'
+//	w3 {"window":179598807,"start":"2026-11-29T21:34:30Z","count":6}
+//	...
 //
-// (kcat's default partitioner differs from Kafka's; the flow does not rely on
-// which input partition a word is in, but a word's running count is in
-// input order only if all its messages are in one partition: add
-// -X partitioner=murmur2_random to partition like the Java client.)
+// (kcat stamps each message with the time it sends it: that is its event
+// time. -X partitioner=murmur2_random partitions by key as the Java client
+// does, so that each word is in one partition and its running count
+// follows the input's order; kcat's default partitioner differs.)
 //
-// Each process logs which partitions it was assigned and how long restoring
-// their state took. Stop a process with Ctrl-C (it finishes its epoch and
-// leaves the group) or kill it (the others take its partitions over after
-// the session timeout); start another with the same command to scale out.
-// The first process creates the application's internal topics
-// (wordcount.meta, and a repartition and a changelog topic per keyed step).
+// With --log-level info each process logs the partitions it is assigned
+// and how long restoring their state took. Stop a process with Ctrl-C (it
+// commits its epoch and leaves the group) or kill it (the others take its
+// partitions over after the session timeout, --group-session-timeout,
+// 10s by default); start another with the same command to scale out. The
+// first process creates the application's internal topics
+// (wordcount.meta, and a repartition and a changelog topic per keyed
+// step).
 //
 // Without --group it runs as one process, reading every partition itself
 // (add -r DIR for exactly-once across restarts, see docs/recovery.md).
