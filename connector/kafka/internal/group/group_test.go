@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -563,4 +564,110 @@ func TestRepartitionRecordsPurged(t *testing.T) {
 		t.Errorf("no record of %s was deleted", topic)
 	}
 	m.end(t)
+}
+
+// cutDialer dials normally until Cut; then it closes every connection it
+// made and refuses new ones: to the brokers, the member has crashed (its
+// session times out, its open transaction is aborted by the broker).
+type cutDialer struct {
+	mu    sync.Mutex
+	cut   bool
+	conns []net.Conn
+}
+
+func (d *cutDialer) dial(ctx context.Context, network, host string) (net.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cut {
+		return nil, errors.New("cut off")
+	}
+	c, err := (&net.Dialer{}).DialContext(ctx, network, host)
+	if err == nil {
+		d.conns = append(d.conns, c)
+	}
+	return c, err
+}
+
+func (d *cutDialer) Cut() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cut = true
+	for _, c := range d.conns {
+		c.Close()
+	}
+}
+
+// TestEveryFamilyAcrossACrash: a member is cut off its brokers in the
+// middle of the run (a crash, to the group: nothing is committed or
+// aborted by it); the others take its partitions over after the session
+// timeout, once its open transaction is aborted, and the output equals a
+// one-process run's, every line once.
+func TestEveryFamilyAcrossACrash(t *testing.T) {
+	brokers := cluster(t, map[string]int32{"in": 4, "out": 3, "ref": 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 1600
+	produceManual(t, brokers, "in", ints(0, n/2)...)
+
+	cfg, _, err := runnel.ParseConfig("test", []string{"-w", "2", "-s", "0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- runnel.Run(ctx, familiesFlow(brokers, "ref"), cfg, runnel.WithStop(stop)) }()
+
+	// The third member gets a dialer that can cut it off; members are
+	// started one at a time so that each takes its options in turn.
+	cut := &cutDialer{}
+	calls := make(chan int, 3)
+	var mu sync.Mutex
+	started := 0
+	defer group.SetClientOpts(func() []kgo.Opt {
+		mu.Lock()
+		defer mu.Unlock()
+		started++
+		calls <- started
+		if started == 3 {
+			return []kgo.Opt{kgo.Dialer(cut.dial)}
+		}
+		return nil
+	})()
+	var ms []*member
+	for range 3 {
+		ms = append(ms, startMember(ctx, t, familiesFlow(brokers, "out"), brokers, 2))
+		<-calls
+	}
+	readLines(t, brokers, "out", n/4, 60*time.Second)
+	produceManual(t, brokers, "in", ints(n/2, n)...)
+	time.Sleep(300 * time.Millisecond) // the crash comes while the second half is read
+	cut.Cut()
+	select {
+	case err := <-ms[2].done:
+		if err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Errorf("the cut member ended with %v, want an error saying its brokers are unreachable", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the cut member did not fail")
+	}
+
+	want := readLines(t, brokers, "ref", n, 60*time.Second)
+	close(stop)
+	if err := <-done; err != nil {
+		var stopped *runnel.InterruptedError
+		if !errors.As(err, &stopped) {
+			t.Fatal(err)
+		}
+	}
+	readLines(t, brokers, "out", n, 90*time.Second)
+	for _, m := range ms[:2] {
+		m.end(t)
+	}
+	want = readLines(t, brokers, "ref", n, 10*time.Second)
+	got := readLines(t, brokers, "out", n, 10*time.Second)
+	slices.Sort(want)
+	slices.Sort(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("group output across a crash differs from one process (-one process +group):\n%s", diff)
+	}
 }

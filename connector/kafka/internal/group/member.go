@@ -67,9 +67,13 @@ func runConfig(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt 
 		App: cfg.Group, Brokers: cfg.Brokers, KeyGroups: cfg.KeyGroups, Workers: cfg.WorkersPerProcess,
 		Interval: cfg.SnapshotInterval, SessionTimeout: cfg.GroupSessionTimeout,
 		TransactionTimeout: cfg.GroupTransactionTimeout, Logger: opt.Logger, Clock: opt.Clock, Stop: opt.Stop,
-		API: opt.API, FromRecovery: cfg.FromRecovery, Out: opt.Out,
+		API: opt.API, FromRecovery: cfg.FromRecovery, Out: opt.Out, ClientOpts: testClientOpts(),
 	})
 }
+
+// testClientOpts gives the Kafka client options of a member started from
+// the command line; only tests set it (to cut a member off its brokers).
+var testClientOpts = func() []kgo.Opt { return nil }
 
 // keyedStep is a keyed step: its repartition and changelog topics.
 type keyedStep struct {
