@@ -111,9 +111,15 @@ func waitAssigned(t *testing.T, limit time.Duration, ms ...*member) bool {
 // takes partitions over before the rest of the input comes. A
 // read_committed reader (franz-go and kcat) then sees every running count
 // and every window count exactly once, equal to a one-process run's.
+// Seed 4 kills a second member while the group is still taking the first
+// one's partitions over (rebalancing, restoring), and starts two.
 func TestGroupKilledMember(t *testing.T) {
 	runnelBin, bin := bins(t)
-	for seed := uint64(1); seed <= 3; seed++ {
+	for seed := uint64(1); seed <= 4; seed++ {
+		kills := 1
+		if seed == 4 {
+			kills = 2
+		}
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 3))
 			o := testOptions()
@@ -134,16 +140,26 @@ func TestGroupKilledMember(t *testing.T) {
 			tail := len(in) - 1500
 			fed := produceSlowly(t, b.addr, o.In, in[1000:tail], 200, 40*time.Millisecond)
 			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
-			i := rng.IntN(len(ms))
-			victim := ms[i]
-			victim.kill()
-			t.Logf("killed member %s after %d of %d running counts", victim.name, counts.count(), len(e.counts))
-			ms = slices.Delete(ms, i, i+1)
+			for k := range kills {
+				if k > 0 {
+					// Within the session timeout (1s) plus the
+					// rebalance and restore that follow the first kill.
+					time.Sleep(time.Duration(800+rng.IntN(700)) * time.Millisecond)
+				}
+				i := rng.IntN(len(ms))
+				victim := ms[i]
+				victim.kill()
+				t.Logf("killed member %s after %d of %d running counts", victim.name, counts.count(), len(e.counts))
+				ms = slices.Delete(ms, i, i+1)
+			}
 			time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
-			added := startMember(t, bin, "d", b.addr, app, o)
-			ms = append(ms, added)
+			var added []*member
+			for k := range kills {
+				added = append(added, startMember(t, bin, string(rune('d'+k)), b.addr, app, o))
+			}
+			ms = append(ms, added...)
 			<-fed
-			if !waitAssigned(t, time.Minute, added) {
+			if !waitAssigned(t, time.Minute, added...) {
 				return
 			}
 			produce(t, b.addr, o.In, in[tail:])
