@@ -323,7 +323,8 @@ func TestMigrateRenamedType(t *testing.T) {
 			s.Last = x
 			c.Emit(s.N*100 + s.Last)
 			return s, true
-		}, op.MigrateState(func(old CountsV1) (CountsV2, error) { return CountsV2{N: old.N}, nil }))
+		}, op.OnEOF(func(_ *op.Context[int, int], s CountsV2) (CountsV2, bool) { return s, true }),
+			op.MigrateState(func(old CountsV1) (CountsV2, error) { return CountsV2{N: old.N}, nil }))
 		op.Output("out", c, sink)
 		return flow, sink
 	}
@@ -520,5 +521,52 @@ func TestMigrateKeepsWakeUps(t *testing.T) {
 	want := map[string][]string{"k1": {"#1", "#3"}, "k0": {"#2"}, "k9": {"d"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestMigrateFoldFinalNoNewInput: a migrating run that reads no new item
+// (it ends at once) still writes every converted key, although FoldFinal
+// discards its state at the end of input: a later run without the
+// migration resumes the new type and folds on.
+func TestMigrateFoldFinalNoNewInput(t *testing.T) {
+	type Total struct{ Sum, N int }
+	dir := initDir(t, 2)
+	cfg := runneltest.Config(2, time.Hour, dir)
+	flow := func(items []int, migrate bool) (*runnel.Dataflow, *runneltest.Sink[runnel.KV[int, Total]]) {
+		f := runnel.NewDataflow("fold")
+		k := op.KeyOn("key", op.Input("inp", f, runneltest.NewSource(items)), func(x int) int { return x % 3 })
+		var opts []op.StateOption[Total]
+		if migrate {
+			opts = append(opts, op.MigrateState(func(sum int) (Total, error) { return Total{Sum: sum, N: -1}, nil }))
+		}
+		sink := runneltest.NewSink[runnel.KV[int, Total]]()
+		op.Output("out", op.FoldFinal("fold", k, func() Total { return Total{} }, func(t Total, x int) Total {
+			t.Sum += x
+			t.N++
+			return t
+		}, opts...), sink)
+		return f, sink
+	}
+	v1 := runnel.NewDataflow("fold")
+	k := op.KeyOn("key", op.Input("inp", v1, runneltest.NewSource(seq(6))), func(x int) int { return x % 3 })
+	op.Output("out", op.FoldFinal("fold", k, func() int { return 0 }, func(s, x int) int { return s + x }), runneltest.NewSink[runnel.KV[int, int]]())
+	if err := run(t, v1, cfg); err != nil {
+		t.Fatal(err)
+	}
+	f, sink := flow(seq(6), true) // no new input
+	if err := run(t, f, cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]Total{0: {Sum: 3, N: -1}, 1: {Sum: 5, N: -1}, 2: {Sum: 7, N: -1}}
+	if diff := cmp.Diff(want, lastByKey(sink.Items())); diff != "" {
+		t.Errorf("migrating run, no new input (-want +got):\n%s", diff)
+	}
+	f, sink = flow(seq(7), false)
+	if err := run(t, f, cfg); err != nil {
+		t.Fatal(err)
+	}
+	want = map[int]Total{0: {Sum: 9, N: 0}, 1: {Sum: 5, N: -1}, 2: {Sum: 7, N: -1}}
+	if diff := cmp.Diff(want, lastByKey(sink.Items())); diff != "" {
+		t.Errorf("run after the migration (-want +got):\n%s", diff)
 	}
 }
