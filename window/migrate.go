@@ -9,15 +9,17 @@ import (
 	"github.com/runnel-dev/runnel/internal/plan"
 )
 
-// MigrateState registers a conversion of the per-window state (the
-// accumulator S of the step's Logic, FoldWindow's S, CollectWindow's []V,
-// ...) that an earlier version of the flow stored with the type Old. When a
+// MigrateState registers a conversion of the per-window state (the state
+// S of Window's Logic, FoldWindow's accumulator) that an earlier version of
+// the flow stored with the type Old. When a
 // run resumes the step from recovery data that holds Old, convert is
 // applied to the state of every open window of every key before the first
 // item is read, and the result is written with the run's first epoch; from
 // the commit of that epoch on later runs resume without converting. The
 // clock, the windows' times and the queue of ordered mode are kept; the
-// key type, the value type and the windower must be the ones stored.
+// key type, the item type V and the windower must be the ones stored, so
+// steps whose state follows V (CollectWindow, ReduceWindow, MaxWindow,
+// MinWindow) cannot change it with a migration.
 //
 // As with op.MigrateState: a failing (or panicking) convert stops the run
 // before anything is written, naming the step and key; --recovery-plan
