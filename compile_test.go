@@ -17,6 +17,8 @@ func TestCompileErrors(t *testing.T) {
 	}
 	for _, tc := range []struct{ dir, want string }{
 		{"wrongsink", "in call to op.Output, type runnel.Sink[runnel.KV[string, int]] of stdio.NewSink[runnel.KV[string, int]]() does not match inferred type runnel.Sink[runnel.KV[string, float64]] for runnel.Sink[T]"},
+		{"wrongsinkfunc", "in call to op.OutputTo, type func() runnel.Sink[runnel.KV[string, int]] of stdio.NewSink[runnel.KV[string, int]] does not match inferred type func() runnel.Sink[runnel.KV[string, float64]] for func() runnel.Sink[T]"},
+		{"wrongclock", "in call to window.CountWindow, type window.Clock[int] of clock does not match inferred type window.Clock[string] for window.Clock[X]"},
 		{"wrongchain", "in call to op.Map, type func(x int) int of func(x int) int {…} does not match inferred type func(string) Y for func(X) Y"},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {

@@ -173,7 +173,5 @@ type Key interface {
 // NewDataflow returns an empty flow. The id prefixes every step id
 // ("recovery.running_count") and identifies the flow in recovery data.
 func NewDataflow(id string) *Dataflow {
-	d := &Dataflow{p: plan.New(id)}
-	d.p.SetPublic(d)
-	return d
+	return &Dataflow{p: plan.New(id)}
 }

@@ -31,8 +31,6 @@ type Dataflow struct {
 	// triedInput and triedOutput record that an input or output step was
 	// added, even one that failed to build.
 	triedInput, triedOutput bool
-	// public is the *runnel.Dataflow that wraps this plan.
-	public any
 }
 
 // New returns an empty dataflow. The id names the flow in step ids

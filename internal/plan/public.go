@@ -17,10 +17,3 @@ var (
 	// runnel.Source[T]; SinkHook the engine.Sink[T] behind a runnel.Sink[T].
 	SourceHook, SinkHook func(public any) any
 )
-
-// SetPublic records the *runnel.Dataflow that wraps d.
-func (d *Dataflow) SetPublic(public any) { d.public = public }
-
-// Public returns the *runnel.Dataflow that wraps d (as any), nil when d
-// was made without one (internal tests).
-func (d *Dataflow) Public() any { return d.public }

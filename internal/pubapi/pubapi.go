@@ -35,15 +35,6 @@ func Flow(d *runnel.Dataflow) *plan.Dataflow {
 	return plan.FlowHook(d)
 }
 
-// PublicFlow returns the public flow that wraps d, or nil for a nil d.
-func PublicFlow(d *plan.Dataflow) *runnel.Dataflow {
-	if d == nil {
-		return nil
-	}
-	p, _ := d.Public().(*runnel.Dataflow)
-	return p
-}
-
 // Stream returns the plan stream of a public stream (the zero plan stream
 // for the zero Stream).
 func Stream[T any](s runnel.Stream[T]) plan.Stream[T] {
