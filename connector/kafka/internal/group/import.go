@@ -17,31 +17,22 @@ import (
 	"github.com/runnel-dev/runnel/recovery"
 )
 
-// importRecovery seeds a new application from the recovery directory of a
-// stopped one-process run of the same flow (--from-recovery): each keyed
-// step's committed state goes to its changelog, at the partition of the
-// key's key group, with the bytes the one-process run stored (the engine
-// encodes state the same way in both modes), and the Kafka sources'
-// positions become the group's committed offsets. The members started
-// afterwards restore that state and go on from those offsets, so the
-// application carries on where the one-process run stopped.
-//
-// It refuses a group that has live members or committed offsets: either
-// the application has run (its changelogs hold newer state) or the import
-// was done already. The changelog records are written before the offsets
-// are committed, so an import that fails half-way can be run again.
-func (m *member) importRecovery(ctx context.Context) error {
+// openImport makes every check before anything is written, so that a
+// refused import leaves no trace on the brokers (setup, which creates the
+// internal topics and records the application, runs after it); the
+// returned store is locked until the caller closes it.
+func (m *member) openImport(ctx context.Context) (*recovery.Store, error) {
 	app, dir := m.set.App, m.set.FromRecovery
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("group %s: --from-recovery %s: %s", app, dir, fmt.Sprintf(format, args...))
 	}
 	groups, err := m.adm.DescribeGroups(ctx, app)
 	if err != nil {
-		return fail("describe the group: %v", err)
+		return nil, fail("describe the group: %v", err)
 	}
 	for _, g := range groups {
 		if len(g.Members) > 0 {
-			return fail("the group has %d live member(s); stop them: the import seeds a new application before its members start", len(g.Members))
+			return nil, fail("the group has %d live member(s); stop them: the import seeds a new application before its members start", len(g.Members))
 		}
 	}
 	committed, err := m.adm.FetchOffsets(ctx, app)
@@ -52,40 +43,43 @@ func (m *member) importRecovery(ctx context.Context) error {
 		err = nil // a group that never ran: what the import wants
 	}
 	if err != nil {
-		return fail("fetch the group's offsets: %v", err)
+		return nil, fail("fetch the group's offsets: %v", err)
 	}
 	if n := len(committed.Offsets().Sorted()); n > 0 {
-		return fail("the group already has committed offsets (%d partitions): it has run, or was imported already, "+
+		return nil, fail("the group already has committed offsets (%d partitions): it has run, or was imported already, "+
 			"and its changelogs may hold newer state; import only into a new --group", n)
 	}
 
 	store, err := recovery.OpenReadOnly(dir)
 	if err != nil {
+		return nil, err
+	}
+	if err := m.checkImport(store); err != nil {
+		return nil, errors.Join(fail("%v", err), store.Close())
+	}
+	return store, nil
+}
+
+// checkImport checks that store can seed this flow's application.
+func (m *member) checkImport(store *recovery.Store) error {
+	if err := store.Lock(); err != nil {
+		return fmt.Errorf("%w (stop the one-process run first)", err)
+	}
+	_, _, ok, err := store.Committed()
+	if err != nil {
 		return err
 	}
-	defer store.Close()
-	if err := store.Lock(); err != nil {
-		return fail("%v (stop the one-process run first)", err)
+	if !ok {
+		return errors.New("nothing was committed there yet")
 	}
 	if id := store.FlowID(); id != m.flow.ID() {
-		return fail("%v: it holds dataflow %q, this is %q", recovery.ErrFlowMismatch, id, m.flow.ID())
-	}
-	_, newest, ok, err := store.Committed()
-	if err != nil {
-		return fail("%v", err)
-	}
-	if !ok {
-		return fail("nothing was committed there yet")
+		return fmt.Errorf("%w: it holds dataflow %q, this is %q", recovery.ErrFlowMismatch, id, m.flow.ID())
 	}
 	stored, err := store.StepTypes()
 	if err != nil {
-		return fail("%v", err)
+		return err
 	}
-	inputs := map[string]bool{}
 	for _, st := range m.flow.Steps() {
-		if st.Input {
-			inputs[st.ID] = true
-		}
 		k := m.byStep[st.ID]
 		if k == nil {
 			continue
@@ -99,8 +93,39 @@ func (m *member) importRecovery(ctx context.Context) error {
 			want.Shape = st.State.Shape()
 		}
 		if have.Type != want.Type || have.Shape != "" && have.Shape != want.Shape {
-			return fail("step %s: the directory holds state of type %q, the flow's is %q; "+
+			return fmt.Errorf("step %s: the directory holds state of type %q, the flow's is %q; "+
 				"resume the one-process run with the changed flow first (it converts or refuses the state), then import", st.ID, have.Type, want.Type)
+		}
+	}
+	return nil
+}
+
+// importRecovery seeds a new application from the recovery directory of a
+// stopped one-process run of the same flow (--from-recovery): each keyed
+// step's committed state goes to its changelog, at the partition of the
+// key's key group, with the bytes the one-process run stored (the engine
+// encodes state the same way in both modes), and the Kafka sources'
+// positions become the group's committed offsets. The members started
+// afterwards restore that state and go on from those offsets, so the
+// application carries on where the one-process run stopped.
+//
+// openImport refused a group that has live members or committed offsets:
+// either the application has run (its changelogs hold newer state) or the
+// import was done already. The changelog records are written before the
+// offsets are committed, so an import that fails half-way can run again.
+func (m *member) importRecovery(ctx context.Context, store *recovery.Store) error {
+	app, dir := m.set.App, m.set.FromRecovery
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("group %s: --from-recovery %s: %s", app, dir, fmt.Sprintf(format, args...))
+	}
+	_, newest, _, err := store.Committed()
+	if err != nil {
+		return fail("%v", err)
+	}
+	inputs := map[string]bool{}
+	for _, st := range m.flow.Steps() {
+		if st.Input {
+			inputs[st.ID] = true
 		}
 	}
 

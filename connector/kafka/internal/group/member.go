@@ -201,15 +201,22 @@ func Run(ctx context.Context, flow *plan.Dataflow, set Settings) (err error) {
 	}
 	defer m.base.Close()
 	m.adm = kadm.NewClient(m.base)
-	if err := m.setup(ctx); err != nil {
-		return err
-	}
 	if set.FromRecovery != "" {
-		if set.Out == nil {
-			set.Out = io.Discard
+		if m.set.Out == nil {
 			m.set.Out = io.Discard
 		}
-		return m.importRecovery(ctx)
+		store, err := m.openImport(ctx)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		if err := m.setup(ctx); err != nil {
+			return err
+		}
+		return m.importRecovery(ctx, store)
+	}
+	if err := m.setup(ctx); err != nil {
+		return err
 	}
 	if err := m.join(); err != nil {
 		return err
