@@ -459,6 +459,14 @@ func TestMigratePendingDirectory(t *testing.T) {
 	if err != nil || !strings.Contains(pending, `"state_type":"key int, state runnel_test.Tally"`) {
 		t.Fatalf("pending migration row after the crash: %q, %v", pending, err)
 	}
+	ins, err := recovery.Inspect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := ins.String(); !strings.Contains(text, "counts.count (key int, state int): 5 key(s), ") ||
+		!strings.Contains(text, "; migration to key int, state runnel_test.Tally pending: it applies once epoch 2 is committed\n") {
+		t.Errorf("inspect with a pending migration:\n%s", text)
+	}
 	rep, err := recovery.Verify(dir)
 	if err != nil || rep.Problems() != 0 {
 		t.Fatalf("verify with a pending migration: %v\n%+v", err, rep)

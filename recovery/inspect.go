@@ -57,6 +57,13 @@ type StepReport struct {
 	Shape     string // the state type's shape as stored; "" if absent or format 1
 	Keys      int64  // keys whose newest row holds a value
 	Bytes     int64  // total encoded size of those values
+	// PendingType is the type a state migration converted the step to in
+	// a run that has not committed its first epoch, PendingEpoch: the
+	// stored rows still have StateType, and PendingType applies once
+	// PendingEpoch is committed (a crashed migrating run; the next run
+	// converts again). "" when no migration is pending.
+	PendingType  string
+	PendingEpoch uint64
 }
 
 // Inspect opens dir with [OpenReadOnly] (it changes no byte of any file,
@@ -91,6 +98,17 @@ func (s *Store) Report() (Report, error) {
 	steps := map[string]*StepReport{}
 	for id, t := range types {
 		steps[id] = &StepReport{ID: id, StateType: t.Type, Shape: t.Shape}
+	}
+	for _, p := range s.parts {
+		pending, err := readPending(p.db)
+		if err != nil {
+			return Report{}, fmt.Errorf("recovery: %s: read migrations: %w", p.name(), err)
+		}
+		for id, m := range pending {
+			if st := steps[id]; st != nil && st.PendingType == "" && (st.StateType != m.Type || st.Shape != m.Shape) {
+				st.PendingType, st.PendingEpoch = m.Type, m.Epoch
+			}
+		}
 	}
 	execs := map[int]*ExecutionReport{}
 	lastEx := -1
@@ -266,7 +284,11 @@ func (r Report) WriteTo(w io.Writer) (int64, error) {
 		if typ == "" {
 			typ = "(not in steps table)"
 		}
-		fmt.Fprintf(&b, "  %s (%s): %d key(s), %d byte(s)\n", st.ID, typ, st.Keys, st.Bytes)
+		fmt.Fprintf(&b, "  %s (%s): %d key(s), %d byte(s)", st.ID, typ, st.Keys, st.Bytes)
+		if st.PendingType != "" {
+			fmt.Fprintf(&b, "; migration to %s pending: it applies once epoch %d is committed", st.PendingType, st.PendingEpoch)
+		}
+		b.WriteString("\n")
 	}
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err

@@ -175,6 +175,14 @@ type stepJSON struct {
 	Shape string `json:"state_shape"`
 	Keys  int64  `json:"keys"`
 	Bytes int64  `json:"bytes"`
+	// Pending is a state migration not yet committed (see
+	// recovery.StepReport.PendingType).
+	Pending *pendingJSON `json:"pending_migration,omitempty"`
+}
+
+type pendingJSON struct {
+	Type  string `json:"state_type"`
+	Epoch uint64 `json:"epoch"`
 }
 
 func writeReportJSON(w io.Writer, r recovery.Report) error {
@@ -193,7 +201,11 @@ func writeReportJSON(w io.Writer, r recovery.Report) error {
 		out.Executions = append(out.Executions, executionJSON{e.Num, e.Workers, e.ResumeEpoch, e.Fronts})
 	}
 	for _, st := range r.Steps {
-		out.Steps = append(out.Steps, stepJSON{st.ID, st.StateType, st.Shape, st.Keys, st.Bytes})
+		sj := stepJSON{ID: st.ID, Type: st.StateType, Shape: st.Shape, Keys: st.Keys, Bytes: st.Bytes}
+		if st.PendingType != "" {
+			sj.Pending = &pendingJSON{st.PendingType, st.PendingEpoch}
+		}
+		out.Steps = append(out.Steps, sj)
 	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
