@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -257,8 +258,15 @@ func copyPartition(tx *sql.Tx, to string, resume uint64) error {
 				return fmt.Errorf("table %s: %w", t, err)
 			}
 		}
-		_, err := out.Exec("DELETE FROM snaps WHERE epoch >= ?", int64(min(resume, math.MaxInt64)))
-		return err
+		if _, err := out.Exec("DELETE FROM snaps WHERE epoch >= ?", int64(min(resume, math.MaxInt64))); err != nil {
+			return err
+		}
+		if slices.Contains(tabs, "changes") {
+			if _, err := out.Exec("DELETE FROM changes WHERE epoch >= ?", int64(min(resume, math.MaxInt64))); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

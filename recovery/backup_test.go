@@ -186,7 +186,10 @@ func TestBackupPinsAgain(t *testing.T) {
 	commit(2)
 	backupPinned = func(round, i int) {
 		if round == 1 && i == 0 {
+			// Two commits: the second records the first's horizon, 4,
+			// beyond the pinned partition's frontier 3.
 			commit(3)
+			commit(4)
 		}
 	}
 	defer func() { backupPinned = nil }()
@@ -194,16 +197,16 @@ func TestBackupPinsAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Pins != 2 || res.Resume.Epoch != 4 {
-		t.Errorf("backup: %+v; want 2 pins and resume at epoch 4", res)
+	if res.Pins != 2 || res.Resume.Epoch != 5 {
+		t.Errorf("backup: %+v; want 2 pins and resume at epoch 5", res)
 	}
 	b := mustOpen(t, res.Dest)
 	got := map[string]string{}
-	if err := b.Load(4, func(_, key string, v []byte) error { got[key] = string(v); return nil }); err != nil {
+	if err := b.Load(5, func(_, key string, v []byte) error { got[key] = string(v); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
-		want, _ := codec.Marshal(fmt.Sprint(k, 3))
+		want, _ := codec.Marshal(fmt.Sprint(k, 4))
 		if got[k] != string(want) {
 			t.Errorf("key %s: %q, want %q", k, got[k], want)
 		}

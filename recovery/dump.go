@@ -1,10 +1,10 @@
 package recovery
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 )
 
 // Entry is the stored state of one key of one step, as [Store.StateAt]
@@ -56,47 +56,34 @@ func (s *Store) StateAt(asOf uint64, step string, keys ...string) ([]Entry, erro
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
-	if asOf > math.MaxInt64 {
-		asOf = math.MaxInt64
+	if asOf >= math.MaxInt64 {
+		asOf = math.MaxInt64 - 1
 	}
-	q := "SELECT step_id, state_key, epoch, ser_change IS NULL, ser_change FROM snaps WHERE epoch <= ?"
-	args := []any{int64(asOf)}
-	if step != "" {
-		q += " AND step_id = ?"
-		args = append(args, step)
-	}
+	var want map[string]bool
 	if len(keys) > 0 {
-		q += " AND state_key IN (" + strings.TrimSuffix(strings.Repeat("?,", len(keys)), ",") + ")"
+		want = make(map[string]bool, len(keys))
 		for _, k := range keys {
-			args = append(args, k)
+			want[k] = true
 		}
 	}
-	q += " ORDER BY step_id, state_key, epoch"
 	parts := make([][]Entry, len(s.parts))
 	err := s.each(func(p *partition) error {
-		rows, err := p.db.Query(q, args...)
-		if err != nil {
-			return fmt.Errorf("read state after epoch %d: %w", asOf, err)
-		}
-		defer rows.Close()
 		var out []Entry
 		var deleted []bool
-		for rows.Next() {
-			var e Entry
-			var epoch int64
-			var gone bool
-			if err := rows.Scan(&e.Step, &e.Key, &epoch, &gone, &e.Value); err != nil {
-				return fmt.Errorf("read state after epoch %d: %w", asOf, err)
+		err := scanPart(context.Background(), p.db, p.format, int64(asOf)+1, step, func(r *logRow) error {
+			if want != nil && !want[r.key] {
+				return nil
 			}
-			e.Epoch = uint64(epoch)
+			e := Entry{Step: r.step, Key: r.key, Epoch: uint64(r.epoch), Value: r.value}
 			if n := len(out); n > 0 && out[n-1].Step == e.Step && out[n-1].Key == e.Key {
-				out[n-1], deleted[n-1] = e, gone
-				continue
+				out[n-1], deleted[n-1] = e, r.deleted
+				return nil
 			}
 			out = append(out, e)
-			deleted = append(deleted, gone)
-		}
-		if err := rows.Err(); err != nil {
+			deleted = append(deleted, r.deleted)
+			return nil
+		})
+		if err != nil {
 			return fmt.Errorf("read state after epoch %d: %w", asOf, err)
 		}
 		kept := out[:0]

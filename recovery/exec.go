@@ -114,9 +114,19 @@ func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
 			if _, err := tx.Exec("DELETE FROM snaps WHERE epoch >= ?", int64(res.Epoch)); err != nil {
 				return fmt.Errorf("delete uncommitted snapshots: %w", err)
 			}
+			if p.format >= 3 {
+				if _, err := tx.Exec("DELETE FROM changes WHERE epoch >= ?", int64(res.Epoch)); err != nil {
+					return fmt.Errorf("delete uncommitted changes: %w", err)
+				}
+			}
 			for _, step := range plan.Dropped {
 				if _, err := tx.Exec("DELETE FROM snaps WHERE step_id = ?", step); err != nil {
 					return fmt.Errorf("drop state of step %s: %w", step, err)
+				}
+				if p.format >= 3 {
+					if _, err := tx.Exec("DELETE FROM changes WHERE step_id = ?", step); err != nil {
+						return fmt.Errorf("drop state of step %s: %w", step, err)
+					}
 				}
 			}
 			return nil
@@ -163,6 +173,16 @@ func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
 				res.Execution, workers, int64(res.Epoch), execID); err != nil {
 				return fmt.Errorf("write execution %d: %w", res.Execution, err)
 			}
+			log, err := readLogStats(tx)
+			if err != nil {
+				return err
+			}
+			p.log, p.base = log, logStats{}
+			for _, st := range log {
+				p.base.entries += st.entries
+				p.base.bytes += st.bytes
+				p.base.batches += st.batches
+			}
 			return nil
 		})
 	})
@@ -187,27 +207,38 @@ func (s *Store) Begin(flowID string, workers int, plan Plan) (Resume, error) {
 	return res, nil
 }
 
-// upgrade turns a format 1 partition into format 2 inside tx: the steps
-// table gains state_shape ("" for steps recorded before shapes were), the
-// executions table exec_id ("" for earlier runs), and meta the directory
-// identity. A format 1 directory has none, so the
-// first run after the upgrade gives it one, the same in every partition.
+// upgrade turns a format 1 or 2 partition into format 3 inside tx. From
+// format 1, the steps table gains state_shape ("" for steps recorded before
+// shapes were), the executions table exec_id ("" for earlier runs), and
+// meta the directory identity (a format 1 directory has none, so the first
+// run after the upgrade gives it one, the same in every partition). From
+// format 1 or 2, the partition gains the (empty) change log; its snaps rows
+// stay as they are.
 func upgrade(tx *sql.Tx, dirID string) error {
 	var fv string
 	if err := tx.QueryRow("SELECT value FROM meta WHERE name = 'format_version'").Scan(&fv); err != nil {
 		return err
 	}
-	if fv != "1" {
-		return nil // upgraded by an earlier, interrupted Begin
-	}
-	stmts := []struct {
+	type stmt struct {
 		q    string
 		args []any
-	}{
-		{"ALTER TABLE steps ADD COLUMN state_shape TEXT NOT NULL DEFAULT ''", nil},
-		{"ALTER TABLE executions ADD COLUMN exec_id TEXT NOT NULL DEFAULT ''", nil},
-		{"INSERT INTO meta(name, value) VALUES('dir_id', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value", []any{dirID}},
-		{"UPDATE meta SET value = ? WHERE name = 'format_version'", []any{strconv.Itoa(FormatVersion)}},
+	}
+	var stmts []stmt
+	switch fv {
+	case "1":
+		stmts = append(stmts,
+			stmt{"ALTER TABLE steps ADD COLUMN state_shape TEXT NOT NULL DEFAULT ''", nil},
+			stmt{"ALTER TABLE executions ADD COLUMN exec_id TEXT NOT NULL DEFAULT ''", nil},
+			stmt{"INSERT INTO meta(name, value) VALUES('dir_id', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value", []any{dirID}},
+		)
+		fallthrough
+	case "2":
+		stmts = append(stmts,
+			stmt{changesTable, nil},
+			stmt{"UPDATE meta SET value = ? WHERE name = 'format_version'", []any{strconv.Itoa(FormatVersion)}},
+		)
+	default:
+		return nil // upgraded by an earlier, interrupted Begin
 	}
 	for _, st := range stmts {
 		if _, err := tx.Exec(st.q, st.args...); err != nil {
@@ -294,53 +325,34 @@ func (s *Store) WriteEpoch(epoch uint64, rows []Row) error {
 			}
 			return strings.Compare(rows[a].Key, rows[b].Key)
 		})
-		return writeRows(p.db, int64(epoch), rows, idx)
+		// Within one call the last row of a key wins: keep only it.
+		keep := idx[:0]
+		for k, i := range idx {
+			if k+1 < len(idx) && rows[idx[k+1]].Step == rows[i].Step && rows[idx[k+1]].Key == rows[i].Key {
+				continue
+			}
+			keep = append(keep, i)
+		}
+		batches, bytes, err := writeBatches(p.db, int64(epoch), rows, keep)
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		if p.log == nil {
+			p.log = map[int64]logStats{}
+		}
+		st := p.log[int64(epoch)]
+		st.entries += int64(len(keep))
+		st.bytes += bytes
+		st.batches += batches
+		p.log[int64(epoch)] = st
+		s.mu.Unlock()
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("recovery: write epoch %d: %w", epoch, err)
 	}
 	return nil
-}
-
-func writeRows(db *sql.DB, epoch int64, rows []Row, idx []int) error {
-	return inTx(context.Background(), db, func(tx *sql.Tx) error {
-		var full *sql.Stmt
-		if len(idx) >= insertBatch {
-			var err error
-			if full, err = tx.Prepare(fullInsertSQL); err != nil {
-				return err
-			}
-			defer full.Close()
-		}
-		args := make([]any, 0, 4*insertBatch)
-		for start := 0; start < len(idx); start += insertBatch {
-			chunk := idx[start:min(start+insertBatch, len(idx))]
-			args = args[:0]
-			for _, i := range chunk {
-				r := &rows[i]
-				var v any
-				if !r.Deleted {
-					b := r.Value
-					if b == nil {
-						b = []byte{} // nil would bind as NULL, which means deleted
-					}
-					v = b
-				}
-				args = append(args, r.Step, r.Key, epoch, v)
-			}
-			var err error
-			if len(chunk) == insertBatch {
-				_, err = full.Exec(args...)
-			} else {
-				_, err = tx.Exec(insertSQL(len(chunk)), args...)
-			}
-			if err != nil {
-				r := rows[chunk[0]]
-				return fmt.Errorf("write rows from step %s key %q: %w", r.Step, r.Key, err)
-			}
-		}
-		return nil
-	})
 }
 
 // Commit records that every epoch before frontier is durable for the given
@@ -349,11 +361,12 @@ func writeRows(db *sql.DB, epoch int64, rows []Row, idx []int) error {
 // with [Store.WriteEpoch] and flushed their sinks for every epoch before
 // frontier. Frontiers never move back: a smaller one than recorded is ignored.
 //
-// Once the frontiers are recorded everywhere, Commit garbage-collects rows
-// that no resume from an epoch at or after frontier-keepEpochs can need,
-// where frontier is the minimum over all workers of ex. Collection looks only
-// at keys written since the last collection (the snaps_epoch index), so its
-// cost follows the write rate, not the size of the state.
+// With the frontiers, Commit records in every partition the
+// garbage-collection horizon of the previous Commit, frontier-keepEpochs
+// (frontier being the minimum over all workers of ex), as gc_epoch: from
+// then on, rows that no resume from an epoch at or after it can need may be
+// deleted, and [Store.Compact] does so when it merges the change log below
+// it into snaps.
 //
 // Durability: when Commit returns nil, the frontiers survive a process kill or
 // power loss. On an error the run must stop; some partitions may hold the new
@@ -380,6 +393,15 @@ func (s *Store) Commit(ex int, workers []int, frontier uint64, keepEpochs uint64
 			return fmt.Errorf("recovery: commit execution %d: worker %d out of range [0, %d)", ex, w, nw)
 		}
 	}
+	// The garbage-collection horizon of the last Commit: every partition
+	// recorded its frontiers, so it may be recorded now. (Recording this
+	// Commit's horizon in the same transaction as its frontiers would let a
+	// crash between two partitions' transactions leave one partition
+	// collecting beyond another's frontier.)
+	s.mu.Lock()
+	horizon := s.nextHorizon
+	gc := slices.Clone(s.gcEpoch)
+	s.mu.Unlock()
 	ctx := context.Background()
 	err := s.each(func(p *partition) error {
 		return inTx(ctx, p.db, func(tx *sql.Tx) error {
@@ -389,6 +411,13 @@ func (s *Store) Commit(ex int, workers []int, frontier uint64, keepEpochs uint64
 					ex, w, int64(frontier))
 				if err != nil {
 					return fmt.Errorf("write frontier of worker %d: %w", w, err)
+				}
+			}
+			if horizon > gc[p.index] {
+				// From now on rows before horizon may be garbage-collected
+				// (Compact), so no resume before it may be trusted.
+				if err := recordGC(tx, horizon); err != nil {
+					return fmt.Errorf("write gc_epoch: %w", err)
 				}
 			}
 			return nil
@@ -402,62 +431,14 @@ func (s *Store) Commit(ex int, workers []int, frontier uint64, keepEpochs uint64
 	for _, w := range workers {
 		s.fronts[w] = max(s.fronts[w], frontier)
 	}
-	safe := slices.Min(s.fronts)
+	for i := range s.gcEpoch {
+		s.gcEpoch[i] = max(s.gcEpoch[i], horizon)
+	}
+	if safe := slices.Min(s.fronts); safe > keepEpochs {
+		s.nextHorizon = max(s.nextHorizon, safe-keepEpochs)
+	}
 	s.mu.Unlock()
-	if safe <= keepEpochs {
-		return nil
-	}
-	horizon := safe - keepEpochs
-	err = s.each(func(p *partition) error {
-		s.mu.Lock()
-		from := s.gcEpoch[p.index]
-		s.mu.Unlock()
-		if horizon <= from {
-			return nil
-		}
-		if err := collect(p.db, from, horizon); err != nil {
-			return fmt.Errorf("garbage-collect epochs before %d: %w", horizon, err)
-		}
-		s.mu.Lock()
-		s.gcEpoch[p.index] = max(s.gcEpoch[p.index], horizon)
-		s.mu.Unlock()
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("recovery: commit execution %d frontier %d: %w", ex, frontier, err)
-	}
 	return nil
-}
-
-// collect deletes every row superseded by a newer row written in [from,
-// horizon), and then the deletion markers written in [from, horizon) (each
-// now has nothing older): resuming from any epoch >= horizon reads the same
-// state without them. Rows superseded by rows before from went in earlier
-// collections. It records horizon as gc_epoch in the same transaction.
-//
-// The cost is one primary-key probe per row written in the window (through
-// the snaps_epoch index), which finds nothing for a key seen for the first
-// time, plus the deletions; the snaps_deleted partial index keeps the second
-// statement from reading live rows at all.
-func collect(db *sql.DB, from, horizon uint64) error {
-	return inTx(context.Background(), db, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`DELETE FROM snaps WHERE (step_id, state_key, epoch) IN (
-				SELECT o.step_id, o.state_key, o.epoch FROM snaps AS n INDEXED BY snaps_epoch
-				JOIN snaps AS o ON o.step_id = n.step_id AND o.state_key = n.state_key AND o.epoch < n.epoch
-				WHERE n.epoch >= ?1 AND n.epoch < ?2)`,
-			int64(from), int64(horizon))
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(`DELETE FROM snaps WHERE ser_change IS NULL AND epoch >= ?1 AND epoch < ?2`,
-			int64(from), int64(horizon))
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(`INSERT INTO meta(name, value) VALUES('gc_epoch', ?)
-			ON CONFLICT(name) DO UPDATE SET value = excluded.value`, strconv.FormatUint(horizon, 10))
-		return err
-	})
 }
 
 // Load calls fn, for every (step, key) with state, with the newest value
@@ -515,77 +496,52 @@ type loaded struct {
 
 const loadBatch = 1024
 
-// loadQuery reads every row before the epoch in primary-key order, so that
-// the newest row of a (step, key) is the last of its run; readPartition
-// keeps that one. (A GROUP BY with max() measured slower: after garbage
-// collection most keys have a single row.) "+epoch" keeps the planner off the
-// epoch index, whose order is wrong.
-const loadQuery = `SELECT step_id, state_key, ser_change IS NULL, ser_change FROM snaps
-	WHERE +epoch < ? ORDER BY step_id, state_key, epoch`
-
 // readPartition streams the rows Load wants from one partition into ch in
-// batches, until done or ctx is cancelled.
+// batches, until done or ctx is cancelled: the newest row of each key
+// before epoch, from snaps and the change log together (scanPart), keys
+// whose newest row is a deletion left out.
 func readPartition(ctx context.Context, p *partition, epoch int64, ch chan<- []loaded) error {
-	rows, err := p.db.QueryContext(ctx, loadQuery, epoch)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var (
-		step    string
-		rawStep sql.RawBytes
-		key     sql.RawBytes
-		deleted bool
-		value   []byte
-		cur     loaded // newest row so far of the current (step, key)
-		curDel  bool
-		have    bool
-	)
 	batch := make([]loaded, 0, loadBatch)
-	send := func() bool {
+	send := func() error {
 		select {
 		case ch <- batch:
 			batch = make([]loaded, 0, loadBatch)
-			return true
+			return nil
 		case <-ctx.Done():
-			return false
-		}
-	}
-	flush := func() bool {
-		if !have || curDel {
-			return true
-		}
-		if cur.value == nil {
-			cur.value = []byte{} // the driver returns an empty blob as nil
-		}
-		batch = append(batch, cur)
-		return len(batch) < loadBatch || send()
-	}
-	for rows.Next() {
-		value = nil
-		if err := rows.Scan(&rawStep, &key, &deleted, &value); err != nil {
-			return err
-		}
-		if have && string(rawStep) == cur.step && string(key) == cur.key {
-			cur.value, curDel = value, deleted // a newer row of the same key
-			continue
-		}
-		if !flush() {
 			return ctx.Err()
 		}
-		if string(rawStep) != step { // step ids repeat: allocate each once
-			step = string(rawStep)
+	}
+	var cur logRow // newest row so far of the current (step, key)
+	have := false
+	flush := func() error {
+		if !have || cur.deleted {
+			return nil
 		}
-		cur, curDel, have = loaded{step: step, key: string(key), value: value}, deleted, true
+		batch = append(batch, loaded{step: cur.step, key: cur.key, value: cur.value})
+		if len(batch) < loadBatch {
+			return nil
+		}
+		return send()
 	}
-	if !flush() {
-		return ctx.Err()
-	}
-	if err := rows.Err(); err != nil {
+	err := scanPart(ctx, p.db, p.format, epoch, "", func(r *logRow) error {
+		if have && r.key == cur.key && r.step == cur.step {
+			cur = *r // a newer row of the same key
+			return nil
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		cur, have = *r, true
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	if len(batch) > 0 && !send() {
-		return ctx.Err()
+	if err := flush(); err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		return send()
 	}
 	return nil
 }
@@ -598,21 +554,22 @@ func (s *Store) Latest(step, key string) (value []byte, epoch uint64, ok bool, e
 		return nil, 0, false, err
 	}
 	p := s.parts[PartitionFor(step, key, len(s.parts))]
-	var e int64
-	var deleted bool
-	err = p.db.QueryRow("SELECT epoch, ser_change IS NULL, ser_change FROM snaps WHERE step_id = ? AND state_key = ? ORDER BY epoch DESC LIMIT 1",
-		step, key).Scan(&e, &deleted, &value)
-	if err == sql.ErrNoRows {
-		return nil, 0, false, nil
-	}
+	var last logRow
+	found := false
+	err = scanPart(context.Background(), p.db, p.format, math.MaxInt64, step, func(r *logRow) error {
+		if r.key == key {
+			last, found = *r, true
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("recovery: latest state of step %s key %q: %s: %w", step, key, p.name(), err)
 	}
-	if deleted {
-		return nil, uint64(e), false, nil
+	if !found {
+		return nil, 0, false, nil
 	}
-	if value == nil {
-		value = []byte{}
+	if last.deleted {
+		return nil, uint64(last.epoch), false, nil
 	}
-	return value, uint64(e), true, nil
+	return last.value, uint64(last.epoch), true, nil
 }

@@ -1,8 +1,10 @@
 package recovery
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -294,24 +296,41 @@ func TestNotBegunAndClosed(t *testing.T) {
 	}
 }
 
+// countRows lists the epochs of the rows stored for (step, key), in snaps
+// and the change log.
 func countRows(t *testing.T, s *Store, step, key string) []int64 {
 	t.Helper()
 	p := s.parts[PartitionFor(step, key, len(s.parts))]
-	rows, err := p.db.Query("SELECT epoch FROM snaps WHERE step_id = ? AND state_key = ? ORDER BY epoch", step, key)
+	var out []int64
+	err := scanPart(context.Background(), p.db, p.format, math.MaxInt64, step, func(r *logRow) error {
+		if r.key == key {
+			out = append(out, r.epoch)
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var e int64
-		rows.Scan(&e)
-		out = append(out, e)
 	}
 	return out
 }
 
+// compactAlways makes Compact merge whatever it may, for the rest of t.
+func compactAlways(t *testing.T) {
+	e, b, n := compactEntries, compactBytes, compactBatches
+	compactEverything = true
+	t.Cleanup(func() { compactEntries, compactBytes, compactBatches, compactEverything = e, b, n, false })
+}
+
+// compact runs s.Compact.
+func compact(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestGarbageCollection(t *testing.T) {
+	compactAlways(t)
 	s := mustOpen(t, mustInit(t, 2))
 	begin(t, s, "f", 1, steps1)
 	for e := uint64(1); e <= 5; e++ {
@@ -328,6 +347,7 @@ func TestGarbageCollection(t *testing.T) {
 		if err := s.Commit(0, []int{0}, e+1, 2); err != nil {
 			t.Fatal(err)
 		}
+		compact(t, s)
 	}
 	// frontier 6, keep 2: horizon 4, so resuming from 4, 5 or 6 must work.
 	if diff := cmp.Diff([]int64{3, 4, 5}, countRows(t, s, "f.count", "k")); diff != "" {
@@ -342,6 +362,7 @@ func TestGarbageCollection(t *testing.T) {
 	if err := s.Commit(0, []int{0}, 6, 0); err != nil {
 		t.Fatal(err)
 	}
+	compact(t, s)
 	if diff := cmp.Diff([]int64{5}, countRows(t, s, "f.count", "k")); diff != "" {
 		t.Errorf("rows of k after keep 0 (-want +got):\n%s", diff)
 	}
@@ -349,9 +370,31 @@ func TestGarbageCollection(t *testing.T) {
 
 // TestGarbageCollectionModel checks, against a model, that after every commit
 // each epoch GC promises to keep still loads the right state.
+// TestGarbageCollectionModel checks Load against a model of the state
+// after every epoch, with the change log merged into snaps after every
+// commit (in chunks of one or more epochs) or never, rows of one epoch
+// written in two calls, deletions and a varying backup interval.
 func TestGarbageCollectionModel(t *testing.T) {
-	for seed := range uint64(3) {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		compact int64 // compactEntries; 0: never compact
+	}{{"log only", 0}, {"compact always", 1}, {"compact at 20 entries", 20}} {
+		for seed := range uint64(3) {
+			t.Run(fmt.Sprint(tc.name, "/", seed), func(t *testing.T) {
+				if tc.compact > 0 {
+					compactAlways(t)
+					compactEverything = false
+					compactEntries, compactBytes, compactBatches = tc.compact, 1<<40, 1<<40
+				}
+				gcModel(t, seed, tc.compact > 0)
+			})
+		}
+	}
+}
+
+func gcModel(t *testing.T, seed uint64, compacting bool) {
+	{
+		{
 			r := rand.New(rand.NewPCG(seed, 99))
 			s := mustOpen(t, mustInit(t, 1+int(seed)))
 			begin(t, s, "f", 2, map[string]string{"f.a": "int", "f.b": "int"})
@@ -378,14 +421,38 @@ func TestGarbageCollectionModel(t *testing.T) {
 					}
 				}
 				history[e] = state
-				if err := s.WriteEpoch(e, rows); err != nil {
+				// Some epochs are written in two calls; the second's rows
+				// win (a key in both keeps the second's value).
+				split := len(rows) / 2
+				if r.IntN(3) > 0 {
+					split = len(rows)
+				}
+				if err := s.WriteEpoch(e, rows[:split]); err != nil {
 					t.Fatal(err)
+				}
+				if split < len(rows) {
+					second := rows[split:]
+					if split > 0 {
+						early := rows[0]
+						early.Value, early.Deleted = val("overwritten"), false
+						second = append([]Row{early}, second...)
+						rows[0], second[0] = early, rows[0]
+						if err := s.WriteEpoch(e, rows[:1]); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := s.WriteEpoch(e, second); err != nil {
+						t.Fatal(err)
+					}
 				}
 				keep := uint64(r.IntN(4))
 				for w := range 2 {
 					if err := s.Commit(0, []int{w}, e+1, keep); err != nil {
 						t.Fatal(err)
 					}
+				}
+				if compacting {
+					compact(t, s)
 				}
 				if e+1 > keep {
 					horizon = max(horizon, e+1-keep)
@@ -403,7 +470,7 @@ func TestGarbageCollectionModel(t *testing.T) {
 					}
 				}
 			}
-		})
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -132,6 +133,13 @@ func (s *Store) Report() (Report, error) {
 		if err := p.db.QueryRow("SELECT count(*) FROM snaps").Scan(&pr.Rows); err != nil {
 			return fail(err)
 		}
+		if p.format >= 3 {
+			n, err := logEntries(p.db)
+			if err != nil {
+				return fail(err)
+			}
+			pr.Rows += n
+		}
 		rows, err := p.db.Query("SELECT ex_num, worker_count, resume_epoch FROM executions ORDER BY ex_num")
 		if err != nil {
 			return fail(err)
@@ -189,28 +197,32 @@ func (s *Store) Report() (Report, error) {
 		}
 		r.Partitions = append(r.Partitions, pr)
 
-		rows, err = p.db.Query(`SELECT step_id, count(*), coalesce(sum(length(ser_change)), 0) FROM
-			(SELECT step_id, state_key, max(epoch), ser_change FROM snaps GROUP BY step_id, state_key)
-			WHERE ser_change IS NOT NULL GROUP BY step_id`)
+		// Every key's newest row, from snaps and the change log together.
+		var cur logRow
+		have := false
+		count := func() {
+			if !have || cur.deleted {
+				return
+			}
+			if steps[cur.step] == nil {
+				steps[cur.step] = &StepReport{ID: cur.step}
+			}
+			steps[cur.step].Keys++
+			steps[cur.step].Bytes += int64(len(cur.value))
+		}
+		err = scanPart(context.Background(), p.db, p.format, math.MaxInt64, "", func(r *logRow) error {
+			if have && r.key == cur.key && r.step == cur.step {
+				cur = *r
+				return nil
+			}
+			count()
+			cur, have = *r, true
+			return nil
+		})
 		if err != nil {
 			return fail(err)
 		}
-		for rows.Next() {
-			var id string
-			var keys, size int64
-			if err := rows.Scan(&id, &keys, &size); err != nil {
-				rows.Close()
-				return fail(err)
-			}
-			if steps[id] == nil {
-				steps[id] = &StepReport{ID: id}
-			}
-			steps[id].Keys += keys
-			steps[id].Bytes += size
-		}
-		if err := rows.Close(); err != nil {
-			return fail(err)
-		}
+		count()
 	}
 	for _, e := range execs {
 		e.Fronts = make([]uint64, e.Workers)

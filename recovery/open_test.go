@@ -115,16 +115,34 @@ func TestSQLiteCLIReads(t *testing.T) {
 	if _, err := s.Begin("f", 1, MakePlan(nil, map[string]StepState{"f.s": {Type: "int"}}, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WriteEpoch(1, []Row{{Step: "f.s", Key: "k", Value: []byte{1}}}); err != nil {
+	if err := s.WriteEpoch(1, []Row{{Step: "f.s", Key: "k", Value: []byte{1}}, {Step: "f.s", Key: "q\"\x01", Value: []byte{}},
+		{Step: "f.s", Key: "gone", Deleted: true}}); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(bin, filepath.Join(dir, "part-0.sqlite3"),
-		"SELECT step_id, state_key, epoch, hex(ser_change) FROM snaps; SELECT value FROM meta WHERE name='codec'").CombinedOutput()
-	if err != nil {
-		t.Fatalf("sqlite3: %v\n%s", err, out)
+	if err := s.Commit(0, []int{0}, 2, 0); err != nil {
+		t.Fatal(err)
 	}
-	if want := "f.s|k|1|01\ncbor-core-det/v1\n"; string(out) != want {
-		t.Errorf("sqlite3 output %q, want %q", out, want)
+	// The query doc.go gives for the change log.
+	sqlite := func(q string) string {
+		t.Helper()
+		out, err := exec.Command(bin, filepath.Join(dir, "part-0.sqlite3"), q).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sqlite3: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	const logQuery = "SELECT c.step_id, e.key, c.epoch, coalesce(e.value, 'NULL') FROM changes AS c, json_each(c.batch) AS e ORDER BY c.seq, e.id"
+	if got, want := sqlite(logQuery+"; SELECT value FROM meta WHERE name='codec'"), "f.s|gone|1|NULL\nf.s|k|1|01\nf.s|q\"\x01|1|\ncbor-core-det/v1\n"; got != want {
+		t.Errorf("sqlite3 output %q, want %q", got, want)
+	}
+	// Merged into snaps, the same rows (the deletion needs none).
+	compactAlways(t)
+	if err := s.Commit(0, []int{0}, 2, 0); err != nil {
+		t.Fatal(err)
+	}
+	compact(t, s)
+	if got, want := sqlite("SELECT step_id, state_key, epoch, hex(ser_change) FROM snaps; "+logQuery), "f.s|k|1|01\nf.s|q\"\x01|1|\n"; got != want {
+		t.Errorf("sqlite3 output after the merge %q, want %q", got, want)
 	}
 }
 
@@ -223,9 +241,9 @@ func TestOpenRejects(t *testing.T) {
 		}, ErrCorrupt, "metadata has no partition_count"},
 		{"newer format", func(t *testing.T) string {
 			dir := mustInit(t, 1)
-			execSQL(t, filepath.Join(dir, "part-0.sqlite3"), "UPDATE meta SET value='3' WHERE name='format_version'")
+			execSQL(t, filepath.Join(dir, "part-0.sqlite3"), "UPDATE meta SET value='4' WHERE name='format_version'")
 			return dir
-		}, ErrVersion, "written by a newer runnel (format 3); this release reads formats 1 to 2"},
+		}, ErrVersion, "written by a newer runnel (format 4); this release reads formats 1 to 3"},
 		{"unknown codec", func(t *testing.T) string {
 			dir := mustInit(t, 1)
 			execSQL(t, filepath.Join(dir, "part-0.sqlite3"), "UPDATE meta SET value='gob' WHERE name='codec'")

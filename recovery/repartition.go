@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -197,13 +198,21 @@ func fillPartition(path, flowID string, gc uint64, steps map[string]StepState, e
 				}
 			}
 		}
-		ins, err := tx.Prepare("INSERT INTO snaps(step_id, state_key, epoch, ser_change) VALUES(?, ?, ?, ?)")
-		if err != nil {
-			return err
+		// The rows go into the change log, one set of batches per epoch
+		// (rows is sorted by step and key, and so is each set).
+		recs := make([]Row, len(rows))
+		byEpoch := map[uint64][]int{}
+		for i, r := range rows {
+			recs[i] = Row{Step: r.Step, Key: r.Key, Value: r.Value}
+			byEpoch[r.Epoch] = append(byEpoch[r.Epoch], i)
 		}
-		defer ins.Close()
-		for _, r := range rows {
-			if _, err := ins.Exec(r.Step, r.Key, int64(r.Epoch), r.Value); err != nil {
+		epochs := make([]uint64, 0, len(byEpoch))
+		for e := range byEpoch {
+			epochs = append(epochs, e)
+		}
+		slices.Sort(epochs)
+		for _, e := range epochs {
+			if _, _, err := insertBatches(tx, int64(e), recs, byEpoch[e]); err != nil {
 				return err
 			}
 		}

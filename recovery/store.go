@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,9 +34,9 @@ import (
 // package documentation. A partition with a larger format_version is refused
 // with [ErrVersion]. Format 1 partitions (no directory identity, no state
 // shapes) are read as they are and upgraded to format 2 in place by the next
-// run ([Store.Begin]); reading one (inspect, --recovery-plan) never upgrades
-// it.
-const FormatVersion = 2
+// run ([Store.Begin]); so are format 2 partitions (no change log). Reading
+// one (inspect, --recovery-plan) never upgrades it.
+const FormatVersion = 3
 
 // oldestFormat is the oldest format this release reads.
 const oldestFormat = 1
@@ -55,8 +56,14 @@ var schema = []string{
 		PRIMARY KEY(step_id, state_key, epoch)) WITHOUT ROWID`,
 	`CREATE INDEX snaps_epoch ON snaps(epoch)`,
 	`CREATE INDEX snaps_deleted ON snaps(epoch) WHERE ser_change IS NULL`,
+	changesTable,
 }
 
+// changesTable is the change log, new in format 3.
+const changesTable = `CREATE TABLE changes(seq INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, step_id TEXT NOT NULL,
+		entries INTEGER NOT NULL, batch BLOB NOT NULL)`
+
+// tables are the tables every partition has; format 3 adds changes.
 var tables = []string{"meta", "steps", "executions", "fronts", "snaps"}
 
 var partName = regexp.MustCompile(`^part-(0|[1-9][0-9]{0,8})\.sqlite3$`)
@@ -98,15 +105,24 @@ type Store struct {
 	resume  uint64   // its resume epoch
 	fronts  []uint64 // per worker of the current execution: last committed frontier
 	gcEpoch []uint64 // per partition: horizon of the last garbage collection
-	lock    *os.File // held by Lock until Close
+	// nextHorizon is the horizon the last Commit's frontiers allow, which
+	// the next Commit records.
+	nextHorizon uint64
+	lock        *os.File // held by Lock until Close
 }
 
 type partition struct {
 	index  int
 	path   string // dir joined with the file name, as errors show it
 	db     *sql.DB
-	format int    // format_version as opened; 1 until Begin upgrades it
+	format int    // format_version as opened; as opened until Begin upgrades it
 	tmpDir string // a private copy read instead of path (read-only opens), removed by Close
+	// log is what the change log holds per epoch, from Begin on; guarded
+	// by the Store's mu.
+	log map[int64]logStats
+	// base is what the log held below the horizon after the last
+	// compaction (at Begin: all of it); Compact waits for twice as much.
+	base logStats
 }
 
 func (p *partition) name() string { return p.path }
@@ -844,6 +860,9 @@ func readMeta(db querier, path string) (partMeta, error) {
 			return partMeta{}, corrupt("missing table %s", t)
 		}
 	}
+	if fv >= 3 && !have["changes"] {
+		return partMeta{}, corrupt("missing table changes")
+	}
 	return m, nil
 }
 
@@ -922,11 +941,30 @@ func (s *Store) Close() error {
 	s.closed = true
 	lock := s.lock
 	s.lock = nil
+	horizon, gc := s.nextHorizon, slices.Clone(s.gcEpoch)
+	record := s.begun && !s.readOnly
 	s.mu.Unlock()
+	var errs []error
+	if record {
+		// The last Commit's horizon, which only a later Commit or Compact
+		// would record: a cleanly stopped run then keeps what -b says,
+		// as a crashed one does up to one commit more.
+		for _, p := range s.parts {
+			if horizon > gc[p.index] {
+				err := inTx(context.Background(), p.db, func(tx *sql.Tx) error { return recordGC(tx, horizon) })
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: record gc_epoch: %w", p.name(), err))
+				}
+			}
+		}
+	}
 	if lock != nil {
 		lock.Close()
 	}
 	if err := s.closeAll(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("recovery: close %s: %w", s.dir, err)
 	}
 	return nil

@@ -339,7 +339,46 @@ func coherent(p *partition, h partHistory) []Finding {
 // maxListed bounds how many rows one finding names.
 const maxListed = 5
 
-// checkRows reads every snapshot row of one partition.
+// checkLog reads every batch of one partition's change log, passing each
+// entry to check.
+func checkLog(p *partition, check func(step, key string, epoch int64, value []byte), problem func(format string, args ...any)) {
+	rows, err := p.db.Query("SELECT seq, epoch, step_id, entries, batch FROM changes ORDER BY seq")
+	if err != nil {
+		problem("read the change log: %v", err)
+		return
+	}
+	defer rows.Close()
+	var undecodable []string
+	for rows.Next() {
+		var seq, epoch, n int64
+		var step string
+		var batch []byte
+		if err := rows.Scan(&seq, &epoch, &step, &n, &batch); err != nil {
+			problem("read the change log: %v", err)
+			return
+		}
+		var entries []logRow
+		err := decodeBatch(batch, n, func(key string, value []byte, deleted bool) {
+			entries = append(entries, logRow{key: key, value: value, deleted: deleted})
+		})
+		if err != nil {
+			undecodable = append(undecodable, fmt.Sprintf("seq %d (step %s, epoch %d, %d bytes): %v", seq, step, epoch, len(batch), err))
+			continue
+		}
+		for _, e := range entries {
+			check(step, e.key, epoch, e.value)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		problem("read the change log: %v", err)
+	}
+	if len(undecodable) > 0 {
+		problem("%d change log batch(es) cannot be decoded, so a resume would fail on them: %s", len(undecodable), strings.Join(undecodable, "; "))
+	}
+}
+
+// checkRows reads every snapshot row of one partition, from snaps and the
+// change log.
 func checkRows(p *partition, m partMeta, h partHistory, vp *VerifiedPartition) []Finding {
 	var fs []Finding
 	problem := func(format string, args ...any) {
@@ -358,14 +397,7 @@ func checkRows(p *partition, m partMeta, h partHistory, vp *VerifiedPartition) [
 	var bad, misplaced []string
 	nBad, nMisplaced, nLate := 0, 0, 0
 	var lateMin, lateMax int64
-	for rows.Next() {
-		var step, key string
-		var epoch int64
-		var value []byte
-		if err := rows.Scan(&step, &key, &epoch, &value); err != nil {
-			problem("read snapshot rows: %v", err)
-			return fs
-		}
+	check := func(step, key string, epoch int64, value []byte) {
 		vp.Rows++
 		if value != nil {
 			if err := codec.Wellformed(value); err != nil {
@@ -392,8 +424,21 @@ func checkRows(p *partition, m partMeta, h partHistory, vp *VerifiedPartition) [
 			nLate++
 		}
 	}
+	for rows.Next() {
+		var step, key string
+		var epoch int64
+		var value []byte
+		if err := rows.Scan(&step, &key, &epoch, &value); err != nil {
+			problem("read snapshot rows: %v", err)
+			return fs
+		}
+		check(step, key, epoch, value)
+	}
 	if err := rows.Err(); err != nil {
 		problem("read snapshot rows: %v", err)
+	}
+	if m.format >= 3 {
+		checkLog(p, check, problem)
 	}
 	more := func(n int) string {
 		if n > maxListed {

@@ -176,8 +176,20 @@ func TestVerifyFindsDamage(t *testing.T) {
 	t.Run("undecodable row", func(t *testing.T) {
 		dir, keys := healthyDir(t)
 		p := filepath.Join(dir, "part-2.sqlite3")
-		damageSQL(t, p, "UPDATE snaps SET ser_change = x'1bff' WHERE state_key = ? AND epoch = 6", keys[2])
+		damageSQL(t, p, "UPDATE changes SET batch = json_set(batch, '$.' || ?1, '1bff') WHERE epoch = 6 AND json_extract(batch, '$.' || ?1) IS NOT NULL", keys[2])
 		finds(t, dir, p, false, "1 stored value(s) cannot be decoded", fmt.Sprintf("step f.count key %q epoch 6 (2 bytes)", keys[2]))
+	})
+	t.Run("undecodable merged row", func(t *testing.T) {
+		dir, keys := healthyDir(t)
+		p := filepath.Join(dir, "part-2.sqlite3")
+		damageSQL(t, p, "INSERT INTO snaps VALUES('f.count', ?, 1, x'1bff')", keys[2])
+		finds(t, dir, p, false, "1 stored value(s) cannot be decoded", fmt.Sprintf("step f.count key %q epoch 1 (2 bytes)", keys[2]))
+	})
+	t.Run("malformed change batch", func(t *testing.T) {
+		dir, _ := healthyDir(t)
+		p := filepath.Join(dir, "part-1.sqlite3")
+		damageSQL(t, p, "UPDATE changes SET batch = substr(batch, 1, 9) WHERE seq = (SELECT min(seq) FROM changes)")
+		finds(t, dir, p, false, "1 change log batch(es) cannot be decoded")
 	})
 	t.Run("missing partition", func(t *testing.T) {
 		dir, _ := healthyDir(t)

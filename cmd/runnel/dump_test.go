@@ -80,7 +80,7 @@ recovery.inp,list,2,5
 recovery.running_count,ALL,2,"{""state"":10}"
 `
 	tutorialVerify = `verify db_dir/: 1 partition file(s)
-  db_dir/part-0.sqlite3: ok (frontier 3, 2 row(s))
+  db_dir/part-0.sqlite3: ok (frontier 3, 4 row(s))
 ok, 0 warning(s): the next run resumes at epoch 3 as execution 2
 `
 )

@@ -163,17 +163,24 @@ type Committer interface {
 }
 
 // ChangedRows turns the keys a keyed step changed in an epoch into recovery
-// rows, one per key however often it is listed. encode returns a key's
-// encoded state, or ok false when the key has none any more (a deletion).
-// An encoding error is returned with the key's text.
-func ChangedRows[K comparable](step string, changed []K, format func(K) string, encode func(K) (value []byte, ok bool, err error)) (rows []Row, key string, err error) {
-	seen := make(map[K]struct{}, len(changed))
+// rows, one per key however often it is listed when mayRepeat (a caller that
+// knows changed lists every key once passes false and skips the set that
+// removes repeats). encode returns a key's encoded state, or ok false when
+// the key has none any more (a deletion). An encoding error is returned
+// with the key's text.
+func ChangedRows[K comparable](step string, changed []K, mayRepeat bool, format func(K) string, encode func(K) (value []byte, ok bool, err error)) (rows []Row, key string, err error) {
+	var seen map[K]struct{}
+	if mayRepeat {
+		seen = make(map[K]struct{}, len(changed))
+	}
 	rows = make([]Row, 0, len(changed))
 	for _, k := range changed {
-		if _, dup := seen[k]; dup {
-			continue
+		if seen != nil {
+			if _, dup := seen[k]; dup {
+				continue
+			}
+			seen[k] = struct{}{}
 		}
-		seen[k] = struct{}{}
 		text := format(k)
 		b, ok, err := encode(k)
 		switch {

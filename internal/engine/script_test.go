@@ -401,7 +401,7 @@ func (n *aggNode) handle(batch []int) {
 
 func (n *aggNode) OnBarrier(e Epoch) {
 	if n.w.snapshots {
-		rows, _, err := ChangedRows("f.agg", n.changed, strconv.Itoa, func(x int) ([]byte, bool, error) {
+		rows, _, err := ChangedRows("f.agg", n.changed, true, strconv.Itoa, func(x int) ([]byte, bool, error) {
 			return []byte(strconv.Itoa(n.counts[x])), true, nil
 		})
 		if err != nil {

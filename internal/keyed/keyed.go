@@ -84,6 +84,10 @@ type Table[K keys.Key, S any] struct {
 	snapshots bool
 	changed   []K
 	rewrite   engine.Epoch // > 0: Resume records every key changed in this epoch
+	// repeats says changed may list a key twice: the once-per-epoch mark
+	// of an entry does not cover a key without one, or a key deleted and
+	// added again (a new entry).
+	repeats bool
 }
 
 // RewriteOnResume makes the next Resume record every recovered key as
@@ -122,6 +126,7 @@ func (t *Table[K, S]) Delete(e *Entry[K, S]) {
 		delete(t.m, e.Key)
 	}
 	t.Unschedule(e)
+	t.repeats = t.snapshots
 }
 
 // Changed records that key k (whose entry is e, or nil if it has none now)
@@ -136,6 +141,8 @@ func (t *Table[K, S]) Changed(k K, e *Entry[K, S], epoch engine.Epoch) {
 		t.changed = append(t.changed, k)
 		if e != nil {
 			e.mark = epoch
+		} else {
+			t.repeats = true
 		}
 	}
 }
@@ -150,7 +157,7 @@ func (t *Table[K, S]) Rows(step string, encode func(e *Entry[K, S]) ([]byte, err
 	if len(t.changed) == 0 {
 		return nil, "", nil
 	}
-	rows, key, err = engine.ChangedRows(step, t.changed, t.Ops.Format, func(k K) ([]byte, bool, error) {
+	rows, key, err = engine.ChangedRows(step, t.changed, t.repeats, t.Ops.Format, func(k K) ([]byte, bool, error) {
 		e, ok := t.m[k]
 		if !ok {
 			if encodeGone != nil {
@@ -163,6 +170,7 @@ func (t *Table[K, S]) Rows(step string, encode func(e *Entry[K, S]) ([]byte, err
 	})
 	clear(t.changed)
 	t.changed = t.changed[:0]
+	t.repeats = false
 	return rows, key, err
 }
 
@@ -196,6 +204,9 @@ func (t *Table[K, S]) Resume(rows []engine.StateRow, stateType string, decode fu
 		if t.rewrite > 0 {
 			t.changed = append(t.changed, k)
 			e.mark = t.rewrite
+			if !keep {
+				t.repeats = true // a new entry for k would be listed again
+			}
 		}
 	}
 	t.rewrite = 0

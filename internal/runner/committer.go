@@ -134,6 +134,14 @@ func (c *committer) write() {
 				c.fail(err)
 			}
 		}
+		if !closed && c.err == nil {
+			if err := c.compact(); err != nil {
+				c.mu.Lock()
+				c.err = err
+				c.mu.Unlock()
+				c.fail(err)
+			}
+		}
 		if closed {
 			c.mu.Lock()
 			more := len(c.jobs) > 0
@@ -147,6 +155,25 @@ func (c *committer) write() {
 			}
 		}
 	}
+}
+
+// compact lets the store compact its change log while no epoch waits to
+// be written. It never runs once the run is closing: the last epochs of a
+// run stay in the log, which a resume reads as fast.
+func (c *committer) compact() error {
+	if c.store == nil {
+		return nil
+	}
+	c.mu.Lock()
+	busy := len(c.jobs) > 0 || c.closed
+	c.mu.Unlock()
+	if busy {
+		return nil
+	}
+	if err := c.store.Compact(); err != nil {
+		return fmt.Errorf("compact the recovery data: %w", err)
+	}
+	return nil
 }
 
 // persist writes the rows of the queued epochs and commits the last. When
