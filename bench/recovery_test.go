@@ -19,9 +19,10 @@ import (
 
 // The recovery benchmarks measure what recovery costs a flow: throughput
 // with snapshots at two intervals (BenchmarkRecovery), the cost of one
-// changed key in an epoch (BenchmarkSnapshot) and the time to resume a flow
-// with a large state (BenchmarkResume). See README.md for the targets.
-// Run them without -race: go test -run '^$' -bench 'Recovery|Snapshot|Resume' -benchtime 1x ./bench
+// changed key in an epoch (BenchmarkSnapshot), the time to resume a flow
+// with a large state (BenchmarkResume) and to repartition it
+// (BenchmarkRepartition). See README.md for the targets.
+// Run them without -race: go test -run '^$' -bench 'Recovery|Snapshot|Resume|Repartition' -benchtime 1x ./bench
 
 // recoveryParts is the partition count of every recovery directory made
 // here, as in the tutorial (`runnel recovery init db_dir/ 1`).
@@ -262,6 +263,35 @@ func BenchmarkResume(b *testing.B) {
 	per := b.Elapsed().Seconds() / float64(b.N)
 	b.ReportMetric(resumeKeys/per, "keys/s")
 	b.ReportMetric(per, "s/resume")
+}
+
+// BenchmarkRepartition measures `runnel recovery repartition` of a state
+// of 1M keys (written once by a real run of stateFlow, not timed): each
+// iteration moves the directory from 1 to 4 partitions and back, checking
+// that every key is kept. Reports s/repartition (one move) and keys/s.
+func BenchmarkRepartition(b *testing.B) {
+	dir := initRecovery(b)
+	cfg := recoveryConfig(dir, time.Hour)
+	if got := runState(b, resumeKeys, resumeKeys, cfg); got != resumeKeys {
+		b.Fatalf("setup: sum = %d, want %d", got, resumeKeys)
+	}
+	moves := 0
+	for b.Loop() {
+		for _, to := range []int{4, recoveryParts} {
+			res, err := recovery.Repartition(dir, to)
+			if err != nil {
+				b.Fatal(err)
+			}
+			// Keys counts positions too: the input's and the sink's.
+			if res.Keys < resumeKeys || res.To != to {
+				b.Fatalf("repartition to %d: %+v, want %d keys", to, res, resumeKeys)
+			}
+			moves++
+		}
+	}
+	per := b.Elapsed().Seconds() / float64(moves)
+	b.ReportMetric(per, "s/repartition")
+	b.ReportMetric(resumeKeys/per, "keys/s")
 }
 
 // TestRecoveryBenchFlows checks on small inputs what the benchmarks rely

@@ -7,7 +7,7 @@
 // package; the file format below is not. It is a public, versioned contract
 // (FormatVersion, recorded in every file): the files stay readable with the
 // sqlite3 command-line tool, and a release refuses files of a newer format.
-// This release writes format 2 and reads formats 1 and 2 (see "Formats").
+// This release writes format 3 and reads formats 1 to 3 (see "Formats").
 //
 // # Usage
 //
@@ -40,7 +40,7 @@
 // partition_index, steps, executions, fronts) are written into every
 // partition, so that any single file describes the run.
 //
-// # Schema (format 2)
+// # Schema (format 3)
 //
 //	CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 //	CREATE TABLE steps(step_id TEXT PRIMARY KEY, state_type TEXT NOT NULL,
@@ -53,11 +53,13 @@
 //	    ser_change BLOB, PRIMARY KEY(step_id, state_key, epoch)) WITHOUT ROWID;
 //	CREATE INDEX snaps_epoch ON snaps(epoch);
 //	CREATE INDEX snaps_deleted ON snaps(epoch) WHERE ser_change IS NULL;
+//	CREATE TABLE changes(seq INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, step_id TEXT NOT NULL,
+//	    entries INTEGER NOT NULL, batch TEXT NOT NULL);
 //
-// meta rows: format_version ("2"), partition_index, partition_count, codec
+// meta rows: format_version ("3"), partition_index, partition_count, codec
 // (the state codec, "cbor-core-det/v1"), flow_id ("" until the first
 // execution), created_by ("runnel"), gc_epoch (rows before it that a newer
-// row before it supersedes have been garbage-collected; "0" initially), and
+// row before it supersedes may have been garbage-collected; "0" initially), and
 // dir_id: 32 hex digits, random, given by Init to the directory and recorded
 // in each of its partitions, so that a partition of another directory is
 // recognised. A row migration:STEP (only while a state migration of step
@@ -78,26 +80,55 @@
 // fronts: per execution and worker, the committed frontier: every epoch
 // before it is durable (state written, sinks flushed).
 //
-// snaps: the state of state_key of step_id after epoch, encoded with the
-// codec; NULL means the state was deleted in that epoch. Only changed keys
-// get a row per epoch.
+// The state rows: the state of a key of a step after an epoch, encoded
+// with the codec, or its deletion in that epoch. Only changed keys get a
+// row per epoch. A row lives in one of two tables, and readers take the
+// union of both:
+//
+// snaps: one row per (step_id, state_key, epoch); ser_change NULL means
+// deleted. Formats 1 and 2 wrote every row here; format 3 writes none, and
+// moves the rows it finds here into the change log when it compacts (below).
+//
+// changes, the change log: a row is a batch of the rows of one step_id
+// and one epoch, written together; seq orders the batches as written.
+// batch is a JSON object mapping each state_key to the
+// encoded state in lower-case hex, or to null for a deletion; a key occurs
+// once in a batch and entries is the number of keys. Key bytes that are not
+// valid UTF-8 are stored as they are (like the TEXT keys of snaps); '"',
+// '\' and control characters are escaped. Where several rows exist for one
+// (step_id, state_key, epoch), the one in the batch with the highest seq
+// wins, and a batch wins over snaps. The sqlite3 tool lists the log with
+// json_each:
+//
+//	SELECT c.step_id, e.key AS state_key, c.epoch, e.value AS ser_change_hex
+//	FROM changes AS c, json_each(c.batch) AS e ORDER BY c.seq, e.id;
+//
+// Writing an epoch appends one batch per step (per 8192 keys), so its
+// cost is encoding, not one B-tree insert per key. Compaction ([Store.Compact],
+// run by the committer when no epoch waits) rewrites every row before the
+// garbage-collection horizon as each key's newest row only, deleted keys
+// left out, once the rows there are twice what the last compaction left
+// (and at least 65536 rows, 16 MiB or 1024 batches); a cleanly stopped run
+// leaves its last epochs uncompacted, which a resume reads as fast.
 //
 // # Formats
 //
 // Format 1 (the first release) had no dir_id, no state_shape and no
-// exec_id. This
-// release reads a format 1 directory as it is: it resumes its steps when
-// their type strings match (there is no shape to compare; values still
+// exec_id; format 2 had no change log (every row in snaps). This release
+// reads a format 1 or 2 directory as it is (a format 1 step resumes when
+// its type string matches: there is no shape to compare; values still
 // decode strictly, so a renamed field fails the load, naming the step and
-// key), and the first run ([Store.Begin]) upgrades every partition in place
-// to format 2 in the same transaction that records the execution: it adds
-// the state_shape and exec_id columns, gives the directory an identity and sets
-// format_version to 2. Inspection and --recovery-plan never upgrade. A crash
-// in the middle of the upgrade leaves format 1 and 2 partitions side by
-// side, which open, and the next run finishes the upgrade with the same
-// identity. Once upgraded, a directory is refused by format 1 releases
-// ("written by a newer runnel (format 2)"); to go back, restore a copy taken
-// before.
+// key), and the first run ([Store.Begin]) upgrades every partition in
+// place to format 3 in the same transaction that records the execution:
+// from format 1 it adds the state_shape and exec_id columns and gives the
+// directory an identity; from 1 or 2 it creates the changes table; and it
+// sets format_version to 3. The rows in snaps stay where they are until a
+// compaction moves them. Inspection and --recovery-plan never upgrade. A
+// crash in the middle of the upgrade leaves partitions of both formats side
+// by side, which open, and the next run finishes the upgrade with the same
+// identity. Once upgraded, a directory is refused by older releases
+// ("written by a newer runnel (format 3)"); to go back, restore a copy
+// taken before. No separate upgrade command is needed.
 //
 // # Consistency
 //
@@ -132,9 +163,14 @@
 //
 // Garbage collection keeps every row needed to resume from any epoch >= H,
 // where H = committed frontier - keepEpochs (the backup interval, so that a
-// copy of the directory up to that old still resumes): a row is deleted when
-// a newer row of the same key exists before H, and a NULL row before H with
-// nothing older is deleted too.
+// copy of the directory up to that old still resumes): compaction may
+// delete a row when a newer row of the same key exists before H, and a
+// deleted key's rows before H. A partition records H as gc_epoch before
+// anything below it is deleted: in the commit after the one that made H
+// safe in every partition (recording it with that commit's own frontier
+// would let a crash between two partitions' commits leave one collecting
+// beyond another's frontier), in a compaction, and when a run closes the
+// directory.
 //
 // # Migrations
 //

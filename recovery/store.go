@@ -61,7 +61,7 @@ var schema = []string{
 
 // changesTable is the change log, new in format 3.
 const changesTable = `CREATE TABLE changes(seq INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, step_id TEXT NOT NULL,
-		entries INTEGER NOT NULL, batch BLOB NOT NULL)`
+		entries INTEGER NOT NULL, batch TEXT NOT NULL)`
 
 // tables are the tables every partition has; format 3 adds changes.
 var tables = []string{"meta", "steps", "executions", "fronts", "snaps"}

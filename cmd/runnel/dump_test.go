@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -164,6 +165,24 @@ func TestDumpTutorial(t *testing.T) {
 		if !strings.Contains(string(doc), want) {
 			t.Errorf("docs/recovery.md does not show:\n%s", want)
 		}
+	}
+	// and what the sqlite3 tool shows of the change log.
+	bin, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Log("no sqlite3 tool: its transcript in docs/recovery.md is not checked")
+		return
+	}
+	const query = "SELECT c.step_id, e.key, c.epoch, e.value FROM changes AS c, json_each(c.batch) AS e ORDER BY c.seq, e.id"
+	out2, err := exec.Command(bin, filepath.Join(dir, "part-0.sqlite3"), query).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, out2)
+	}
+	want := "  $ sqlite3 db_dir/part-0.sqlite3 \"" + query + "\"\n"
+	for _, line := range strings.SplitAfter(strings.TrimSuffix(string(out2), "\n"), "\n") {
+		want += "  " + line
+	}
+	if !strings.Contains(string(doc), want+"\n") {
+		t.Errorf("docs/recovery.md does not show:\n%s", want)
 	}
 }
 
