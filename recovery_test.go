@@ -17,6 +17,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/tuning"
 	"github.com/runnel-dev/runnel/op"
 	"github.com/runnel-dev/runnel/recovery"
 	"github.com/runnel-dev/runnel/runneltest"
@@ -213,7 +214,9 @@ func countRows(t *testing.T, dir string) map[string]int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := db.Query("SELECT step_id, state_key, COUNT(*) FROM snaps GROUP BY step_id, state_key")
+		r, err := db.Query(`SELECT step_id, state_key, COUNT(*) FROM (
+			SELECT step_id, state_key FROM snaps UNION ALL
+			SELECT c.step_id, e.key FROM changes AS c, json_each(c.batch) AS e) GROUP BY step_id, state_key`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,13 +235,19 @@ func countRows(t *testing.T, dir string) map[string]int {
 }
 
 // TestGarbageCollection checks that after many epochs each key keeps only
-// the snapshots the backup interval requires.
+// the snapshots the backup interval requires, and those not compacted yet:
+// with no minimum size (tuning.CompactMin), the run's committer compacts
+// whenever the log before the horizon doubles, so a key keeps at most 2
+// rows there, plus one per epoch the last commit's horizon lags and one
+// per epoch -b keeps (20ms at 4ms epochs: 5).
 func TestGarbageCollection(t *testing.T) {
+	tuning.CompactMin.Store(1)
+	defer tuning.CompactMin.Store(0)
 	const n, keys = 400, 4
 	for _, tc := range []struct {
 		backup  time.Duration
 		maxRows int
-	}{{0, 1}, {20 * time.Millisecond, 6}} {
+	}{{0, 4}, {20 * time.Millisecond, 9}} {
 		dir := initDir(t, 2)
 		cfg := runneltest.Config(1, 4*time.Millisecond, dir)
 		cfg.BackupInterval = tc.backup
@@ -391,9 +400,14 @@ func TestStateThatNoLongerDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// CBOR text string "x" where a struct is expected.
-	if _, err := db.Exec("UPDATE snaps SET ser_change = x'6178' WHERE step_id = 'counts.count' AND state_key = '1'"); err != nil {
+	// CBOR text string "x" where a struct is expected, in the change log.
+	res, err := db.Exec(`UPDATE changes SET batch = json_set(batch, '$."1"', '6178')
+		WHERE step_id = 'counts.count' AND json_extract(batch, '$."1"') IS NOT NULL`)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		t.Fatal("no change log batch holds counts.count key 1")
 	}
 	db.Close()
 	flow, _ = countFlow(seq(6), 2)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/runnel-dev/runnel/internal/tuning"
 )
 
 // The change log (format 3). WriteEpoch appends each epoch's rows to the
@@ -548,9 +550,13 @@ func (s *Store) Compact() error {
 		if below.entries == 0 && below.batches == 0 {
 			return nil
 		}
-		if !compactEverything && below.entries < max(compactEntries, 2*base.entries) &&
-			below.bytes < max(compactBytes, 2*base.bytes) &&
-			below.batches < max(compactBatches, 2*base.batches) {
+		minEntries, minBytes, minBatches := compactEntries, compactBytes, compactBatches
+		if m := tuning.CompactMin.Load(); m > 0 {
+			minEntries, minBytes, minBatches = m, m, m
+		}
+		if !compactEverything && below.entries < max(minEntries, 2*base.entries) &&
+			below.bytes < max(minBytes, 2*base.bytes) &&
+			below.batches < max(minBatches, 2*base.batches) {
 			return nil
 		}
 		if err := s.rewrite(p, int64(horizon)); err != nil {
