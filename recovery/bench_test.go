@@ -114,7 +114,7 @@ func BenchmarkEpochSteady(b *testing.B) {
 			if err := s.Commit(r.Execution, []int{0}, epoch, 0); err != nil {
 				b.Fatal(err)
 			}
-			if err := s.Compact(); err != nil {
+			if err := s.Compact(2); err != nil {
 				b.Fatal(err)
 			}
 		}

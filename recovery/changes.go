@@ -35,11 +35,12 @@ import (
 const batchEntries = 8192
 
 // Compaction thresholds, per partition: Compact rewrites the log below the
-// garbage-collection horizon once it holds twice the entries, bytes or
-// batches that the last compaction (or, at Begin, the log) held, and at
-// least these many. Doubling keeps the cost of compaction proportional to
-// what is written (each entry is read about twice), and what a resume reads
-// within twice the live state plus these minimums.
+// garbage-collection horizon once it holds a multiple (2 or 4) of the
+// entries, bytes or batches that the last compaction (or, at Begin, the
+// log) held, and at least these many. Growing by a factor keeps the cost
+// of compaction proportional to what is written (each entry is read a few
+// times at most), and what a resume reads within a few times the live
+// state plus these minimums.
 var (
 	compactEverything       = false // tests: compact whatever the log holds
 	compactEntries    int64 = 1 << 16
@@ -515,15 +516,19 @@ func readLogStats(q querier) (map[int64]logStats, error) {
 	return out, rows.Err()
 }
 
-// Compact rewrites, in each partition whose change log has grown enough
-// (see compactEntries), the rows below the garbage-collection horizon
+// Compact rewrites, in each partition whose change log below the horizon
+// holds growth times what the last compaction left there (or, at Begin,
+// the whole log held), and at least 65536 rows, 16 MiB or 1024 batches,
+// the rows below the garbage-collection horizon
 // recorded by the last [Store.Commit] (rows no resume needs apart) as each
 // key's newest row only, deleted keys left out, moving snaps rows of
 // earlier formats into the log on the way; and records that horizon as the
 // partition's gc_epoch. It never changes what a resume from an epoch at or
 // after the horizon loads, and a crash during it leaves the partition as
-// it was. A run's committer calls it when no epoch waits to be written.
-func (s *Store) Compact() error {
+// it was. A run's committer calls it with growth 2 when no epoch waits to
+// be written, and with growth 4 when epochs keep it busy, so that the log
+// stays within a few times the live state either way.
+func (s *Store) Compact(growth int64) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
@@ -554,9 +559,10 @@ func (s *Store) Compact() error {
 		if m := tuning.CompactMin.Load(); m > 0 {
 			minEntries, minBytes, minBatches = m, m, m
 		}
-		if !compactEverything && below.entries < max(minEntries, 2*base.entries) &&
-			below.bytes < max(minBytes, 2*base.bytes) &&
-			below.batches < max(minBatches, 2*base.batches) {
+		growth = max(growth, 1)
+		if !compactEverything && below.entries < max(minEntries, growth*base.entries) &&
+			below.bytes < max(minBytes, growth*base.bytes) &&
+			below.batches < max(minBatches, growth*base.batches) {
 			return nil
 		}
 		if err := s.rewrite(p, int64(horizon)); err != nil {

@@ -324,7 +324,7 @@ func compactAlways(t *testing.T) {
 // compact runs s.Compact.
 func compact(t *testing.T, s *Store) {
 	t.Helper()
-	if err := s.Compact(); err != nil {
+	if err := s.Compact(2); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -157,20 +157,26 @@ func (c *committer) write() {
 	}
 }
 
-// compact lets the store compact its change log while no epoch waits to
-// be written. It never runs once the run is closing: the last epochs of a
-// run stay in the log, which a resume reads as fast.
+// compact lets the store compact its change log: once the log has doubled
+// while no epoch waits to be written, and once it has grown fourfold while
+// epochs keep the writer busy (so that a writer that never catches up
+// still bounds the log). It never runs once the run is closing: the last
+// epochs of a run stay in the log, which a resume reads as fast.
 func (c *committer) compact() error {
 	if c.store == nil {
 		return nil
 	}
 	c.mu.Lock()
-	busy := len(c.jobs) > 0 || c.closed
+	busy, closed := len(c.jobs) > 0, c.closed
 	c.mu.Unlock()
-	if busy {
+	if closed {
 		return nil
 	}
-	if err := c.store.Compact(); err != nil {
+	growth := int64(2)
+	if busy {
+		growth = 4
+	}
+	if err := c.store.Compact(growth); err != nil {
 		return fmt.Errorf("compact the recovery data: %w", err)
 	}
 	return nil
