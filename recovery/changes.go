@@ -540,6 +540,7 @@ func (s *Store) Compact(growth int64) error {
 	if !begun || horizon == 0 || horizon > math.MaxInt64 {
 		return nil
 	}
+	growth = max(growth, 1)
 	err := s.each(func(p *partition) error {
 		s.mu.Lock()
 		var below logStats
@@ -559,7 +560,6 @@ func (s *Store) Compact(growth int64) error {
 		if m := tuning.CompactMin.Load(); m > 0 {
 			minEntries, minBytes, minBatches = m, m, m
 		}
-		growth = max(growth, 1)
 		if !compactEverything && below.entries < max(minEntries, growth*base.entries) &&
 			below.bytes < max(minBytes, growth*base.bytes) &&
 			below.batches < max(minBatches, growth*base.batches) {
