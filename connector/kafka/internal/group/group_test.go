@@ -288,13 +288,7 @@ func TestEveryFamilyAsInOneProcess(t *testing.T) {
 	produceManual(t, brokers, "in", ints(0, n/2)...)
 
 	// The reference: one process, stopped (not ended) after all input.
-	cfg, _, err := runnel.ParseConfig("test", []string{"-w", "2", "-s", "0.2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- runnel.Run(ctx, familiesFlow(brokers, "ref"), cfg, runnel.WithStop(stop)) }()
+	stopRef := reference(ctx, t, brokers)
 
 	var ms []*member
 	for range 3 {
@@ -304,22 +298,44 @@ func TestEveryFamilyAsInOneProcess(t *testing.T) {
 	ms[2].end(t)
 	produceManual(t, brokers, "in", ints(n/2, n)...)
 
-	want := readLines(t, brokers, "ref", n, 60*time.Second)
-	close(stop)
-	if err := <-done; err != nil {
-		var stopped *runnel.InterruptedError
-		if !errors.As(err, &stopped) {
-			t.Fatal(err)
-		}
-	}
-	got := readLines(t, brokers, "out", n, 60*time.Second)
+	readLines(t, brokers, "ref", n, 60*time.Second)
+	stopRef()
+	readLines(t, brokers, "out", n, 60*time.Second)
 	for _, m := range ms[:2] {
 		m.end(t)
 	}
-	// What the reference emitted after its last input line (it was still
-	// running) is read by a second pass, like the group's.
-	want = readLines(t, brokers, "ref", n, 10*time.Second)
-	got = readLines(t, brokers, "out", n, 10*time.Second)
+	sameAsReference(t, brokers, n, "with a member leaving")
+}
+
+// reference runs the families flow in one process, writing to topic ref;
+// stop ends it with a graceful stop (no end-of-input logic).
+func reference(ctx context.Context, t *testing.T, brokers []string) (stop func()) {
+	t.Helper()
+	cfg, _, err := runnel.ParseConfig("test", []string{"-w", "2", "-s", "0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopc := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- runnel.Run(ctx, familiesFlow(brokers, "ref"), cfg, runnel.WithStop(stopc)) }()
+	return func() {
+		close(stopc)
+		if err := <-done; err != nil {
+			var stopped *runnel.InterruptedError
+			if !errors.As(err, &stopped) {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// sameAsReference compares every line of topics ref and out (n input
+// items), read once both flows are stopped, and checks that the
+// comparison covers the families that emit before the end of input.
+func sameAsReference(t *testing.T, brokers []string, n int, what string) {
+	t.Helper()
+	want := readLines(t, brokers, "ref", n, 10*time.Second)
+	got := readLines(t, brokers, "out", n, 10*time.Second)
 	slices.Sort(want)
 	slices.Sort(got)
 	steps := map[string]int{}
@@ -333,9 +349,8 @@ func TestEveryFamilyAsInOneProcess(t *testing.T) {
 			t.Errorf("step %s emitted nothing in one process: the comparison would not test it (%v)", step, steps)
 		}
 	}
-	t.Logf("lines per step: %v", steps)
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("group output differs from one process (-one process +group):\n%s", diff)
+		t.Errorf("group output %s differs from one process (-one process +group):\n%s", what, diff)
 	}
 }
 
@@ -609,13 +624,7 @@ func TestEveryFamilyAcrossACrash(t *testing.T) {
 	const n = 1600
 	produceManual(t, brokers, "in", ints(0, n/2)...)
 
-	cfg, _, err := runnel.ParseConfig("test", []string{"-w", "2", "-s", "0.2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- runnel.Run(ctx, familiesFlow(brokers, "ref"), cfg, runnel.WithStop(stop)) }()
+	stopRef := reference(ctx, t, brokers)
 
 	// The third member gets a dialer that can cut it off; members are
 	// started one at a time so that each takes its options in turn.
@@ -651,23 +660,11 @@ func TestEveryFamilyAcrossACrash(t *testing.T) {
 		t.Fatal("the cut member did not fail")
 	}
 
-	want := readLines(t, brokers, "ref", n, 60*time.Second)
-	close(stop)
-	if err := <-done; err != nil {
-		var stopped *runnel.InterruptedError
-		if !errors.As(err, &stopped) {
-			t.Fatal(err)
-		}
-	}
+	readLines(t, brokers, "ref", n, 60*time.Second)
+	stopRef()
 	readLines(t, brokers, "out", n, 90*time.Second)
 	for _, m := range ms[:2] {
 		m.end(t)
 	}
-	want = readLines(t, brokers, "ref", n, 10*time.Second)
-	got := readLines(t, brokers, "out", n, 10*time.Second)
-	slices.Sort(want)
-	slices.Sort(got)
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("group output across a crash differs from one process (-one process +group):\n%s", diff)
-	}
+	sameAsReference(t, brokers, n, "across a crash")
 }
