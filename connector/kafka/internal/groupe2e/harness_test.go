@@ -225,9 +225,12 @@ func produce(t *testing.T, addr, topic string, in []input) {
 }
 
 // produceSlowly writes in in chunks of chunk messages every pause, in the
-// background; the returned channel closes when everything is written.
+// background; the returned channel closes when everything is written (and
+// the test waits for it at its end, before the broker stops, also when it
+// ends early).
 func produceSlowly(t *testing.T, addr, topic string, in []input, chunk int, pause time.Duration) <-chan struct{} {
 	done := make(chan struct{})
+	t.Cleanup(func() { <-done })
 	go func() {
 		defer close(done)
 		for i := 0; i < len(in); i += chunk {
