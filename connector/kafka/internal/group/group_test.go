@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,8 +101,9 @@ func (m *member) end(t testing.TB) {
 		if !errors.As(err, &stopped) {
 			t.Errorf("member stopped with %v, want an InterruptedError", err)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("member did not stop")
+	case <-time.After(60 * time.Second):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("member did not stop within a minute; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 	}
 }
 
