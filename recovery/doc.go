@@ -20,10 +20,13 @@
 //  2. [Store.StepTypes], then [MakePlan] with the flow's stateful steps
 //     (state type and shape) and the --drop-state list; print
 //     [Plan.String] if asked.
-//  3. [Store.Begin]: it checks the directory again, refuses a plan that
-//     would lose state, and returns the resume epoch.
-//  4. [Store.Load] the state before the resume epoch and route each key to
-//     the worker that now owns it.
+//  3. [Store.Check] for the resume epoch, and [Store.Load] the state before
+//     it (converting the steps the plan migrates, skipping the ones it
+//     drops), routing each key to the worker that now owns it: nothing is
+//     written yet, so a value that does not load or convert leaves the
+//     directory as it was.
+//  4. [Store.Begin]: it checks the directory again, refuses a plan that
+//     would lose state, and returns the resume epoch (the same).
 //  5. For every epoch e: once every worker's state for e is known,
 //     [Store.WriteEpoch](e, rows); once every worker has written and flushed
 //     its sinks for e, [Store.Commit](ex, workers, e+1, keepEpochs).
