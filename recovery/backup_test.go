@@ -73,8 +73,19 @@ func TestBackupWhileRunning(t *testing.T) {
 				}()
 			}()
 			var backups []BackupResult
+			// Each backup comes after at least one more commit: on a loaded
+			// machine a fixed pause may see none.
+			commits := func() int {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(committed)
+			}
 			for i := range 4 {
 				time.Sleep(30 * time.Millisecond)
+				deadline := time.Now().Add(10 * time.Second)
+				for seen := commits(); (commits() <= seen || commits() < 2) && time.Now().Before(deadline); {
+					time.Sleep(5 * time.Millisecond)
+				}
 				dest := filepath.Join(t.TempDir(), "backups", fmt.Sprint("b", i))
 				res, err := Backup(dir, dest)
 				if err != nil {

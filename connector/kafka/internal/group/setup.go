@@ -102,7 +102,7 @@ func (m *member) setup(ctx context.Context) error {
 		for step, typ := range rec.States {
 			if cur, ok := states[step]; ok && cur != typ {
 				return fmt.Errorf("group %s: step %s: its state type changed from %q to %q since the changelog %s.%s.changelog was written; "+
-					"run the changed flow under a new --group (it starts from empty state)", app, step, typ, cur, app, step)
+					"run the changed flow under a new --group (it starts from empty state); typed migrations (op.MigrateState) apply to recovery directories (-r) only", app, step, typ, cur, app, step)
 			}
 		}
 		m.kg = rec.KeyGroups
