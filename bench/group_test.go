@@ -27,6 +27,8 @@ import (
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/connector/kafka"
 	"github.com/runnel-dev/runnel/op"
+
+	"github.com/runnel-dev/runnel/internal/proctest"
 )
 
 // Group mode is measured with member processes: the benchmark binary runs
@@ -259,7 +261,7 @@ func TestGroupBenchFlowsAgree(t *testing.T) {
 			spec := memberSpec{Kind: kind, Brokers: brokers, Group: "agree-" + kind, In: in, Out: out, Epoch: 100 * time.Millisecond, Workers: 2}
 			stop := make(chan struct{})
 			done := make(chan error, 1)
-			var logs lockedBuffer
+			var logs proctest.SyncBuffer
 			go func() {
 				if kind == "hand" {
 					done <- handGroupMember(spec, stop)
@@ -284,28 +286,9 @@ func TestGroupBenchFlowsAgree(t *testing.T) {
 // memberProc is a running member process.
 type memberProc struct {
 	cmd    *exec.Cmd
-	stderr lockedBuffer
+	stderr proctest.SyncBuffer
 	done   chan struct{}
 	err    error
-}
-
-// lockedBuffer is a bytes.Buffer that a process writes while the
-// benchmark reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func startMemberProc(tb testing.TB, spec memberSpec) *memberProc {

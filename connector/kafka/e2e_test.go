@@ -1,22 +1,20 @@
 package kafka_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/runnel-dev/runnel/internal/proctest"
 	"github.com/runnel-dev/runnel/recovery"
 )
 
@@ -24,69 +22,14 @@ import (
 // (`runnel kafka serve`, a separate process that outlives the flows) and
 // examples/kafka, killed with SIGKILL at random moments.
 
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
+var binaries = proctest.Binaries{Pkgs: map[string]string{
+	"runnel": "github.com/runnel-dev/runnel/cmd/runnel",
+	"kafka":  "github.com/runnel-dev/runnel/examples/kafka",
+}}
 
 func bins(t *testing.T) (runnelBin, exampleBin string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds binaries and runs processes")
-	}
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "runnel-kafka-e2e-")
-		if binErr != nil {
-			return
-		}
-		for name, pkg := range map[string]string{"runnel": "../../cmd/runnel", "kafka": "../../examples/kafka"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
-			if err != nil {
-				binErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return filepath.Join(binDir, "runnel"), filepath.Join(binDir, "kafka")
-}
-
-// serveBroker starts `runnel kafka serve` as a process and returns its
-// address; the process is stopped (SIGTERM) at the end of the test.
-func serveBroker(t *testing.T, runnelBin, addr, dataDir string, topics ...string) (string, *exec.Cmd) {
-	t.Helper()
-	args := []string{"kafka", "serve", "--addr", addr}
-	if dataDir != "" {
-		args = append(args, "--data-dir", dataDir)
-	}
-	for _, tp := range topics {
-		args = append(args, "--topic", tp)
-	}
-	cmd := exec.Command(runnelBin, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("broker did not start: %v", err)
-	}
-	f := strings.Fields(line)
-	if len(f) < 6 || f[4] != "on" {
-		t.Fatalf("broker printed %q", line)
-	}
-	return f[5], cmd
+	return binaries.Path(t, "runnel"), binaries.Path(t, "kafka")
 }
 
 // produceWords writes n words (word i mod vocab) and returns how often each
@@ -142,7 +85,7 @@ func checkExactCounts(t *testing.T, broker, topic string, freq map[string]int) {
 // once, and the final counts equal the input's (exactly-once input).
 func TestKilledProcessesExactlyOnce(t *testing.T) {
 	runnelBin, exampleBin := bins(t)
-	broker, _ := serveBroker(t, runnelBin, "127.0.0.1:0", "", "words:4", "counts1:3", "counts2:3", "counts3:3")
+	broker := proctest.StartDevBroker(t, runnelBin, "--addr", "127.0.0.1:0", "--topic", "words:4", "--topic", "counts1:3", "--topic", "counts2:3", "--topic", "counts3:3").Addr
 	const n, vocab = 100_000, 97
 	freq := produceWords(t, broker, "words", n, vocab)
 	for seed, workers := range map[uint64][]int{1: {1, 3, 2}, 2: {2, 2, 1}, 3: {3, 1, 3}} {
@@ -213,7 +156,7 @@ func TestKcatInterop(t *testing.T) {
 	if err != nil {
 		t.Skip("kcat is not installed (Debian package kcat; .ci/run installs it): " + err.Error())
 	}
-	broker, _ := serveBroker(t, runnelBin, "127.0.0.1:0", "", "words:4", "counts:3")
+	broker := proctest.StartDevBroker(t, runnelBin, "--addr", "127.0.0.1:0", "--topic", "words:4", "--topic", "counts:3").Addr
 	var in strings.Builder
 	freq := map[string]int{}
 	for i := range 3000 {
@@ -259,7 +202,8 @@ func TestKcatInterop(t *testing.T) {
 // lost epoch as an exactly-once violation, as it must.)
 func TestBrokerGoesAway(t *testing.T) {
 	runnelBin, exampleBin := bins(t)
-	broker, cmd := serveBroker(t, runnelBin, "127.0.0.1:0", "", "words:4", "counts:3")
+	dev := proctest.StartDevBroker(t, runnelBin, "--addr", "127.0.0.1:0", "--topic", "words:4", "--topic", "counts:3")
+	broker := dev.Addr
 	freq := produceWords(t, broker, "words", 20_000, 31)
 	dir := filepath.Join(t.TempDir(), "rec")
 	if err := recovery.Init(dir, 1); err != nil {
@@ -273,18 +217,18 @@ func TestBrokerGoesAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(700 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGSTOP)
+	dev.Signal(syscall.SIGSTOP)
 	done := make(chan error, 1)
 	go func() { done <- run.Wait() }()
 	select {
 	case err := <-done:
-		cmd.Process.Signal(syscall.SIGCONT)
+		dev.Signal(syscall.SIGCONT)
 		if err == nil || !strings.Contains(stderr.String(), broker) {
 			t.Fatalf("flow after the broker went away: %v, stderr:\n%s\nwant an error naming %s", err, stderr.String(), broker)
 		}
 		t.Logf("the flow stopped with:\n%s", stderr.String())
 	case <-time.After(90 * time.Second):
-		cmd.Process.Signal(syscall.SIGCONT)
+		dev.Signal(syscall.SIGCONT)
 		run.Process.Kill()
 		t.Fatalf("the flow did not stop after its broker went away; stderr:\n%s", stderr.String())
 	}

@@ -1,7 +1,6 @@
 package group_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -9,30 +8,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/proctest"
 )
-
-// syncBuffer is a log destination that tests read while members write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startServing starts a member like startMember, serving its API on a
 // listener of its own (--api-addr in a deployment).
@@ -103,7 +84,7 @@ func TestMemberServesAPI(t *testing.T) {
 	produce(t, brokers, "in", words(0, first)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs proctest.SyncBuffer
 	a, api := startServing(ctx, t, flow, brokers, 2, &logs)
 	checkExactlyOnce(t, readCounts(t, brokers, first, time.Minute), first)
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/runnel-dev/runnel/internal/proctest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -25,9 +27,9 @@ func TestOneProcess(t *testing.T) {
 	b := startBroker(t, runnelBin, o.In+":4", o.Counts+":4", o.Windows+":4")
 	in := makeInput(1, 3000, 40)
 	e := expect(in, o)
-	produce(t, b.addr, o.In, in)
-	cmd := exec.Command(bin, append(o.args(), "--brokers", b.addr, "-s", "100ms", "-w", "2")...)
-	m := &member{name: "one-process", cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	produce(t, b.Addr, o.In, in)
+	cmd := exec.Command(bin, append(o.args(), "--brokers", b.Addr, "-s", "100ms", "-w", "2")...)
+	m := &member{name: "one-process", cmd: cmd, stderr: &proctest.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = m.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -39,12 +41,12 @@ func TestOneProcess(t *testing.T) {
 			t.Logf("one process logged:\n%s", m.stderr.String())
 		}
 	})
-	counts, windows := follow(t, b.addr, o.Counts), follow(t, b.addr, o.Windows)
+	counts, windows := follow(t, b.Addr, o.Counts), follow(t, b.Addr, o.Windows)
 	if !waitFor(t, counts, len(e.counts), time.Minute, m) || !waitFor(t, windows, e.nWin, time.Minute, m) {
 		return
 	}
 	m.stop(t, 30*time.Second)
-	checkOutputs(t, b.addr, o, e)
+	checkOutputs(t, b.Addr, o, e)
 }
 
 // TestBadFlags: the example's own flags and a missing --brokers are usage
@@ -127,18 +129,18 @@ func TestGroupKilledMember(t *testing.T) {
 			in := makeInput(seed, nKilled, vocab)
 			e := expect(in, o)
 			app := fmt.Sprint("wc", seed)
-			produce(t, b.addr, o.In, in[:1000])
+			produce(t, b.Addr, o.In, in[:1000])
 			ms := []*member{
-				startMember(t, bin, "a", b.addr, app, o),
-				startMember(t, bin, "b", b.addr, app, o),
-				startMember(t, bin, "c", b.addr, app, o),
+				startMember(t, bin, "a", b.Addr, app, o),
+				startMember(t, bin, "b", b.Addr, app, o),
+				startMember(t, bin, "c", b.Addr, app, o),
 			}
-			counts, windows := follow(t, b.addr, o.Counts), follow(t, b.addr, o.Windows)
+			counts, windows := follow(t, b.Addr, o.Counts), follow(t, b.Addr, o.Windows)
 			if !waitAssigned(t, time.Minute, ms...) || !waitFor(t, counts, 100, time.Minute, ms...) {
 				return
 			}
 			tail := len(in) - 1500
-			fed := produceSlowly(t, b.addr, o.In, in[1000:tail], 200, 40*time.Millisecond)
+			fed := produceSlowly(t, b.Addr, o.In, in[1000:tail], 200, 40*time.Millisecond)
 			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
 			for k := range kills {
 				if k > 0 {
@@ -155,21 +157,21 @@ func TestGroupKilledMember(t *testing.T) {
 			time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
 			var added []*member
 			for k := range kills {
-				added = append(added, startMember(t, bin, string(rune('d'+k)), b.addr, app, o))
+				added = append(added, startMember(t, bin, string(rune('d'+k)), b.Addr, app, o))
 			}
 			ms = append(ms, added...)
 			<-fed
 			if !waitAssigned(t, time.Minute, added...) {
 				return
 			}
-			produce(t, b.addr, o.In, in[tail:])
+			produce(t, b.Addr, o.In, in[tail:])
 			if !waitFor(t, counts, len(e.counts), 2*time.Minute, ms...) || !waitFor(t, windows, e.nWin, time.Minute, ms...) {
 				return
 			}
 			for _, m := range ms {
 				m.stop(t, 30*time.Second)
 			}
-			checkOutputs(t, b.addr, o, e)
+			checkOutputs(t, b.Addr, o, e)
 		})
 	}
 }
@@ -186,13 +188,13 @@ func TestGroupScaling(t *testing.T) {
 	e := expect(in, o)
 	const app = "scaling"
 	tail := len(in) * 3 / 4
-	fed := produceSlowly(t, b.addr, o.In, in[:tail], 200, 50*time.Millisecond)
+	fed := produceSlowly(t, b.Addr, o.In, in[:tail], 200, 50*time.Millisecond)
 	ms := []*member{
-		startMember(t, bin, "a", b.addr, app, o),
-		startMember(t, bin, "b", b.addr, app, o),
-		startMember(t, bin, "c", b.addr, app, o),
+		startMember(t, bin, "a", b.Addr, app, o),
+		startMember(t, bin, "b", b.Addr, app, o),
+		startMember(t, bin, "c", b.Addr, app, o),
 	}
-	counts, windows := follow(t, b.addr, o.Counts), follow(t, b.addr, o.Windows)
+	counts, windows := follow(t, b.Addr, o.Counts), follow(t, b.Addr, o.Windows)
 	if !waitAssigned(t, time.Minute, ms...) || !waitFor(t, counts, len(in)/4, time.Minute, ms...) {
 		return
 	}
@@ -203,20 +205,20 @@ func TestGroupScaling(t *testing.T) {
 		return
 	}
 	t.Logf("2 → 4 after %d of %d running counts", counts.count(), len(e.counts))
-	added := []*member{startMember(t, bin, "d", b.addr, app, o), startMember(t, bin, "e", b.addr, app, o)}
+	added := []*member{startMember(t, bin, "d", b.Addr, app, o), startMember(t, bin, "e", b.Addr, app, o)}
 	ms = append(ms, added...)
 	<-fed
 	if !waitAssigned(t, time.Minute, added...) {
 		return
 	}
-	produce(t, b.addr, o.In, in[tail:])
+	produce(t, b.Addr, o.In, in[tail:])
 	if !waitFor(t, counts, len(e.counts), 2*time.Minute, ms...) || !waitFor(t, windows, e.nWin, time.Minute, ms...) {
 		return
 	}
 	for _, m := range ms {
 		m.stop(t, 30*time.Second)
 	}
-	checkOutputs(t, b.addr, o, e)
+	checkOutputs(t, b.Addr, o, e)
 }
 
 // TestGroupBrokerGone: the broker process is killed under two members.
@@ -229,14 +231,14 @@ func TestGroupBrokerGone(t *testing.T) {
 	o := testOptions()
 	b := startBroker(t, runnelBin, o.In+":4", o.Counts+":4", o.Windows+":4")
 	in := makeInput(21, 3000, vocab)
-	produce(t, b.addr, o.In, in)
-	ms := []*member{startMember(t, bin, "a", b.addr, "gone", o), startMember(t, bin, "b", b.addr, "gone", o)}
-	counts := follow(t, b.addr, o.Counts)
+	produce(t, b.Addr, o.In, in)
+	ms := []*member{startMember(t, bin, "a", b.Addr, "gone", o), startMember(t, bin, "b", b.Addr, "gone", o)}
+	counts := follow(t, b.Addr, o.Counts)
 	if !waitFor(t, counts, 500, time.Minute, ms...) {
 		return
 	}
 	counts.close()
-	b.kill()
+	b.Kill()
 	for _, m := range ms {
 		select {
 		case <-m.done:
@@ -250,8 +252,8 @@ func TestGroupBrokerGone(t *testing.T) {
 				failed = line
 			}
 		}
-		if code := m.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(failed, "group gone") || !strings.Contains(failed, b.addr) {
-			t.Errorf("member %s: exit status %d; want 1 with a failure naming group gone and broker %s:\n%s", m.name, code, b.addr, out)
+		if code := m.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(failed, "group gone") || !strings.Contains(failed, b.Addr) {
+			t.Errorf("member %s: exit status %d; want 1 with a failure naming group gone and broker %s:\n%s", m.name, code, b.Addr, out)
 		}
 	}
 }

@@ -1,15 +1,11 @@
 package groupe2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/internal/proctest"
 )
 
 // The helpers of the real-process tests: built binaries, a development
@@ -27,84 +25,27 @@ import (
 // directly, member processes, and readers of the outputs (franz-go and
 // kcat, both read_committed).
 
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
+var binaries = proctest.Binaries{Pkgs: map[string]string{
+	"runnel":     "github.com/runnel-dev/runnel/cmd/runnel",
+	"kafkagroup": "github.com/runnel-dev/runnel/examples/kafkagroup",
+}}
 
 // bins builds `runnel` and this example once per test binary.
 func bins(t *testing.T) (runnelBin, exampleBin string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: builds binaries and runs broker and member processes")
-	}
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "runnel-kafkagroup-")
-		if binErr != nil {
-			return
-		}
-		for name, pkg := range map[string]string{"runnel": "../../../../cmd/runnel", "kafkagroup": "../../../../examples/kafkagroup"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
-			if err != nil {
-				binErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return filepath.Join(binDir, "runnel"), filepath.Join(binDir, "kafkagroup")
-}
-
-// broker is a `runnel kafka serve` process.
-type broker struct {
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
+	return binaries.Path(t, "runnel"), binaries.Path(t, "kafkagroup")
 }
 
 // startBroker starts the development broker on a free port with a 100ms
 // minimum group session timeout and the given topics (name:partitions);
 // it is stopped at the end of the test.
-func startBroker(t *testing.T, runnelBin string, topics ...string) *broker {
+func startBroker(t *testing.T, runnelBin string, topics ...string) *proctest.DevBroker {
 	t.Helper()
-	args := []string{"kafka", "serve", "--addr", "127.0.0.1:0", "--group-min-session-timeout", "100ms"}
+	args := []string{"--addr", "127.0.0.1:0", "--group-min-session-timeout", "100ms"}
 	for _, tp := range topics {
 		args = append(args, "--topic", tp)
 	}
-	cmd := exec.Command(runnelBin, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	b := &broker{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(b.done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		<-b.done
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("broker did not start: %v", err)
-	}
-	f := strings.Fields(line)
-	if len(f) < 6 || f[4] != "on" {
-		t.Fatalf("broker printed %q", line)
-	}
-	b.addr = f[5]
-	return b
-}
-
-// kill stops the broker process at once.
-func (b *broker) kill() {
-	b.cmd.Process.Kill()
-	<-b.done
+	return proctest.StartDevBroker(t, runnelBin, args...)
 }
 
 // Options are examples/kafkagroup's own flags.
@@ -245,28 +186,9 @@ func produceSlowly(t *testing.T, addr, topic string, in []input, chunk int, paus
 type member struct {
 	name   string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *proctest.SyncBuffer
 	done   chan struct{}
 	err    error // after done
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and the
-// test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startMember starts the example as a member of app with the test's
@@ -277,7 +199,7 @@ func startMember(t *testing.T, bin, name, addr, app string, o Options, extra ...
 	args := append(o.args(), "--group", app, "--brokers", addr, "-s", "100ms", "--log-level", "info")
 	args = append(args, groupTimeouts...)
 	args = append(args, extra...)
-	m := &member{name: name, cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	m := &member{name: name, cmd: exec.Command(bin, args...), stderr: &proctest.SyncBuffer{}, done: make(chan struct{})}
 	m.cmd.Stderr = m.stderr
 	m.cmd.Stdout = m.stderr
 	if err := m.cmd.Start(); err != nil {
