@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,51 +20,29 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/runnel-dev/runnel/internal/testflow"
+
+	"github.com/runnel-dev/runnel/internal/proctest"
 )
 
 // These tests build real binaries and run them as OS processes: the
 // tutorial commands, SIGKILL at random moments, and SIGTERM.
 
-var (
-	binDir   string
-	binOnce  sync.Once
-	binErr   error
-	binNames = map[string]string{
-		"runnel":    "./cmd/runnel",
-		"recovery":  "./examples/recovery",
-		"countflow": "./internal/testprog/countflow",
-		"families":  "./internal/testprog/families",
-		"sumflow":   "./internal/testprog/sumflow",
-		"wordcount": "./examples/wordcount",
-		"windowing": "./examples/windowing",
-		"join":      "./examples/join",
-		"migrate":   "./examples/migrate",
-	}
-)
+var binaries = proctest.Binaries{Pkgs: map[string]string{
+	"runnel":    "./cmd/runnel",
+	"recovery":  "./examples/recovery",
+	"countflow": "./internal/testprog/countflow",
+	"families":  "./internal/testprog/families",
+	"sumflow":   "./internal/testprog/sumflow",
+	"wordcount": "./examples/wordcount",
+	"windowing": "./examples/windowing",
+	"join":      "./examples/join",
+	"migrate":   "./examples/migrate",
+}}
 
 // bin returns the path of a built binary, building all of them once.
 func bin(t *testing.T, name string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds binaries")
-	}
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "runnel-e2e-")
-		if binErr != nil {
-			return
-		}
-		for n, pkg := range binNames {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, n), pkg).CombinedOutput()
-			if err != nil {
-				binErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return filepath.Join(binDir, name)
+	return binaries.Path(t, name)
 }
 
 func runCmd(t *testing.T, dir string, env []string, name string, args ...string) (stdout string, code int) {

@@ -33,9 +33,7 @@ func TestMain(m *testing.M) {
 		_ = flag.Set("rapid.checks", "20")
 	}
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	binaries.Remove()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)

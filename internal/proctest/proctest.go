@@ -18,8 +18,8 @@ import (
 )
 
 // Binaries builds a set of commands, once per test binary, the first time
-// a test asks for one. Pkgs maps each binary's name to its import path
-// (built with `go build`, from any directory of the module).
+// a test asks for one. Pkgs maps each binary's name to its package: an
+// import path, or a path relative to the test's directory.
 type Binaries struct {
 	Pkgs map[string]string
 
@@ -55,6 +55,13 @@ func (b *Binaries) Path(t testing.TB, name string) string {
 		t.Fatalf("proctest: no binary %q among %v", name, b.Pkgs)
 	}
 	return filepath.Join(b.dir, name)
+}
+
+// Remove deletes the built binaries (from TestMain, after the tests).
+func (b *Binaries) Remove() {
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
 }
 
 // SyncBuffer is a bytes.Buffer that a process (or a logger) writes while
