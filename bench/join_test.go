@@ -113,6 +113,59 @@ func BenchmarkJoin(b *testing.B) {
 	}
 }
 
+// BenchmarkJoinRecovery is BenchmarkJoin's w1 flow with recovery on and a
+// snapshot interval longer than the run (-s 30): every one of the 100k keys
+// changes in the one epoch, so the final snapshot writes the whole join
+// state (both sides of every key) and the run waits for its commit. Each
+// iteration also runs the flow with recovery off, outside the measured
+// time, before or after it (alternating); x-off is off's time over
+// recovery's, cpu-x-off the same in CPU time.
+func BenchmarkJoinRecovery(b *testing.B) {
+	want := handJoin(joinItems)
+	one := func(b *testing.B, recover bool) (time.Duration, time.Duration) {
+		cfg := runnel.DefaultConfig()
+		cfg.SnapshotInterval = time.Hour
+		if recover {
+			cfg = recoveryConfig(initRecovery(b), 30*time.Second)
+		}
+		var total atomic.Int64
+		start, cpu0 := time.Now(), cpuTime()
+		if err := runnel.Run(context.Background(), joinFlow(joinItems, 1, &total), cfg); err != nil {
+			b.Fatal(err)
+		}
+		spent, cpu := time.Since(start), cpuTime()-cpu0
+		if got := total.Load(); got != want {
+			b.Fatalf("%d complete rows, want %d", got, want)
+		}
+		return spent, cpu
+	}
+	var on, off, onCPU, offCPU time.Duration
+	i := 0
+	for b.Loop() {
+		offFirst := i%2 == 0
+		i++
+		if offFirst {
+			b.StopTimer()
+			t, c := one(b, false)
+			off, offCPU = off+t, offCPU+c
+			b.StartTimer()
+		}
+		t, c := one(b, true)
+		on, onCPU = on+t, onCPU+c
+		if !offFirst {
+			b.StopTimer()
+			t, c := one(b, false)
+			off, offCPU = off+t, offCPU+c
+			b.StartTimer()
+		}
+	}
+	b.ReportMetric(2*float64(joinItems)*float64(b.N)/on.Seconds(), "items/s")
+	b.ReportMetric(off.Seconds()/on.Seconds(), "x-off")
+	if onCPU > 0 && offCPU > 0 {
+		b.ReportMetric(offCPU.Seconds()/onCPU.Seconds(), "cpu-x-off")
+	}
+}
+
 // TestJoinAgrees checks the flow against the hand join on a small input.
 func TestJoinAgrees(t *testing.T) {
 	const n = 3 * joinKeys / 100
