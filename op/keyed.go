@@ -95,7 +95,9 @@ func FilterMapValue[K runnel.Key, V, W any](stepID string, up runnel.Stream[runn
 // items arrive there (the order of one source partition is kept). With
 // recovery, the keys changed in an epoch are snapshotted at its end; S must
 // be encodable (exported fields, no funcs or channels), which is checked
-// before the run starts. The returned slice is copied: mapper may reuse it.
+// before the run starts. The returned slice is copied: mapper may reuse it;
+// the values in it must not share a slice, map or pointer with the state
+// that a later call changes in place (emit copies; see Stateful).
 // opts may hold a MigrateState, converting state stored with an older S.
 func StatefulFlatMap[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[runnel.KV[K, V]],
 	mapper func(state S, ok bool, value V) (S, bool, []W), opts ...StateOption[S]) runnel.Stream[runnel.KV[K, W]] {

@@ -121,6 +121,16 @@ func OnEOF[K runnel.Key, S, W any](fn func(c *Context[K, W], state S) (S, bool))
 // state type S must be encodable: exported fields, no funcs or channels;
 // this is checked before the run starts). When S changes, MigrateState
 // converts what an earlier version stored.
+//
+// The state is the callbacks' own between calls: nothing copies it. An
+// item emitted with a slice, map or pointer that the state also holds
+// changes when a later call changes the state in place (slices.Delete
+// zeroes the tail, append may write into the same array) before a
+// downstream step or sink has read it; items that cross to another group
+// member are encoded copies, so the bug would show in one mode only. Emit
+// a copy (slices.Clone,
+// maps.Clone) or a value built for the output, as Bytewax programs do when
+// they return state.summarize().
 func Stateful[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[runnel.KV[K, V]],
 	onItem func(c *Context[K, W], state S, ok bool, value V) (S, bool), hooks ...Hook[K, S, W]) runnel.Stream[runnel.KV[K, W]] {
 	var logic statefulLogic[K, V, S, W]
@@ -150,6 +160,9 @@ func Stateful[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[runnel.
 //
 // It is commonly used for: running totals, deduplication, per-key
 // counters, anything that needs memory of earlier items of the same key.
+//
+// The item emitted must not share a slice, map or pointer with the state
+// that a later call changes in place (emit a copy; see Stateful).
 //
 // opts may hold a MigrateState, converting state stored with an older S.
 func StatefulMap[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[runnel.KV[K, V]],

@@ -76,8 +76,9 @@ func checkLength(length time.Duration) string {
 // two sessions that come within gap of each other (an out-of-order item
 // can bridge them) merge into the one that opened first. A session closes
 // once the watermark is more than gap past its last item. A session's id is
-// the Unix-nanosecond time of the item that opened it; its Meta lists the
-// ids merged into it. A negative gap is a build error.
+// the Unix-nanosecond time of the item that opened it (Bytewax counts a
+// key's sessions 0, 1, 2… instead; sort by id to number them); its Meta
+// lists the ids merged into it. A negative gap is a build error.
 //
 // It is commonly used for: user sessions on a web site, bursts of sensor
 // activity.

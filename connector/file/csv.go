@@ -77,7 +77,8 @@ func newCSVConfig(opts []CSVOpt) csvConfig {
 // integers, floats, time.Duration (time.ParseDuration), time.Time
 // (RFC 3339), types implementing encoding.TextUnmarshaler, or pointers to
 // any of these (nil for an empty field); an empty field leaves a number,
-// bool or time zero.
+// bool or time zero. For times in another layout, read a string field and
+// parse it in an op.TryMap, or use a type with UnmarshalText.
 //
 // Every record must have as many fields as the header. A malformed record
 // (a bad quote, a wrong field count) or a field that does not parse stops
