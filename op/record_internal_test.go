@@ -2,10 +2,17 @@ package op
 
 import (
 	"bytes"
+	"fmt"
+	"math"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/runnel-dev/runnel/internal/codec"
+	"github.com/runnel-dev/runnel/internal/engine"
+	"github.com/runnel-dev/runnel/internal/keyed"
+	"github.com/runnel-dev/runnel/internal/keys"
 )
 
 type recordTestState struct {
@@ -41,4 +48,93 @@ func TestEncodeRecordMatchesCodec(t *testing.T) {
 	if err := codec.Unmarshal(b, &rec); err != nil || len(rec.State) != 2 || rec.NotifyAt != nil {
 		t.Errorf("decode: %v %+v", err, rec)
 	}
+}
+
+// resumeOne resumes one row of key 1 into a fresh node with state S and
+// returns the key's entry (nil if it has none) and the error.
+func resumeOne[S any](raw []byte) (*keyed.Entry[int, entry[S]], *statefulNode[int, int, S, int], error) {
+	n := &statefulNode[int, int, S, int]{table: keyed.NewTable[int, entry[S]](keys.For[int](), false)}
+	err := n.resume([]engine.StateRow{{Key: "1", Value: raw}})
+	return n.table.Get(1), n, err
+}
+
+// A resumed record gives the state and wake-up that decoding it as a
+// stateRecord gives, whichever path decodes it, and a record that does not
+// decode fails with the stateRecord decoding's error.
+func TestResumeDecodesLikeStateRecord(t *testing.T) {
+	wake := time.Unix(1700000000, 5).UTC()
+	check := func(name string, raw []byte, resume func([]byte) (any, time.Time, bool, error), want func([]byte) (any, error)) {
+		t.Helper()
+		got, gotWake, scheduled, err := resume(raw)
+		w, werr := want(raw)
+		switch {
+		case werr != nil:
+			if err == nil || !strings.Contains(err.Error(), werr.Error()) {
+				t.Errorf("%s: resume error %v, want one with %v", name, err, werr)
+			}
+		case err != nil:
+			t.Errorf("%s: resume error %v", name, err)
+		case !reflect.DeepEqual(got, w.(stateRecordView).state):
+			t.Errorf("%s: state %#v, want %#v", name, got, w.(stateRecordView).state)
+		case !gotWake.Equal(w.(stateRecordView).wake) || scheduled != !w.(stateRecordView).wake.IsZero():
+			t.Errorf("%s: wake %v (scheduled %v), want %v", name, gotWake, scheduled, w.(stateRecordView).wake)
+		}
+	}
+	intResume := func(raw []byte) (any, time.Time, bool, error) {
+		e, n, err := resumeOne[int](raw)
+		if e == nil {
+			return nil, time.Time{}, false, err
+		}
+		return e.State.state, e.State.wake, n.table.Timers() == 1, err
+	}
+	intWant := func(raw []byte) (any, error) {
+		var rec stateRecord[int]
+		err := codec.Unmarshal(raw, &rec)
+		v := stateRecordView{state: rec.State}
+		if rec.NotifyAt != nil {
+			v.wake = *rec.NotifyAt
+		}
+		return v, err
+	}
+	structResume := func(raw []byte) (any, time.Time, bool, error) {
+		e, n, err := resumeOne[recordTestState](raw)
+		if e == nil {
+			return nil, time.Time{}, false, err
+		}
+		return e.State.state, e.State.wake, n.table.Timers() == 1, err
+	}
+	structWant := func(raw []byte) (any, error) {
+		var rec stateRecord[recordTestState]
+		err := codec.Unmarshal(raw, &rec)
+		v := stateRecordView{state: rec.State}
+		if rec.NotifyAt != nil {
+			v.wake = *rec.NotifyAt
+		}
+		return v, err
+	}
+	enc := func(b []byte, err error) []byte {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, n := range []int{0, 1, -1, 1 << 40, -(1 << 40)} {
+		check(fmt.Sprint("int ", n), enc(encodeRecord(n, time.Time{})), intResume, intWant)
+		check(fmt.Sprint("int with wake ", n), enc(encodeRecord(n, wake)), intResume, intWant)
+	}
+	st := recordTestState{3, []string{"a"}, map[string]bool{"x": true}}
+	check("struct", enc(encodeRecord(st, time.Time{})), structResume, structWant)
+	check("struct with wake", enc(encodeRecord(st, wake)), structResume, structWant)
+	// Records that do not decode into the state: a string into an int, an
+	// int out of range, trailing bytes, an unknown field.
+	check("string into int", enc(encodeRecord("x", time.Time{})), intResume, intWant)
+	check("uint64 max into int", enc(encodeRecord(uint64(math.MaxUint64), time.Time{})), intResume, intWant)
+	check("trailing byte", append(enc(encodeRecord(5, time.Time{})), 0x01), intResume, intWant)
+	check("unknown field", enc(codec.Marshal(map[string]int{"state": 1, "other": 2})), intResume, intWant)
+	check("struct from int", enc(encodeRecord(7, time.Time{})), structResume, structWant)
+}
+
+type stateRecordView struct {
+	state any
+	wake  time.Time
 }

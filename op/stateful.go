@@ -1,6 +1,7 @@
 package op
 
 import (
+	"bytes"
 	"reflect"
 	"time"
 
@@ -367,6 +368,13 @@ func (n *statefulNode[K, V, S, W]) notify(e *keyed.Entry[K, entry[S]]) {
 
 func (n *statefulNode[K, V, S, W]) resume(rows []engine.StateRow) error {
 	return n.table.Resume(rows, reflect.TypeFor[S]().String(), func(e *keyed.Entry[K, entry[S]], raw []byte) (bool, error) {
+		// Most records are {"state": S} with no wake-up (encodeRecord's
+		// header, then S): decode S alone, without the wrapper's
+		// reflection. Anything else, and any error, takes the full
+		// decoding below, whose result and error stay the reference.
+		if st, ok := bytes.CutPrefix(raw, recordHeader); ok && codec.Decode(st, &e.State.state) == nil {
+			return true, nil
+		}
 		var rec stateRecord[S]
 		if err := codec.Unmarshal(raw, &rec); err != nil {
 			return false, err

@@ -175,9 +175,18 @@ func (t *Table[K, S]) Rows(step string, encode func(e *Entry[K, S]) ([]byte, err
 }
 
 // Resume loads recovered rows. decode fills a new entry from a row's value
-// (and may schedule it); keep false leaves the key out of the table. A key
-// that does not parse, or a value that does not decode, is an error naming
-// the key and stateType.
+// (and may schedule it); keep false leaves the key out of the table, and
+// Resume may then hand the same entry to decode again for the next row, so
+// decode must not keep a pointer to an entry it does not keep. A key that
+// does not parse, or a value that does not decode, is an error naming the
+// key and stateType.
+//
+// Entries are allocated resumeChunk at a time rather than one by one: a
+// state of a million keys is then a few thousand objects for the garbage
+// collector instead of a million. A chunk stays allocated while any of its
+// entries is referenced, so a key deleted later frees its entry's memory
+// only when the other keys of its chunk are gone too (or never, if one of
+// them lives on); keys added later get entries of their own.
 func (t *Table[K, S]) Resume(rows []engine.StateRow, stateType string, decode func(e *Entry[K, S], raw []byte) (keep bool, err error)) error {
 	if len(rows) == 0 {
 		return nil
@@ -185,12 +194,18 @@ func (t *Table[K, S]) Resume(rows []engine.StateRow, stateType string, decode fu
 	if len(t.m) == 0 {
 		t.m = make(map[K]*Entry[K, S], len(rows))
 	}
-	for _, row := range rows {
+	var chunk []Entry[K, S]
+	per := resumeChunk[K, S]()
+	for i, row := range rows {
 		k, err := t.Ops.Parse(row.Key)
 		if err != nil {
 			return engine.StaleState(fmt.Errorf("key %q: recovered key does not parse: %w", row.Key, err))
 		}
-		e := &Entry[K, S]{Key: k, hidx: -1}
+		if len(chunk) == 0 {
+			chunk = make([]Entry[K, S], min(per, len(rows)-i))
+		}
+		e := &chunk[0]
+		*e = Entry[K, S]{Key: k, hidx: -1}
 		keep, err := decode(e, row.Value)
 		if err != nil {
 			t.Unschedule(e)
@@ -198,19 +213,30 @@ func (t *Table[K, S]) Resume(rows []engine.StateRow, stateType string, decode fu
 		}
 		if keep {
 			t.m[k] = e
+			chunk = chunk[1:]
 		} else {
 			t.Unschedule(e)
+			*e = Entry[K, S]{} // reused by the next row; drop what decode left in it
 		}
 		if t.rewrite > 0 {
 			t.changed = append(t.changed, k)
-			e.mark = t.rewrite
-			if !keep {
+			if keep {
+				e.mark = t.rewrite
+			} else {
 				t.repeats = true // a new entry for k would be listed again
 			}
 		}
 	}
 	t.rewrite = 0
 	return nil
+}
+
+// resumeChunk is how many entries Resume allocates at once: about 16 KiB
+// of them, at most 256 and at least 1, so that a chunk that outlives most
+// of its keys holds little memory.
+func resumeChunk[K keys.Key, S any]() int {
+	size := int(reflect.TypeFor[Entry[K, S]]().Size())
+	return max(1, min(256, 16<<10/max(size, 1)))
 }
 
 // Sorted returns every entry in key order: end-of-input flushes go through

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +191,171 @@ func TestNanosClamps(t *testing.T) {
 	}
 	if Nanos(time.Unix(1<<40, 0)) != 1<<63-1 || Nanos(time.Unix(-(1<<40), 0)) != -1<<63 {
 		t.Error("Nanos does not clamp")
+	}
+}
+
+// resumedState has a pointer, so that an entry Resume reuses after a
+// dropped key would show what decode left in it.
+type resumedState struct {
+	N    int
+	Name *string
+}
+
+// Resume allocates entries in chunks and reuses the entry of a key decode
+// drops: every kept key must still have an entry of its own, the timer
+// heap must hold exactly the kept keys decode scheduled, and deleting and
+// adding keys afterwards must leave the other keys' entries alone.
+func TestResumeChunkedEntries(t *testing.T) {
+	n := 3*resumeChunk[int, resumedState]() + 17
+	rows := make([]engine.StateRow, n)
+	for k := range n {
+		rows[k] = engine.StateRow{Key: strconv.Itoa(k), Value: []byte(strconv.Itoa(k))}
+	}
+	kept := func(k int) bool { return k%5 != 0 }
+	scheduled := func(k int) bool { return k%3 == 0 }
+	tb := NewTable[int, resumedState](keys.For[int](), true)
+	err := tb.Resume(rows, "resumedState", func(e *Entry[int, resumedState], raw []byte) (bool, error) {
+		if e.State.Name != nil || e.State.N != 0 || e.mark != 0 {
+			t.Fatalf("key %d: entry not fresh: %+v", e.Key, e)
+		}
+		if _, on := e.Wake(); on {
+			t.Fatalf("key %d: fresh entry is scheduled", e.Key)
+		}
+		name := string(raw)
+		e.State = resumedState{N: 10 * e.Key, Name: &name}
+		if scheduled(e.Key) {
+			tb.Schedule(e, int64(n-e.Key))
+		}
+		return kept(e.Key), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[*Entry[int, resumedState]]int{}
+	timers := 0
+	for k := range n {
+		e := tb.Get(k)
+		if !kept(k) {
+			if e != nil {
+				t.Fatalf("dropped key %d has an entry", k)
+			}
+			continue
+		}
+		if e == nil || e.Key != k || e.State.N != 10*k || *e.State.Name != strconv.Itoa(k) {
+			t.Fatalf("key %d: entry %+v", k, e)
+		}
+		if other, dup := seen[e]; dup {
+			t.Fatalf("keys %d and %d share an entry", other, k)
+		}
+		seen[e] = k
+		if at, on := e.Wake(); on != scheduled(k) || (on && at != int64(n-k)) {
+			t.Fatalf("key %d: wake %d %v", k, at, on)
+		}
+		if scheduled(k) {
+			timers++
+		}
+	}
+	if tb.Len() != len(seen) || tb.Timers() != timers {
+		t.Fatalf("Len %d Timers %d, want %d and %d", tb.Len(), tb.Timers(), len(seen), timers)
+	}
+
+	// Delete every even key, add the dropped and deleted keys again (new
+	// entries), and check the heap and the other entries.
+	for k := 0; k < n; k += 2 {
+		if e := tb.Get(k); e != nil {
+			tb.Delete(e)
+			tb.Changed(k, nil, 5)
+		}
+	}
+	for k := 0; k < n; k += 2 {
+		e := tb.Add(k)
+		if _, old := seen[e]; old {
+			t.Fatalf("key %d added again got a resumed entry", k)
+		}
+		e.State = resumedState{N: -k}
+		tb.Changed(k, e, 5)
+		if k%4 == 0 {
+			tb.Schedule(e, int64(n-k))
+		}
+	}
+	for k := 1; k < n; k += 2 {
+		if e := tb.Get(k); kept(k) && (e == nil || e.State.N != 10*k || e.Key != k) {
+			t.Fatalf("odd key %d after deletes: %+v", k, e)
+		}
+	}
+	last := int64(-1)
+	for e := tb.PopDue(int64(n)); e != nil; e = tb.PopDue(int64(n)) {
+		if e.at < last || tb.Get(e.Key) != e {
+			t.Fatalf("popped key %d at %d after %d (in the table: %v)", e.Key, e.at, last, tb.Get(e.Key) == e)
+		}
+		if e.Key%2 == 0 && e.Key%4 != 0 || e.Key%2 == 1 && !(kept(e.Key) && scheduled(e.Key)) {
+			t.Fatalf("popped key %d, which is not scheduled", e.Key)
+		}
+		last = e.at
+	}
+	rows2, _, err := tb.Rows("s", func(e *Entry[int, resumedState]) ([]byte, error) { return []byte(strconv.Itoa(e.State.N)), nil }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range rows2 {
+		if _, dup := got[r.Key]; dup {
+			t.Fatalf("Rows lists key %s twice", r.Key)
+		}
+		got[r.Key] = string(r.Value)
+	}
+	for k := 0; k < n; k += 2 {
+		if got[strconv.Itoa(k)] != strconv.Itoa(-k) {
+			t.Fatalf("key %d deleted and added again: row %q, want %d", k, got[strconv.Itoa(k)], -k)
+		}
+	}
+	if len(got) != (n+1)/2 {
+		t.Fatalf("Rows lists %d keys, want %d", len(got), (n+1)/2)
+	}
+}
+
+// A migrated step's Resume lists every recovered key in the first epoch:
+// the kept ones with their state, the dropped ones as deletions, each
+// once, even when a dropped key gets an entry again in that epoch.
+func TestRewriteOnResumeListsEveryKeyOnce(t *testing.T) {
+	tb := NewTable[int, int](keys.For[int](), true)
+	tb.RewriteOnResume(7)
+	var rows []engine.StateRow
+	for k := range 600 {
+		rows = append(rows, engine.StateRow{Key: strconv.Itoa(k)})
+	}
+	if err := tb.Resume(rows, "int", func(e *Entry[int, int], _ []byte) (bool, error) {
+		e.State = e.Key
+		return e.Key%2 == 0, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e := tb.Add(1) // dropped on resume, back in the same epoch
+	e.State = 100
+	tb.Changed(1, e, 7)
+	tb.Changed(2, tb.Get(2), 7) // already listed
+	out, _, err := tb.Rows("s", func(e *Entry[int, int]) ([]byte, error) { return []byte(strconv.Itoa(e.State)), nil }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]engine.Row{}
+	for _, r := range out {
+		if _, dup := got[r.Key]; dup {
+			t.Fatalf("key %s listed twice", r.Key)
+		}
+		got[r.Key] = r
+	}
+	for k := range 600 {
+		r, ok := got[strconv.Itoa(k)]
+		switch {
+		case !ok:
+			t.Fatalf("key %d not rewritten", k)
+		case k == 1:
+			if r.Deleted || string(r.Value) != "100" {
+				t.Fatalf("key 1: %+v, want 100", r)
+			}
+		case k%2 == 1 && !r.Deleted, k%2 == 0 && string(r.Value) != strconv.Itoa(k):
+			t.Fatalf("key %d: %+v", k, r)
+		}
 	}
 }

@@ -284,6 +284,10 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	for i := range resume {
 		resume[i] = map[string][]engine.StateRow{}
 	}
+	loading := make([]map[string]*rowList, W) // resume's rows as Load hands them out
+	for i := range loading {
+		loading[i] = map[string]*rowList{}
+	}
 	var store *recovery.Store
 	var execution int
 	rewrite := map[string]bool{} // migrated steps: every key is written in the first epoch
@@ -396,11 +400,22 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 					return fmt.Errorf("step %s, key %q: %w; if the step changed on purpose, run once with --drop-state %s to discard its recovered state", step, key, rerr, step)
 				}
 			}
-			resume[w][step] = append(resume[w][step], engine.StateRow{Key: key, Value: value})
+			l := loading[w][step]
+			if l == nil {
+				l = &rowList{}
+				loading[w][step] = l
+			}
+			l.add(engine.StateRow{Key: key, Value: value})
 			return nil
 		})
 		if err != nil {
 			return setupErr(ctx, fmt.Errorf("recovery directory %s: resume from epoch %d: %w", cfg.RecoveryDir, start, err), start)
+		}
+		for w, steps := range loading {
+			for step, l := range steps {
+				resume[w][step] = l.rows()
+				delete(steps, step) // its blocks can go now
+			}
 		}
 		res, err := store.Begin(flow.ID(), W, p)
 		if err != nil {
@@ -596,6 +611,47 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		return stopped
 	}
 	return nil
+}
+
+// rowList collects the recovered rows of one step on one worker in blocks
+// that double up to maxRowBlock: a slice grown by append would allocate
+// about five times its final size, and copy every row several times, on
+// its way to a million rows. rows then joins them in one slice of exactly
+// their number.
+type rowList struct {
+	full [][]engine.StateRow
+	cur  []engine.StateRow
+	n    int
+}
+
+const (
+	minRowBlock = 64
+	maxRowBlock = 16 << 10
+)
+
+func (l *rowList) add(r engine.StateRow) {
+	if len(l.cur) == cap(l.cur) {
+		size := minRowBlock
+		if l.cur != nil {
+			l.full = append(l.full, l.cur)
+			size = min(2*cap(l.cur), maxRowBlock)
+		}
+		l.cur = make([]engine.StateRow, 0, size)
+	}
+	l.cur = append(l.cur, r)
+	l.n++
+}
+
+// rows is every row added, in the order they were added.
+func (l *rowList) rows() []engine.StateRow {
+	if len(l.full) == 0 {
+		return l.cur
+	}
+	out := make([]engine.StateRow, 0, l.n)
+	for _, b := range l.full {
+		out = append(out, b...)
+	}
+	return append(out, l.cur...)
 }
 
 // migrateAll loads the state to resume from before epoch and hands fn each
