@@ -14,6 +14,8 @@ import (
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/connector/file"
+	"github.com/runnel-dev/runnel/connector/kafka"
+	"github.com/runnel-dev/runnel/connector/kafka/kafkadev"
 	"github.com/runnel-dev/runnel/op"
 	"github.com/runnel-dev/runnel/recovery"
 	"github.com/runnel-dev/runnel/runneltest"
@@ -566,5 +568,96 @@ FAIL HERE
 			"Final summary for user a: {'paid_order_ids': [2, 1], 'unpaid_order_ids': []}",
 			"Final summary for user b: {'paid_order_ids': [4], 'unpaid_order_ids': [3]}",
 		})
+	}
+}
+
+// Bytewax examples/event_time_processing.py with the Kafka output of
+// examples/simple_kafka_in_and_out.py: sensor readings as JSON from Kafka
+// (read to the end, tail=False), keyed by type, collected in 5-second
+// event-time tumbling windows (the clock waiting 10 seconds), averaged,
+// and written to another topic, which a second flow reads back. A record
+// that is not JSON goes to the decode errors instead of stopping the run
+// (the Bytewax program would raise in json.loads).
+func TestPortKafkaEventTime(t *testing.T) {
+	type reading struct {
+		Type  string    `json:"type"`
+		Value float64   `json:"value"`
+		Time  time.Time `json:"time"` // Python's isoformat() is RFC 3339
+	}
+	broker, err := kafkadev.Start(kafkadev.Options{Topics: map[string]int32{"sensors": 2, "averages": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	start := time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC)
+	var records []kafkadev.Record
+	for _, r := range []struct {
+		typ   string
+		value float64
+		at    int
+	}{
+		{"temp", 20, 0}, {"temp", 22, 2}, {"hum", 50, 3}, {"temp", 24, 6},
+		{"hum", 52, 7}, {"temp", 30, 12}, {"hum", 54, 9},
+	} {
+		at := start.Add(time.Duration(r.at) * time.Second).Format("2006-01-02T15:04:05.000000-07:00")
+		records = append(records, kafkadev.Record{
+			Key:   []byte(r.typ),
+			Value: fmt.Appendf(nil, `{"type": %q, "value": %v, "time": %q}`, r.typ, r.value, at),
+		})
+	}
+	records = append(records, kafkadev.Record{Key: []byte("temp"), Value: []byte("not json")})
+	if err := broker.Produce("sensors", records...); err != nil {
+		t.Fatal(err)
+	}
+	brokers := broker.Addrs()
+
+	flow := runnel.NewDataflow("event_time")
+	stream := op.Input("inp", flow, kafka.NewSource(brokers, []string{"sensors"}, kafka.Tail(false)))
+	parsed, errs := kafka.Decode("parse_value", stream, kafka.Bytes(), kafka.JSON[reading]())
+	badSink := runneltest.NewSink[kafka.DecodeError]()
+	op.Output("errors", errs, badSink)
+	keyed := op.KeyOn("extract_type", parsed, func(r kafka.Record[[]byte, reading]) string { return r.Value.Type })
+	values := op.MapValue("value", keyed, func(r kafka.Record[[]byte, reading]) reading { return r.Value })
+	windows := window.CollectWindow("window", values,
+		window.EventClock(func(r reading) time.Time { return r.Time }, 10*time.Second),
+		window.Tumbling(5*time.Second, start))
+	lines := op.Map("format_event", windows.Down, func(kv runnel.KV[string, window.Result[[]reading]]) runnel.KV[string, string] {
+		rs := kv.Value.Value
+		var sum float64
+		first, last := rs[0].Time, rs[0].Time
+		for _, r := range rs {
+			sum += r.Value
+			if r.Time.Before(first) {
+				first = r.Time
+			}
+			if r.Time.After(last) {
+				last = r.Time
+			}
+		}
+		const py = "2006-01-02 15:04:05-07:00" // Python's str(datetime)
+		return runnel.KV[string, string]{Key: kv.Key, Value: fmt.Sprintf("Average %s: %.2f\tNum events: %d\tFrom %s\tto %s",
+			kv.Key, sum/float64(len(rs)), len(rs), first.Format(py), last.Format(py))}
+	})
+	op.Output("out1", kafka.Encode("encode", lines, "averages", kafka.String(), kafka.String()),
+		kafka.NewSink(brokers, kafka.ExactlyOnce()))
+	if err := runnel.Run(context.Background(), flow, runneltest.Config(2, 10*time.Millisecond, "")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Read the output topic back with a second flow.
+	readBack := runnel.NewDataflow("read_back")
+	out := op.Input("inp", readBack, kafka.NewSource(brokers, []string{"averages"}, kafka.Tail(false)))
+	sink := runneltest.NewSink[string]()
+	op.Output("out", op.Map("value", out, func(m kafka.Message) string { return string(m.Value) }), sink)
+	runPort(t, readBack, 1)
+	checkLines(t, "averages", sortedStrings(sink.Items()), []string{
+		"Average hum: 50.00\tNum events: 1\tFrom 2023-01-01 00:00:03+00:00\tto 2023-01-01 00:00:03+00:00",
+		"Average hum: 53.00\tNum events: 2\tFrom 2023-01-01 00:00:07+00:00\tto 2023-01-01 00:00:09+00:00",
+		"Average temp: 21.00\tNum events: 2\tFrom 2023-01-01 00:00:00+00:00\tto 2023-01-01 00:00:02+00:00",
+		"Average temp: 24.00\tNum events: 1\tFrom 2023-01-01 00:00:06+00:00\tto 2023-01-01 00:00:06+00:00",
+		"Average temp: 30.00\tNum events: 1\tFrom 2023-01-01 00:00:12+00:00\tto 2023-01-01 00:00:12+00:00",
+	})
+	if bad := badSink.Items(); len(bad) != 1 || string(bad[0].Msg.Value) != "not json" {
+		t.Errorf("decode errors: %v, want the one record that is not JSON", bad)
 	}
 }

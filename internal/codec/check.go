@@ -6,6 +6,8 @@ import (
 	"math/big"
 	"reflect"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -149,7 +151,7 @@ func (c *checker) walkStruct(t reflect.Type, path string) error {
 			}
 		}
 		if !f.IsExported() {
-			return c.fail(fpath, "field %s is unexported (the codec would drop it silently)", fpath)
+			return c.fail(fpath, "field %s is unexported (the codec would drop it silently): export it (%s), or tag it `cbor:\"-\"` to leave it out of snapshots", fpath, exportedName(f.Name))
 		}
 		if err := c.walk(ft, fpath); err != nil {
 			return err
@@ -168,4 +170,14 @@ func validKey(k reflect.Type) bool {
 		return validKey(k.Elem())
 	}
 	return false
+}
+
+// exportedName is name with its first letter upper-cased, for the hint of
+// an unexported-field error.
+func exportedName(name string) string {
+	r, size := utf8.DecodeRuneInString(name)
+	if r == '_' || !unicode.IsLetter(r) {
+		return "X" + name
+	}
+	return string(unicode.ToUpper(r)) + name[size:]
 }

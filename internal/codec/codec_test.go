@@ -222,7 +222,7 @@ func TestCheckType(t *testing.T) {
 		v    any
 		want string
 	}{
-		{withUnexported{}, "state type codec.withUnexported: field .inner is unexported (the codec would drop it silently)"},
+		{withUnexported{}, "state type codec.withUnexported: field .inner is unexported (the codec would drop it silently): export it (Inner), or tag it `cbor:\"-\"` to leave it out of snapshots"},
 		{onlyMarshal{}, "field .x is unexported"},
 		{func() {}, "the type func() is a func"},
 		{make(chan int), "is a chan"},
