@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -413,11 +414,20 @@ func TestStateThatNoLongerDecodes(t *testing.T) {
 		t.Fatal("no change log batch holds counts.count key 1")
 	}
 	db.Close()
-	flow, _ = countFlow(seq(6), 2)
-	err = run(t, flow, cfg)
-	if err == nil || !strings.Contains(err.Error(), "counts.count") || !strings.Contains(err.Error(), `key "1"`) ||
-		!strings.Contains(err.Error(), "--drop-state counts.count") {
-		t.Errorf("err = %v, want it to name counts.count and key 1 and point to --drop-state counts.count", err)
+	before := fileBytes(t, dir)
+	for _, workers := range []int{1, 2} {
+		cfg.WorkersPerProcess = workers
+		flow, _ = countFlow(seq(6), 2)
+		err = run(t, flow, cfg)
+		if err == nil || !strings.Contains(err.Error(), "counts.count") || !strings.Contains(err.Error(), `key "1"`) ||
+			!strings.Contains(err.Error(), "--drop-state counts.count") {
+			t.Errorf("%d worker(s): err = %v, want it to name counts.count and key 1 and point to --drop-state counts.count", workers, err)
+		}
+		// The value is decoded when the step is built, before the run
+		// records its execution: the refused run leaves every byte as it was.
+		if after := fileBytes(t, dir); !maps.Equal(before, after) {
+			t.Errorf("%d worker(s): the refused run changed the recovery directory", workers)
+		}
 	}
 }
 

@@ -344,7 +344,7 @@ func readLog(ctx context.Context, q querier, below int64, step string) ([]logRow
 			out = append(out, r)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%w: changes batch of step %s epoch %d", ErrCorrupt, stepID, epoch)
+			return nil, fmt.Errorf("%w: changes batch of step %s epoch %d: %w", ErrCorrupt, stepID, epoch, err)
 		}
 	}
 	if err := rows.Err(); err != nil {

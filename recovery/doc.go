@@ -25,8 +25,10 @@
 //     drops), routing each key to the worker that now owns it: nothing is
 //     written yet, so a value that does not load or convert leaves the
 //     directory as it was.
-//  4. [Store.Begin]: it checks the directory again, refuses a plan that
-//     would lose state, and returns the resume epoch (the same).
+//  4. Build the steps, decoding the loaded state (a value that does not
+//     decode still leaves the directory as it was), then [Store.Begin]: it
+//     checks the directory again, refuses a plan that would lose state, and
+//     returns the resume epoch (the same).
 //  5. For every epoch e: once every worker's state for e is known,
 //     [Store.WriteEpoch](e, rows); once every worker has written and flushed
 //     its sinks for e, [Store.Commit](ex, workers, e+1, keepEpochs).

@@ -69,6 +69,10 @@ func snapshotDir(t *testing.T, dir string) map[string][32]byte {
 		return out
 	}
 	for _, e := range entries {
+		if e.IsDir() {
+			out[e.Name()+"/"] = [32]byte{}
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			t.Fatal(err)
@@ -183,7 +187,39 @@ func TestOpenRejects(t *testing.T) {
 			dir := mustInit(t, 1)
 			os.WriteFile(filepath.Join(dir, "part-01.sqlite3"), nil, 0o644)
 			return dir
-		}, ErrPartitionMismatch, "unexpected part-01.sqlite3"},
+		}, ErrPartitionMismatch, "unexpected part-01.sqlite3 (not a partition file name)"},
+		{"column missing", func(t *testing.T) string {
+			dir := mustInit(t, 2)
+			execSQL(t, filepath.Join(dir, "part-1.sqlite3"), "ALTER TABLE steps DROP COLUMN state_shape")
+			return dir
+		}, ErrCorrupt, "part-1.sqlite3: recovery partition corrupt: table steps has no column state_shape"},
+		{"NULL where a value must be", func(t *testing.T) string {
+			dir := mustInit(t, 2)
+			p := filepath.Join(dir, "part-1.sqlite3")
+			execSQL(t, p, "DROP TABLE executions")
+			execSQL(t, p, "CREATE TABLE executions(ex_num INTEGER PRIMARY KEY, worker_count INTEGER, resume_epoch INTEGER, exec_id TEXT)")
+			execSQL(t, p, "INSERT INTO executions VALUES(0, NULL, 1, 'x')")
+			return dir
+		}, ErrCorrupt, "part-1.sqlite3: recovery partition corrupt: read executions: "},
+		{"partition is a directory", func(t *testing.T) string {
+			dir := mustInit(t, 2)
+			p := filepath.Join(dir, "part-1.sqlite3")
+			os.Remove(p)
+			os.Mkdir(p, 0o755)
+			return dir
+		}, ErrPartitionMismatch, "unexpected part-1.sqlite3 (a directory, not a partition file)"},
+		{"partition is a symbolic link", func(t *testing.T) string {
+			dir := mustInit(t, 2)
+			p := filepath.Join(dir, "part-1.sqlite3")
+			elsewhere := filepath.Join(t.TempDir(), "part-1.sqlite3")
+			if err := os.Rename(p, elsewhere); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(elsewhere, p); err != nil {
+				t.Skip(err)
+			}
+			return dir
+		}, ErrPartitionMismatch, "(a symbolic link to /"},
 		{"other flow", func(t *testing.T) string {
 			dir := mustInit(t, 2)
 			execSQL(t, filepath.Join(dir, "part-0.sqlite3"), "UPDATE meta SET value='a' WHERE name='flow_id'")

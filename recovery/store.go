@@ -458,7 +458,7 @@ func open(dir string, readOnly bool) (*Store, error) {
 		}
 		m := partName.FindStringSubmatch(name)
 		if m == nil || !e.Type().IsRegular() {
-			stray = append(stray, name)
+			stray = append(stray, name+" ("+strayReason(dir, e, m != nil)+")")
 			continue
 		}
 		i, _ := strconv.Atoi(m[1])
@@ -470,7 +470,7 @@ func open(dir string, readOnly bool) (*Store, error) {
 	}
 	if len(stray) > 0 {
 		sort.Strings(stray)
-		return nil, fmt.Errorf("recovery: open %s: %w: unexpected %s; partition files are named part-0.sqlite3 … part-{N-1}.sqlite3",
+		return nil, fmt.Errorf("recovery: open %s: %w: unexpected %s; partition files are regular files named part-0.sqlite3 … part-{N-1}.sqlite3",
 			dir, ErrPartitionMismatch, strings.Join(stray, ", "))
 	}
 	if len(byIndex) == 0 {
@@ -524,7 +524,7 @@ func open(dir string, readOnly bool) (*Store, error) {
 		h, err := readHistory(p.db, m.format)
 		if err != nil {
 			s.closeAll()
-			return nil, fmt.Errorf("recovery: open %s: %s: %w", dir, path, classify(path, err))
+			return nil, fmt.Errorf("recovery: open %s: %w", dir, damaged(path, err))
 		}
 		hists = append(hists, h)
 	}
@@ -554,6 +554,27 @@ func open(dir string, readOnly bool) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// strayReason says why the entry e of dir, named like a partition, is not
+// one: its name is not part-N.sqlite3 (named false), or it is not a
+// regular file. A symbolic link is refused rather than followed: the lock,
+// the -wal and the -shm files would live beside the link, not the file.
+func strayReason(dir string, e fs.DirEntry, named bool) string {
+	switch t := e.Type(); {
+	case !named:
+		return "not a partition file name"
+	case t.IsDir():
+		return "a directory, not a partition file"
+	case t&fs.ModeSymlink != 0:
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return "a symbolic link; copy or move the partition file itself here"
+		}
+		return fmt.Sprintf("a symbolic link to %s; copy or move the partition file itself here", target)
+	default:
+		return fmt.Sprintf("not a regular file (%s)", t)
+	}
 }
 
 // openReadOnly opens p.path without changing any file; see OpenReadOnly.
@@ -774,6 +795,17 @@ func checkHeader(path string) error {
 	return nil
 }
 
+// damaged reports err, met reading path's tables, as what it is: an access
+// error or a busy file as classify says, and otherwise damage to the file
+// ([ErrCorrupt]): a table without a column this release reads, a NULL
+// where a value must be, a malformed page.
+func damaged(path string, err error) error {
+	if c := classify(path, err); errors.Is(c, ErrAccess) || c != err || errors.Is(err, ErrCorrupt) {
+		return c
+	}
+	return fmt.Errorf("%s: %w: %w (`runnel recovery verify` checks every file)", path, ErrCorrupt, err)
+}
+
 func readMeta(db querier, path string) (partMeta, error) {
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %w: %s", path, ErrCorrupt, fmt.Sprintf(format, args...))
@@ -863,7 +895,39 @@ func readMeta(db querier, path string) (partMeta, error) {
 	if fv >= 3 && !have["changes"] {
 		return partMeta{}, corrupt("missing table changes")
 	}
+	// Every column this release reads, so that a damaged schema is named
+	// here rather than failing a query later.
+	for _, tc := range columns {
+		if fv < tc.since || !have[tc.table] {
+			continue
+		}
+		crows, err := db.Query("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", tc.table, tc.column)
+		if err != nil {
+			return partMeta{}, queryErr("listing columns", err)
+		}
+		found := crows.Next()
+		if err := errors.Join(crows.Err(), crows.Close()); err != nil {
+			return partMeta{}, queryErr("listing columns", err)
+		}
+		if !found {
+			return partMeta{}, corrupt("table %s has no column %s", tc.table, tc.column)
+		}
+	}
 	return m, nil
+}
+
+// columns lists the columns of each table that this release reads, with
+// the format that introduced them.
+var columns = []struct {
+	table, column string
+	since         int
+}{
+	{"meta", "name", 1}, {"meta", "value", 1},
+	{"steps", "step_id", 1}, {"steps", "state_type", 1}, {"steps", "state_shape", 2},
+	{"executions", "ex_num", 1}, {"executions", "worker_count", 1}, {"executions", "resume_epoch", 1}, {"executions", "exec_id", 2},
+	{"fronts", "ex_num", 1}, {"fronts", "worker_index", 1}, {"fronts", "worker_frontier", 1},
+	{"snaps", "step_id", 1}, {"snaps", "state_key", 1}, {"snaps", "epoch", 1}, {"snaps", "ser_change", 1},
+	{"changes", "seq", 3}, {"changes", "epoch", 3}, {"changes", "step_id", 3}, {"changes", "entries", 3}, {"changes", "batch", 3},
 }
 
 // checkSet verifies that the partitions form one complete set of files.
@@ -1086,13 +1150,13 @@ func (s *Store) StepTypes() (map[string]StepState, error) {
 		}
 		rows, err := p.db.Query(q)
 		if err != nil {
-			return nil, fmt.Errorf("recovery: %s: read steps: %w", p.name(), err)
+			return nil, fmt.Errorf("recovery: read steps: %w", damaged(p.name(), err))
 		}
 		for rows.Next() {
 			var id, typ, shape string
 			if err := rows.Scan(&id, &typ, &shape); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("recovery: %s: read steps: %w", p.name(), err)
+				return nil, fmt.Errorf("recovery: read steps: %w", damaged(p.name(), err))
 			}
 			if m, ok := pending[i][id]; ok && resume > m.Epoch {
 				typ, shape = m.Type, m.Shape
@@ -1106,7 +1170,7 @@ func (s *Store) StepTypes() (map[string]StepState, error) {
 			}
 		}
 		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("recovery: %s: read steps: %w", p.name(), err)
+			return nil, fmt.Errorf("recovery: read steps: %w", damaged(p.name(), err))
 		}
 	}
 	join := func(set map[string]bool) string {

@@ -119,7 +119,8 @@ func Verify(dir string) (VerifyReport, error) {
 		}
 		m := partName.FindStringSubmatch(name)
 		if m == nil || !e.Type().IsRegular() {
-			problem(filepath.Join(dir, name), "unexpected file: partition files are named part-0.sqlite3 … part-{N-1}.sqlite3")
+			problem(filepath.Join(dir, name), "unexpected file: %s; partition files are regular files named part-0.sqlite3 … part-{N-1}.sqlite3",
+				strayReason(dir, e, m != nil))
 			continue
 		}
 		i, _ := strconv.Atoi(m[1])

@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -190,6 +191,21 @@ func TestVerifyFindsDamage(t *testing.T) {
 		p := filepath.Join(dir, "part-1.sqlite3")
 		damageSQL(t, p, "UPDATE changes SET batch = substr(batch, 1, 9) WHERE seq = (SELECT min(seq) FROM changes)")
 		finds(t, dir, p, false, "1 change log batch(es) cannot be decoded")
+		// A resume and inspect name the file, the batch and what is wrong
+		// with it, not only that something is.
+		_, ierr := Inspect(dir)
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lerr := s.Load(7, func(string, string, []byte) error { return nil })
+		s.Close()
+		for _, err := range []error{ierr, lerr} {
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), p) ||
+				!strings.Contains(err.Error(), "changes batch of step f.count epoch") || !strings.Contains(err.Error(), "malformed change batch: entry 0: unterminated value") {
+				t.Errorf("err = %v, want ErrCorrupt naming %s, the batch and the cause", err, p)
+			}
+		}
 	})
 	t.Run("missing partition", func(t *testing.T) {
 		dir, _ := healthyDir(t)

@@ -290,6 +290,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	}
 	var store *recovery.Store
 	var execution int
+	begin := func() error { return nil } // records the execution in the store
 	rewrite := map[string]bool{} // migrated steps: every key is written in the first epoch
 	if cfg.RecoveryDir != "" {
 		// --recovery-plan only reads: it must not change a byte, and works
@@ -417,22 +418,31 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 				delete(steps, step) // its blocks can go now
 			}
 		}
-		res, err := store.Begin(flow.ID(), W, p)
-		if err != nil {
-			return fmt.Errorf("recovery directory %s: %w", cfg.RecoveryDir, err)
-		}
-		if res.Epoch != start {
-			return fmt.Errorf("recovery directory %s: resume epoch moved from %d to %d while it was being read; was it changed by hand?", cfg.RecoveryDir, start, res.Epoch)
-		}
-		if len(p.Dropped) > 0 {
-			log.Warn("dropped the stored state of steps on request (--drop-state)", "steps", p.Dropped)
-		}
 		for _, m := range p.Migrated {
 			rewrite[m.Step] = true
-			log.Info("migrated the stored state of a step", "step", m.Step, "keys", m.Keys,
-				"from", m.Stored.Type, "to", m.Current.Type, "epoch", start)
 		}
-		execution = res.Execution
+		// Begin comes after every step is built (below): building decodes
+		// the recovered state, and a value that does not decode must leave
+		// the directory as it was.
+		execution = v.Resume.Execution
+		begin = func() error {
+			res, err := store.Begin(flow.ID(), W, p)
+			if err != nil {
+				return fmt.Errorf("recovery directory %s: %w", cfg.RecoveryDir, err)
+			}
+			if res.Epoch != start || res.Execution != execution {
+				return fmt.Errorf("recovery directory %s: resume moved from epoch %d (execution %d) to epoch %d (execution %d) while it was being read; was it changed by hand?",
+					cfg.RecoveryDir, start, execution, res.Epoch, res.Execution)
+			}
+			if len(p.Dropped) > 0 {
+				log.Warn("dropped the stored state of steps on request (--drop-state)", "steps", p.Dropped)
+			}
+			for _, m := range p.Migrated {
+				log.Info("migrated the stored state of a step", "step", m.Step, "keys", m.Keys,
+					"from", m.Stored.Type, "to", m.Current.Type, "epoch", start)
+			}
+			return nil
+		}
 	} else if cfg.RecoveryPlan {
 		return fmt.Errorf("--recovery-plan needs -r")
 	} else if parts, err = listParts(ctx, flow); err != nil {
@@ -505,6 +515,9 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	resume = nil
 	if buildErr != nil {
 		return errors.Join(setupErr(ctx, buildErr, stopResume), r.closeAll())
+	}
+	if err := begin(); err != nil {
+		return errors.Join(err, r.closeAll())
 	}
 	endSetup()
 	select {
