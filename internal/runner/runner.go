@@ -291,7 +291,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	var store *recovery.Store
 	var execution int
 	begin := func() error { return nil } // records the execution in the store
-	rewrite := map[string]bool{} // migrated steps: every key is written in the first epoch
+	rewrite := map[string]bool{}         // migrated steps: every key is written in the first epoch
 	if cfg.RecoveryDir != "" {
 		// --recovery-plan only reads: it must not change a byte, and works
 		// on a read-only directory.
