@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -659,5 +660,141 @@ func TestPortKafkaEventTime(t *testing.T) {
 	})
 	if bad := badSink.Items(); len(bad) != 1 || string(bad[0].Msg.Value) != "not json" {
 		t.Errorf("decode errors: %v, want the one record that is not JSON", bad)
+	}
+}
+
+// Bytewax's getting-started guide "Collecting and windowing": collect by
+// size (the timeout does not fire), then collect_window over event-time
+// tumbling windows, printed as StdOutSink prints them.
+func TestPortCollectingAndWindowing(t *testing.T) {
+	for _, w := range portWorkers {
+		flow := runnel.NewDataflow("collect")
+		stream := op.Input("input", flow, runneltest.NewSource([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}))
+		keyed := op.KeyOn("key", stream, func(int) string { return "ALL" })
+		collected := op.Collect("collect", keyed, 10*time.Second, 3)
+		sink := runneltest.NewSink[runnel.KV[string, []int]]()
+		op.Output("out", collected, sink)
+		runPort(t, flow, w)
+		// One key: its lists come out in order.
+		checkLines(t, fmt.Sprint("collect, workers=", w), sortedStrings(sink.Items()), []string{
+			"('ALL', [0, 1, 2])", "('ALL', [3, 4, 5])", "('ALL', [6, 7, 8])", "('ALL', [9])",
+		})
+	}
+
+	type event struct {
+		Time time.Time
+		User string
+		Val  int
+	}
+	alignTo := time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return alignTo.Add(time.Duration(s) * time.Second) }
+	inp := []event{
+		{at(0), "a", 1}, {at(4), "a", 1}, {at(5), "b", 1}, {at(8), "a", 1},
+		{at(12), "a", 1}, {at(13), "a", 1}, {at(14), "b", 1},
+	}
+	for _, w := range portWorkers {
+		flow := runnel.NewDataflow("windowing")
+		stream := op.Input("input", flow, runneltest.NewSource(inp))
+		keyed := op.KeyOn("key_on_user", stream, func(e event) string { return e.User })
+		clock := window.EventClock(func(e event) time.Time { return e.Time }, 0)
+		out := window.CollectWindow("add", keyed, clock, window.Tumbling(10*time.Second, alignTo))
+		// Print each item's second instead of Bytewax's dict repr.
+		secs := op.MapValue("secs", out.Down, func(r window.Result[[]event]) window.Result[[]int] {
+			s := make([]int, len(r.Value))
+			for i, e := range r.Value {
+				s[i] = int(e.Time.Sub(alignTo) / time.Second)
+			}
+			return window.Result[[]int]{ID: r.ID, Value: s}
+		})
+		sink := runneltest.NewSink[runnel.KV[string, window.Result[[]int]]]()
+		op.Output("out", secs, sink)
+		runPort(t, flow, w)
+		checkLines(t, fmt.Sprint("collect_window, workers=", w), sortedStrings(sink.Items()), []string{
+			"('a', (0, [0, 4, 8]))", "('a', (1, [12, 13]))", "('b', (0, [5]))", "('b', (1, [14]))",
+		})
+	}
+}
+
+// Bytewax's guide "Dataflow programming": enrich_cached looking icon URLs
+// up through a cache, and stateful_map keeping a running mean of each
+// user's last three amounts.
+func TestPortDataflowProgramming(t *testing.T) {
+	type msg struct {
+		UserID  string
+		IconURL string
+		Code    string
+	}
+	iconToURL := map[string]string{
+		"dog_ico":    "http://domain.invalid/static/dog_v1.png",
+		"cat_ico":    "http://domain.invalid/static/cat_v2.png",
+		"rabbit_ico": "http://domain.invalid/static/rabbit_v1.png",
+	}
+	for _, w := range portWorkers {
+		var mu sync.Mutex
+		var queries []string
+		flow := runnel.NewDataflow("param_eg")
+		inp := op.Input("inp", flow, runneltest.NewSource([]msg{
+			{UserID: "1", Code: "dog_ico"}, {UserID: "3", Code: "rabbit_ico"}, {UserID: "2", Code: "dog_ico"},
+		}))
+		withURLs := op.EnrichCached("with_url", inp, func(code string) string {
+			mu.Lock()
+			queries = append(queries, code)
+			mu.Unlock()
+			return iconToURL[code]
+		}, 0, func(cache *op.TTLCache[string, string], m msg) msg {
+			m.IconURL = cache.Get(m.Code)
+			m.Code = ""
+			return m
+		})
+		sink := runneltest.NewSink[string]()
+		op.Output("out", op.Map("fmt", withURLs, func(m msg) string { return m.UserID + " " + m.IconURL }), sink)
+		runPort(t, flow, w)
+		checkLines(t, fmt.Sprint("enrich_cached, workers=", w), sortedStrings(sink.Items()), []string{
+			"1 http://domain.invalid/static/dog_v1.png",
+			"2 http://domain.invalid/static/dog_v1.png",
+			"3 http://domain.invalid/static/rabbit_v1.png",
+		})
+		// The list source is one partition, read on one worker, whose
+		// cache answers the second dog_ico.
+		if slices.Sort(queries); !slices.Equal(queries, []string{"dog_ico", "rabbit_ico"}) {
+			t.Errorf("workers=%d: getter called for %q, want once per code", w, queries)
+		}
+	}
+
+	type txn struct {
+		UserID    int
+		TxnAmount float64
+	}
+	src := []txn{{1, 100}, {1, 17}, {2, 30}, {2, 5}, {1, 120}, {2, 45}, {1, 99}}
+	for _, w := range portWorkers {
+		flow := runnel.NewDataflow("stateful_map_eg")
+		inp := op.Input("inp", flow, runneltest.NewSource(src))
+		keyed := op.KeyOn("key", inp, func(m txn) string { return fmt.Sprint(m.UserID) })
+		amounts := op.MapValue("pick_amount", keyed, func(m txn) float64 { return m.TxnAmount })
+		means := op.StatefulMap("running_mean", amounts, func(values []float64, _ bool, v float64) ([]float64, bool, float64) {
+			values = append(values, v)
+			for len(values) > 3 {
+				values = values[1:]
+			}
+			var sum float64
+			for _, x := range values {
+				sum += x
+			}
+			return values, true, sum / float64(len(values))
+		})
+		sink := runneltest.NewSink[runnel.KV[string, float64]]()
+		op.Output("out", means, sink)
+		runPort(t, flow, w)
+		// Each user's means in order, as Bytewax prints them.
+		got := map[string][]string{}
+		for _, kv := range sink.Items() {
+			got[kv.Key] = append(got[kv.Key], fmt.Sprint(kv))
+		}
+		checkLines(t, fmt.Sprint("running mean 1, workers=", w), got["1"], []string{
+			"('1', 100.0)", "('1', 58.5)", "('1', 79.0)", "('1', 78.66666666666667)",
+		})
+		checkLines(t, fmt.Sprint("running mean 2, workers=", w), got["2"], []string{
+			"('2', 30.0)", "('2', 17.5)", "('2', 26.666666666666668)",
+		})
 	}
 }
