@@ -1,6 +1,7 @@
 package op
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"time"
@@ -64,8 +65,13 @@ func MigrateState[Old, S any](convert func(old Old) (S, error)) StateMigration[S
 	return StateMigration[S]{&stateMigration{old: oldT, cur: reflect.TypeFor[S](),
 		convert: func(raw []byte) (out []byte, err error) {
 			var rec stateRecord[Old]
-			if err := codec.Unmarshal(raw, &rec); err != nil {
-				return nil, fmt.Errorf("stored state does not decode into %s: %w", oldT, err)
+			// As on resume: a record without a wake-up decodes Old alone
+			// (see statefulNode.resume), anything else the whole record.
+			if st, ok := bytes.CutPrefix(raw, recordHeader); !ok || codec.Decode(st, &rec.State) != nil {
+				rec = stateRecord[Old]{}
+				if err := codec.Unmarshal(raw, &rec); err != nil {
+					return nil, fmt.Errorf("stored state does not decode into %s: %w", oldT, err)
+				}
 			}
 			s, err := callConvert(convert, rec.State)
 			if err != nil {

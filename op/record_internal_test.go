@@ -138,3 +138,49 @@ type stateRecordView struct {
 	state any
 	wake  time.Time
 }
+
+// A migration converts what the whole stateRecord decodes to, whichever
+// path decodes it, and fails like the record's decoding.
+func TestMigrateStateDecodesLikeStateRecord(t *testing.T) {
+	conv := MigrateState(func(n int) (string, error) { return fmt.Sprint("n=", n), nil }).m.convert
+	want := func(raw []byte) ([]byte, error) {
+		var rec stateRecord[int]
+		if err := codec.Unmarshal(raw, &rec); err != nil {
+			return nil, err
+		}
+		var wake time.Time
+		if rec.NotifyAt != nil {
+			wake = *rec.NotifyAt
+		}
+		return encodeRecord(fmt.Sprint("n=", rec.State), wake)
+	}
+	wake := time.Unix(1700000000, 5).UTC()
+	mustEnc := func(b []byte, err error) []byte {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for name, raw := range map[string][]byte{
+		"int":            mustEnc(encodeRecord(5, time.Time{})),
+		"negative":       mustEnc(encodeRecord(-1<<40, time.Time{})),
+		"int with wake":  mustEnc(encodeRecord(5, wake)),
+		"string":         mustEnc(encodeRecord("x", time.Time{})),
+		"trailing byte":  append(mustEnc(encodeRecord(5, time.Time{})), 0),
+		"unknown field":  mustEnc(codec.Marshal(map[string]int{"state": 1, "other": 2})),
+		"out of range":   mustEnc(encodeRecord(uint64(math.MaxUint64), time.Time{})),
+		"not a record":   mustEnc(codec.Marshal(7)),
+		"header, no val": recordHeader,
+	} {
+		got, err := conv(raw)
+		w, werr := want(raw)
+		switch {
+		case werr != nil:
+			if err == nil || !strings.Contains(err.Error(), werr.Error()) {
+				t.Errorf("%s: error %v, want one with %v", name, err, werr)
+			}
+		case err != nil || !bytes.Equal(got, w):
+			t.Errorf("%s: % x, %v; want % x", name, got, err, w)
+		}
+	}
+}
