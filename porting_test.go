@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -795,6 +796,106 @@ func TestPortDataflowProgramming(t *testing.T) {
 		})
 		checkLines(t, fmt.Sprint("running mean 2, workers=", w), got["2"], []string{
 			"('2', 30.0)", "('2', 17.5)", "('2', 26.666666666666668)",
+		})
+	}
+}
+
+// Bytewax examples/orderbook.py: a level-2 order book per product in
+// stateful_map (a snapshot, then changes), summarised as the best bid and
+// ask and the spread. The websocket feed is replaced by fixed messages.
+// The Python state is a dict keyed by float price; a Go state map cannot
+// have float keys (the run is refused, saying so), so prices are kept in
+// integer cents, as a Go programmer would for money anyway.
+func TestPortOrderBook(t *testing.T) {
+	type feedMsg struct {
+		Bids, Asks [][2]string // [price, size]
+		Changes    [][3]string // [side, price, size]
+	}
+	type book struct {
+		Bids, Asks map[int64]float64 // price in cents → size
+	}
+	type summary struct {
+		BidPrice, BidSize, AskPrice, AskSize, Spread float64
+	}
+	cents := func(price string) int64 {
+		f, err := strconv.ParseFloat(price, 64)
+		if err != nil {
+			panic(err)
+		}
+		return int64(math.Round(f * 100))
+	}
+	size := func(s string) float64 {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			panic(err)
+		}
+		return f
+	}
+	best := func(side map[int64]float64, better func(a, b int64) bool) int64 {
+		first, p := true, int64(0)
+		for q := range side {
+			if first || better(q, p) {
+				first, p = false, q
+			}
+		}
+		return p
+	}
+	feed := []runnel.KV[string, feedMsg]{
+		{Key: "BTC-USD", Value: feedMsg{Bids: [][2]string{{"100.00", "1.5"}, {"99.50", "2"}}, Asks: [][2]string{{"100.50", "1"}, {"101.00", "3"}}}},
+		{Key: "ETH-USD", Value: feedMsg{Bids: [][2]string{{"20.10", "4"}}, Asks: [][2]string{{"20.30", "5"}}}},
+		{Key: "BTC-USD", Value: feedMsg{Changes: [][3]string{{"buy", "100.25", "0.5"}}}},
+		{Key: "BTC-USD", Value: feedMsg{Changes: [][3]string{{"sell", "100.50", "0"}}}},
+		{Key: "ETH-USD", Value: feedMsg{Changes: [][3]string{{"sell", "20.20", "1"}}}},
+		{Key: "BTC-USD", Value: feedMsg{Changes: [][3]string{{"buy", "100.25", "0"}, {"sell", "100.75", "2"}}}},
+	}
+	for _, w := range portWorkers {
+		flow := runnel.NewDataflow("orderbook")
+		inp := op.Input("input", flow, runneltest.NewSource(feed))
+		stats := op.StatefulMap("orderbook", inp, func(b book, _ bool, m feedMsg) (book, bool, summary) {
+			if len(b.Bids) == 0 {
+				b.Bids = map[int64]float64{}
+				for _, l := range m.Bids {
+					b.Bids[cents(l[0])] = size(l[1])
+				}
+			}
+			if len(b.Asks) == 0 {
+				b.Asks = map[int64]float64{}
+				for _, l := range m.Asks {
+					b.Asks[cents(l[0])] = size(l[1])
+				}
+			}
+			for _, c := range m.Changes {
+				target := b.Bids
+				if c[0] == "sell" {
+					target = b.Asks
+				}
+				if s := size(c[2]); s == 0 {
+					delete(target, cents(c[1]))
+				} else {
+					target[cents(c[1])] = s
+				}
+			}
+			bid := best(b.Bids, func(a, b int64) bool { return a > b })
+			ask := best(b.Asks, func(a, b int64) bool { return a < b })
+			return b, true, summary{float64(bid) / 100, b.Bids[bid], float64(ask) / 100, b.Asks[ask], float64(ask-bid) / 100}
+		})
+		sink := runneltest.NewSink[runnel.KV[string, summary]]()
+		op.Output("out", stats, sink)
+		runPort(t, flow, w)
+		got := map[string][]string{}
+		for _, kv := range sink.Items() {
+			s := kv.Value
+			got[kv.Key] = append(got[kv.Key], fmt.Sprintf("(%v, %v, %v, %v, %v)", s.BidPrice, s.BidSize, s.AskPrice, s.AskSize, s.Spread))
+		}
+		checkLines(t, fmt.Sprint("BTC-USD, workers=", w), got["BTC-USD"], []string{
+			"(100, 1.5, 100.5, 1, 0.5)",
+			"(100.25, 0.5, 100.5, 1, 0.25)", // a better bid
+			"(100.25, 0.5, 101, 3, 0.75)",   // the best ask removed
+			"(100, 1.5, 100.75, 2, 0.75)",   // the best bid removed, a better ask
+		})
+		checkLines(t, fmt.Sprint("ETH-USD, workers=", w), got["ETH-USD"], []string{
+			"(20.1, 4, 20.3, 5, 0.2)",
+			"(20.1, 4, 20.2, 1, 0.1)",
 		})
 	}
 }

@@ -102,8 +102,13 @@ func (c *checker) walk(t reflect.Type, path string) error {
 		return c.walk(t.Elem(), path+"[]")
 	case reflect.Map:
 		if !validKey(t.Key()) {
-			return c.fail(path, "%s has map key type %s; keys must be strings, integers, bools or fixed-size arrays of them",
-				subject(path, t), t.Key())
+			hint := ""
+			if k := t.Key().Kind(); k == reflect.Float32 || k == reflect.Float64 {
+				// An order book keyed by price is the common case.
+				hint = " (floats do not compare exactly: NaN != NaN, -0 == 0); key by an integer (a price in ticks or cents) or a string (strconv.FormatFloat), or keep a slice of pairs"
+			}
+			return c.fail(path, "%s has map key type %s; keys must be strings, integers, bools or fixed-size arrays of them%s",
+				subject(path, t), t.Key(), hint)
 		}
 		return c.walk(t.Elem(), path+"[value]")
 	case reflect.Struct:

@@ -231,7 +231,7 @@ func TestCheckType(t *testing.T) {
 		{complex(1, 2), "complex number"},
 		{ifaceField{}, ".V (interface {}) is an interface"},
 		{map[string]any{}, "[value] (interface {}) is an interface"},
-		{map[float64]int{}, "has map key type float64"},
+		{map[float64]int{}, "has map key type float64; keys must be strings, integers, bools or fixed-size arrays of them (floats do not compare exactly: NaN != NaN, -0 == 0); key by an integer"},
 		{map[Embedded]int{}, "has map key type codec.Embedded"},
 		{nestedBad{}, "field .Outer.Items[].ch is unexported"},
 		{embedsPtr{}, "pointer to an unexported struct"},
