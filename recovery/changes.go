@@ -1,7 +1,6 @@
 package recovery
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/runnel-dev/runnel/internal/tuning"
 )
@@ -73,7 +73,7 @@ func compareRows(a, b *logRow) int {
 // that the sqlite3 tool reads the log with json_each (see doc.go). Bytes
 // of a key that are not valid UTF-8 are written as they are, like the
 // snaps table's TEXT keys; control characters, '"' and '\' are escaped.
-func appendBatch(b []byte, rows []Row, idx []int) []byte {
+func appendBatch(b []byte, rows []Row, idx []int32) []byte {
 	b = append(b, '{')
 	for k, i := range idx {
 		r := &rows[i]
@@ -120,102 +120,28 @@ var errBatch = errors.New("malformed change batch")
 
 // decodeBatch calls fn with each entry of a batch, in order, and checks
 // that it holds want entries. value is nil for a deletion. It checks the
-// batch's structure, not the values. Keys are cut from one string and
-// values from one buffer per batch: two allocations, not two per entry.
-func decodeBatch(b []byte, want int64, fn func(key string, value []byte, deleted bool)) error {
-	fail := func(n int64, what string) error {
-		return fmt.Errorf("%w: entry %d: %s", errBatch, n, what)
-	}
-	b = skipSpace(b)
-	if len(b) == 0 || b[0] != '{' {
-		return fmt.Errorf("%w: not a JSON object", errBatch)
-	}
-	b = skipSpace(b[1:])
-	type span struct{ keyEnd, valStart, valEnd int } // valStart < 0: deleted
-	spans := make([]span, 0, max(0, min(want, int64(len(b)/4))))
-	keyArena := make([]byte, 0, len(b)/2)
-	valArena := make([]byte, 0, len(b)/2)
-	var n int64
-	if len(b) > 0 && b[0] == '}' {
-		b = b[1:]
-	} else {
-		for {
-			var err error
-			keyStart := len(keyArena)
-			keyArena, b, err = appendJSONStringAt(keyArena, b)
-			if err != nil {
-				return fail(n, "bad key")
-			}
-			key := func() string { return string(keyArena[keyStart:]) }
-			b = skipSpace(b)
-			if len(b) == 0 || b[0] != ':' {
-				return fail(n, "no ':' after the key")
-			}
-			b = skipSpace(b[1:])
-			switch {
-			case len(b) >= 4 && string(b[:4]) == "null":
-				spans = append(spans, span{len(keyArena), -1, -1})
-				b = b[4:]
-			case len(b) > 0 && b[0] == '"':
-				end := bytes.IndexByte(b[1:], '"')
-				if end < 0 {
-					return fail(n, "unterminated value")
-				}
-				start := len(valArena)
-				valArena = slices.Grow(valArena, hex.DecodedLen(end))[:start+hex.DecodedLen(end)]
-				if _, err := hex.Decode(valArena[start:], b[1:1+end]); err != nil {
-					return fail(n, fmt.Sprintf("value of key %q is not hex", key()))
-				}
-				spans = append(spans, span{len(keyArena), start, len(valArena)})
-				b = b[end+2:]
-			default:
-				return fail(n, fmt.Sprintf("value of key %q is neither a hex string nor null", key()))
-			}
-			n++
-			b = skipSpace(b)
-			if len(b) > 0 && b[0] == ',' {
-				b = skipSpace(b[1:])
-				continue
-			}
-			if len(b) > 0 && b[0] == '}' {
-				b = b[1:]
-				break
-			}
-			return fail(n, "no ',' or '}' after the entry")
+// batch's structure, not the values. fn may have been called for some
+// entries when an error about a later part of the batch is returned.
+func decodeBatch(b string, want int64, fn func(key string, value []byte, deleted bool)) error {
+	var arena []byte
+	return scanBatch(b, want, func(e *batchEntry) error {
+		if e.deleted {
+			fn(e.key, nil, true)
+			return nil
 		}
-	}
-	if len(skipSpace(b)) != 0 {
-		return fmt.Errorf("%w: data after the object", errBatch)
-	}
-	if n != want {
-		return fmt.Errorf("%w: %d entries, the entries column says %d", errBatch, n, want)
-	}
-	keys := string(keyArena)
-	at := 0
-	for _, sp := range spans {
-		key := keys[at:sp.keyEnd]
-		at = sp.keyEnd
-		if sp.valStart < 0 {
-			fn(key, nil, true)
-			continue
-		}
-		fn(key, valArena[sp.valStart:sp.valEnd:sp.valEnd], false)
-	}
-	return nil
-}
-
-func skipSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
-		b = b[1:]
-	}
-	return b
+		arena = carve(arena, len(e.hex)/2)
+		start := len(arena)
+		arena = appendUnhex(arena, e.hex)
+		fn(e.key, arena[start:len(arena):len(arena)], false)
+		return nil
+	})
 }
 
 // appendJSONStringAt appends the JSON string at the start of b, unquoted,
 // to dst. Bytes that are not valid UTF-8 are kept as they are.
-func appendJSONStringAt(dst, b []byte) ([]byte, []byte, error) {
+func appendJSONStringAt(dst []byte, b string) ([]byte, string, error) {
 	if len(b) == 0 || b[0] != '"' {
-		return dst, nil, errBatch
+		return dst, "", errBatch
 	}
 	for i := 1; i < len(b); i++ {
 		c := b[i]
@@ -228,7 +154,7 @@ func appendJSONStringAt(dst, b []byte) ([]byte, []byte, error) {
 		}
 		i++
 		if i >= len(b) {
-			return dst, nil, errBatch
+			return dst, "", errBatch
 		}
 		switch b[i] {
 		case '"', '\\', '/':
@@ -246,7 +172,7 @@ func appendJSONStringAt(dst, b []byte) ([]byte, []byte, error) {
 		case 'u':
 			r, ok := hex4(b[i+1:])
 			if !ok {
-				return dst, nil, errBatch
+				return dst, "", errBatch
 			}
 			i += 4
 			if utf16.IsSurrogate(r) && i+2 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
@@ -259,37 +185,24 @@ func appendJSONStringAt(dst, b []byte) ([]byte, []byte, error) {
 			}
 			dst = utf8.AppendRune(dst, r)
 		default:
-			return dst, nil, errBatch
+			return dst, "", errBatch
 		}
 	}
-	return dst, nil, errBatch
+	return dst, "", errBatch
 }
 
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
+func hex4(b string) (rune, bool) {
+	if len(b) < 4 || !isHex(b[:4]) {
 		return 0, false
 	}
-	var v [2]byte
-	if _, err := hex.Decode(v[:], b[:4]); err != nil {
-		return 0, false
-	}
+	v := appendUnhex(make([]byte, 0, 2), b[:4])
 	return rune(v[0])<<8 | rune(v[1]), true
 }
 
-// writeBatches appends rows[idx] (sorted by step and key, one row per key)
-// to the change log as batches of epoch, in one transaction.
-func writeBatches(db *sql.DB, epoch int64, rows []Row, idx []int) (batches, bytes int64, err error) {
-	err = inTx(context.Background(), db, func(tx *sql.Tx) error {
-		batches, bytes, err = insertBatches(tx, epoch, rows, idx)
-		return err
-	})
-	return batches, bytes, err
-}
-
 // insertBatches appends rows[idx] (sorted by step and key, one row per key)
-// to the change log as batches of epoch.
-func insertBatches(tx *sql.Tx, epoch int64, rows []Row, idx []int) (batches, bytes int64, err error) {
-	var buf []byte
+// to the change log as batches of epoch, building their text in buf,
+// which it returns for reuse.
+func insertBatches(tx *sql.Tx, epoch int64, rows []Row, idx []int32, buf []byte) (batches, bytes int64, _ []byte, err error) {
 	for start := 0; start < len(idx); {
 		end := start + 1
 		step := rows[idx[start]].Step
@@ -297,100 +210,26 @@ func insertBatches(tx *sql.Tx, epoch int64, rows []Row, idx []int) (batches, byt
 			end++
 		}
 		buf = appendBatch(buf[:0], rows, idx[start:end])
-		if _, err := tx.Exec("INSERT INTO changes(epoch, step_id, entries, batch) VALUES(?, ?, ?, ?)",
-			epoch, step, end-start, string(buf)); err != nil {
-			return batches, bytes, fmt.Errorf("write rows of step %s: %w", step, err)
+		if err := insertBatch(tx, epoch, step, end-start, buf); err != nil {
+			return batches, bytes, buf, err
 		}
 		batches++
 		bytes += int64(len(buf))
 		start = end
 	}
-	return batches, bytes, nil
+	return batches, bytes, buf, nil
 }
 
-// readLog reads the entries of the change log with epoch < below (and of
-// step, when not ""), sorted by step, key and epoch; entries of one key and
-// epoch keep the order they were written in, so that the last one wins.
-func readLog(ctx context.Context, q querier, below int64, step string) ([]logRow, error) {
-	query := "SELECT epoch, step_id, entries, batch FROM changes WHERE epoch < ?"
-	args := []any{below}
-	if step != "" {
-		query += " AND step_id = ?"
-		args = append(args, step)
+// insertBatch appends one batch to the change log, as TEXT (so that
+// sqlite3's json_each reads it; a BLOB would be taken for JSONB).
+func insertBatch(tx *sql.Tx, epoch int64, step string, entries int, text []byte) error {
+	// The driver copies the text into SQLite's memory while it binds it,
+	// so a string sharing text's bytes is safe and saves a copy.
+	if _, err := tx.Exec("INSERT INTO changes(epoch, step_id, entries, batch) VALUES(?, ?, ?, ?)",
+		epoch, step, entries, unsafe.String(unsafe.SliceData(text), len(text))); err != nil {
+		return fmt.Errorf("write rows of step %s: %w", step, err)
 	}
-	var total int64
-	if err := queryRow(ctx, q, strings.Replace(query, "epoch, step_id, entries, batch", "coalesce(sum(entries), 0)", 1), args...).Scan(&total); err != nil {
-		return nil, fmt.Errorf("read change log: %w", err)
-	}
-	rows, err := queryContext(ctx, q, query+" ORDER BY epoch, step_id, seq", args...)
-	if err != nil {
-		return nil, fmt.Errorf("read change log: %w", err)
-	}
-	defer rows.Close()
-	out := make([]logRow, 0, min(total, 1<<24))
-	var runs []int // start of each sorted run in out
-	for rows.Next() {
-		var epoch, n int64
-		var stepID string
-		var batch []byte
-		if err := rows.Scan(&epoch, &stepID, &n, &batch); err != nil {
-			return nil, fmt.Errorf("read change log: %w", err)
-		}
-		err := decodeBatch(batch, n, func(key string, value []byte, deleted bool) {
-			r := logRow{step: stepID, key: key, epoch: epoch, value: value, deleted: deleted}
-			if len(out) == 0 || compareRows(&out[len(out)-1], &r) >= 0 {
-				runs = append(runs, len(out))
-			}
-			out = append(out, r)
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%w: changes batch of step %s epoch %d: %w", ErrCorrupt, stepID, epoch, err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read change log: %w", err)
-	}
-	return mergeRuns(out, runs), nil
-}
-
-// mergeRuns sorts rows made of sorted runs starting at runs, stably, by
-// merging neighbouring runs until one is left.
-func mergeRuns(rows []logRow, runs []int) []logRow {
-	if len(runs) <= 1 {
-		return rows
-	}
-	buf := make([]logRow, len(rows))
-	for len(runs) > 1 {
-		next := runs[:0:0]
-		for i := 0; i < len(runs); i += 2 {
-			lo := runs[i]
-			if i+1 == len(runs) {
-				copy(buf[lo:], rows[lo:])
-				next = append(next, lo)
-				break
-			}
-			mid, hi := runs[i+1], len(rows)
-			if i+2 < len(runs) {
-				hi = runs[i+2]
-			}
-			a, b, k := lo, mid, lo
-			for a < mid && b < hi {
-				if compareRows(&rows[b], &rows[a]) < 0 {
-					buf[k] = rows[b]
-					b++
-				} else {
-					buf[k] = rows[a]
-					a++
-				}
-				k++
-			}
-			k += copy(buf[k:], rows[a:mid])
-			copy(buf[k:], rows[b:hi])
-			next = append(next, lo)
-		}
-		rows, buf, runs = buf, rows, next
-	}
-	return rows
+	return nil
 }
 
 func queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
@@ -414,14 +253,27 @@ func queryContext(ctx context.Context, q querier, query string, args ...any) (*s
 // scanPart calls fn with every row of the partition with epoch < below (and
 // of step, when not ""), snaps rows and change log entries together, in
 // order of step, key and epoch, one row per (step, key, epoch): where both
-// hold one, the log's (written later) wins. fn must not keep r.
+// hold one, the log's (written later) wins. fn must not keep r; it may keep
+// r.value.
 func scanPart(ctx context.Context, q querier, format int, below int64, step string, fn func(r *logRow) error) error {
-	var log []logRow
+	var log *rowIter
 	if format >= 3 {
-		var err error
-		if log, err = readLog(ctx, q, below, step); err != nil {
+		x, err := readLogIndex(ctx, q, below, step)
+		if err != nil {
 			return err
 		}
+		log = x.rows()
+	}
+	nextLog := func() *logRow {
+		if log == nil {
+			return nil
+		}
+		r, ok := log.next()
+		if !ok {
+			log = nil
+			return nil
+		}
+		return r
 	}
 	query := "SELECT step_id, state_key, epoch, ser_change IS NULL, ser_change FROM snaps WHERE +epoch < ?"
 	args := []any{below}
@@ -435,26 +287,11 @@ func scanPart(ctx context.Context, q querier, format int, below int64, step stri
 	}
 	defer rows.Close()
 	var (
-		pending  logRow
-		have     bool
 		rawStep  sql.RawBytes
 		rawKey   sql.RawBytes
 		lastStep string
 	)
-	emit := func(r *logRow) error {
-		if have && r.epoch == pending.epoch && r.key == pending.key && r.step == pending.step {
-			pending = *r // a later row of the same (step, key, epoch) wins
-			return nil
-		}
-		if have {
-			if err := fn(&pending); err != nil {
-				return err
-			}
-		}
-		pending, have = *r, true
-		return nil
-	}
-	i := 0
+	l := nextLog()
 	for rows.Next() {
 		var r logRow
 		if err := rows.Scan(&rawStep, &rawKey, &r.epoch, &r.deleted, &r.value); err != nil {
@@ -469,28 +306,38 @@ func scanPart(ctx context.Context, q querier, format int, below int64, step stri
 		} else if r.value == nil {
 			r.value = []byte{} // the driver returns an empty blob as nil
 		}
-		for i < len(log) && compareRows(&log[i], &r) < 0 {
-			if err := emit(&log[i]); err != nil {
+		for l != nil && compareRows(l, &r) < 0 {
+			if err := fn(l); err != nil {
 				return err
 			}
-			i++
+			l = nextLog()
 		}
-		if err := emit(&r); err != nil {
+		if l != nil && compareRows(l, &r) == 0 {
+			continue // the log's row wins
+		}
+		if err := fn(&r); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read snapshot rows: %w", err)
 	}
-	for ; i < len(log); i++ {
-		if err := emit(&log[i]); err != nil {
+	for ; l != nil; l = nextLog() {
+		if err := fn(l); err != nil {
 			return err
 		}
 	}
-	if have {
-		return fn(&pending)
-	}
 	return nil
+}
+
+// hasSnaps reports whether the partition holds snaps rows (written by
+// formats 1 and 2) before epoch below.
+func hasSnaps(ctx context.Context, q querier, below int64) (bool, error) {
+	var n int
+	if err := queryRow(ctx, q, "SELECT EXISTS(SELECT 1 FROM snaps WHERE epoch < ?)", below).Scan(&n); err != nil {
+		return false, fmt.Errorf("read snapshot rows: %w", err)
+	}
+	return n != 0, nil
 }
 
 // logStats is what a partition's change log holds per epoch.
@@ -582,59 +429,30 @@ func (s *Store) Compact(growth int64) error {
 // transaction.
 func (s *Store) rewrite(p *partition, horizon int64) error {
 	ctx := context.Background()
-	out := map[int64]logStats{}
-	var kept logStats
+	var out map[int64]logStats
 	err := inTx(ctx, p.db, func(tx *sql.Tx) error {
-		var rows []Row
-		byEpoch := map[int64][]int{}
-		var cur logRow
-		have := false
-		keep := func() {
-			if have && !cur.deleted {
-				byEpoch[cur.epoch] = append(byEpoch[cur.epoch], len(rows))
-				rows = append(rows, Row{Step: cur.step, Key: cur.key, Value: cur.value})
-			}
-		}
-		err := scanPart(ctx, tx, p.format, horizon, "", func(r *logRow) error {
-			if have && r.key == cur.key && r.step == cur.step {
-				cur = *r
-				return nil
-			}
-			keep()
-			cur, have = *r, true
-			return nil
-		})
+		snaps, err := hasSnaps(ctx, tx, horizon)
 		if err != nil {
 			return err
 		}
-		keep()
-		if _, err := tx.Exec("DELETE FROM changes WHERE epoch < ?", horizon); err != nil {
+		if snaps {
+			out, err = rewriteRows(ctx, tx, p.format, horizon)
+		} else {
+			out, err = rewriteLog(ctx, tx, horizon)
+		}
+		if err != nil {
 			return err
-		}
-		if _, err := tx.Exec("DELETE FROM snaps WHERE epoch < ?", horizon); err != nil {
-			return err
-		}
-		epochs := make([]int64, 0, len(byEpoch))
-		for e := range byEpoch {
-			epochs = append(epochs, e)
-		}
-		slices.Sort(epochs)
-		for _, e := range epochs {
-			idx := byEpoch[e] // sorted by step and key, as scanPart reads
-			batches, bytes, err := insertBatches(tx, e, rows, idx)
-			if err != nil {
-				return err
-			}
-			st := logStats{entries: int64(len(idx)), bytes: bytes, batches: batches}
-			out[e] = st
-			kept.entries += st.entries
-			kept.bytes += st.bytes
-			kept.batches += st.batches
 		}
 		return recordGC(tx, uint64(horizon))
 	})
 	if err != nil {
 		return err
+	}
+	var kept logStats
+	for _, st := range out {
+		kept.entries += st.entries
+		kept.bytes += st.bytes
+		kept.batches += st.batches
 	}
 	s.mu.Lock()
 	for e := range p.log {
@@ -646,6 +464,156 @@ func (s *Store) rewrite(p *partition, horizon int64) error {
 	p.base = kept
 	s.gcEpoch[p.index] = max(s.gcEpoch[p.index], uint64(horizon))
 	s.mu.Unlock()
+	return nil
+}
+
+// rewriteLog is rewrite's work where every row before horizon is in the
+// change log: it merges the log's sorted runs and copies each key's newest
+// entry, as written, into the batches of its epoch.
+func rewriteLog(ctx context.Context, tx *sql.Tx, horizon int64) (map[int64]logStats, error) {
+	x, err := readLogIndex(ctx, tx, horizon, "")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec("DELETE FROM changes WHERE epoch < ?", horizon); err != nil {
+		return nil, err
+	}
+	w := newBatchWriter(tx)
+	err = x.newest(func(i int32) error {
+		e := &x.entries[i]
+		if e.val == 0 {
+			return nil // deleted
+		}
+		b := &x.batches[e.batch]
+		return w.add(b.epoch, b.step, x.text(i))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := w.close(); err != nil {
+		return nil, err
+	}
+	return w.stats, nil
+}
+
+// rewriteRows is rewrite's work where snaps rows (formats 1 and 2) exist
+// before horizon: it reads both tables (scanPart) and writes each key's
+// newest row into the batches of its epoch.
+func rewriteRows(ctx context.Context, tx *sql.Tx, format int, horizon int64) (map[int64]logStats, error) {
+	var rows []Row
+	byEpoch := map[int64][]int32{}
+	var cur logRow
+	have := false
+	keep := func() {
+		if have && !cur.deleted {
+			byEpoch[cur.epoch] = append(byEpoch[cur.epoch], int32(len(rows)))
+			rows = append(rows, Row{Step: cur.step, Key: cur.key, Value: cur.value})
+		}
+	}
+	err := scanPart(ctx, tx, format, horizon, "", func(r *logRow) error {
+		if have && r.key == cur.key && r.step == cur.step {
+			cur = *r
+			return nil
+		}
+		keep()
+		cur, have = *r, true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	keep()
+	if _, err := tx.Exec("DELETE FROM changes WHERE epoch < ?", horizon); err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec("DELETE FROM snaps WHERE epoch < ?", horizon); err != nil {
+		return nil, err
+	}
+	epochs := slices.Sorted(maps.Keys(byEpoch))
+	out := make(map[int64]logStats, len(epochs))
+	var buf []byte
+	for _, e := range epochs {
+		idx := byEpoch[e] // sorted by step and key, as scanPart reads
+		var batches, bytes int64
+		batches, bytes, buf, err = insertBatches(tx, e, rows, idx, buf)
+		if err != nil {
+			return nil, err
+		}
+		out[e] = logStats{entries: int64(len(idx)), bytes: bytes, batches: batches}
+	}
+	return out, nil
+}
+
+// batchWriter gathers entries, given as their text, into batches per
+// epoch, and inserts each batch once it holds batchEntries entries or the
+// next entry of its epoch is of another step. Entries of one epoch must
+// come in order of step and key.
+type batchWriter struct {
+	tx    *sql.Tx
+	open  map[int64]*openBatch
+	last  *openBatch
+	stats map[int64]logStats
+}
+
+type openBatch struct {
+	epoch int64
+	step  string
+	n     int
+	text  []byte
+}
+
+func newBatchWriter(tx *sql.Tx) *batchWriter {
+	return &batchWriter{tx: tx, open: map[int64]*openBatch{}, stats: map[int64]logStats{}}
+}
+
+func (w *batchWriter) add(epoch int64, step, entry string) error {
+	b := w.last
+	if b == nil || b.epoch != epoch {
+		if b = w.open[epoch]; b == nil {
+			b = &openBatch{epoch: epoch}
+			w.open[epoch] = b
+		}
+		w.last = b
+	}
+	if b.n > 0 && (b.n == batchEntries || b.step != step) {
+		if err := w.flush(b); err != nil {
+			return err
+		}
+	}
+	if b.n == 0 {
+		b.step = step
+		b.text = append(b.text[:0], '{')
+	} else {
+		b.text = append(b.text, ',')
+	}
+	b.text = append(b.text, entry...)
+	b.n++
+	return nil
+}
+
+func (w *batchWriter) flush(b *openBatch) error {
+	b.text = append(b.text, '}')
+	if err := insertBatch(w.tx, b.epoch, b.step, b.n, b.text); err != nil {
+		return err
+	}
+	st := w.stats[b.epoch]
+	st.entries += int64(b.n)
+	st.bytes += int64(len(b.text))
+	st.batches++
+	w.stats[b.epoch] = st
+	b.n = 0
+	return nil
+}
+
+// close inserts the batches not yet inserted.
+func (w *batchWriter) close() error {
+	for _, e := range slices.Sorted(maps.Keys(w.open)) {
+		if b := w.open[e]; b.n > 0 {
+			if err := w.flush(b); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -21,10 +22,10 @@ func TestBatchRoundTrip(t *testing.T) {
 		{Key: "not utf-8 \xff\xfe", Value: []byte("x")},
 		{Key: "ünï/cødé ✓", Value: []byte{0x18, 0x2a}},
 	}
-	idx := []int{0, 1, 2, 3, 4, 5}
+	idx := []int32{0, 1, 2, 3, 4, 5}
 	b := appendBatch(nil, rows, idx)
 	var got []Row
-	err := decodeBatch(b, int64(len(rows)), func(key string, value []byte, deleted bool) {
+	err := decodeBatch(string(b), int64(len(rows)), func(key string, value []byte, deleted bool) {
 		got = append(got, Row{Key: key, Value: value, Deleted: deleted})
 	})
 	if err != nil {
@@ -41,7 +42,7 @@ func TestBatchRoundTrip(t *testing.T) {
 // a hand edit) read as JSON says.
 func TestBatchEscapes(t *testing.T) {
 	var keys []string
-	err := decodeBatch([]byte(` { "a\/b\u00e9\ud83d\ude00\n" : "0a" , "\"" :null } `), 2, func(key string, _ []byte, _ bool) {
+	err := decodeBatch((` { "a\/b\u00e9\ud83d\ude00\n" : "0a" , "\"" :null } `), 2, func(key string, _ []byte, _ bool) {
 		keys = append(keys, key)
 	})
 	if err != nil {
@@ -70,25 +71,51 @@ func TestBatchMalformed(t *testing.T) {
 		{`{"k\q":"00"}`, 1, "bad key"},
 		{`{"k`, 1, "bad key"},
 	} {
-		err := decodeBatch([]byte(c.batch), c.n, func(string, []byte, bool) {})
+		err := decodeBatch(c.batch, c.n, func(string, []byte, bool) {})
 		if !errors.Is(err, errBatch) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("decode %q: %v, want %q", c.batch, err, c.want)
 		}
 	}
 }
 
-// TestMergeRuns: runs merge stably (equal rows keep their order).
-func TestMergeRuns(t *testing.T) {
-	mk := func(key string, epoch int64, v string) logRow {
-		return logRow{step: "s", key: key, epoch: epoch, value: []byte(v)}
+// TestIndexMerge: batches read in any order merge by step, key, epoch
+// and seq: among rows of one (step, key, epoch) the one of the highest seq
+// comes last, whatever order the batches' keys are in.
+func TestIndexMerge(t *testing.T) {
+	batches := []logBatch{
+		{seq: 5, epoch: 2, step: "s", n: 2, text: `{"a":"79","c":"02"}`},
+		{seq: 1, epoch: 1, step: "s", n: 2, text: `{"a":"01","c":"01"}`},
+		{seq: 2, epoch: 2, step: "s", n: 2, text: `{"a":"78","b":"02"}`},
+		{seq: 3, epoch: 0, step: "s", n: 2, text: `{"d":"00","b\u0000":null}`}, // not sorted
+		{seq: 4, epoch: 0, step: "r", n: 1, text: `{"z":"00"}`},
 	}
-	rows := []logRow{mk("a", 1, "1"), mk("c", 1, "1"), mk("a", 2, "x"), mk("b", 2, "2"), mk("c", 2, "2"), mk("a", 2, "y"), mk("d", 0, "0")}
-	got := mergeRuns(slices.Clone(rows), []int{0, 2, 5, 6})
-	var keys []string
-	for _, r := range got {
-		keys = append(keys, r.key+string(r.value))
+	x, err := indexBatches(batches, 9)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if want := []string{"a1", "ax", "ay", "b2", "c1", "c2", "d0"}; !slices.Equal(keys, want) {
-		t.Errorf("merged %v, want %v", keys, want)
+	var got []string
+	it := x.rows()
+	for r, ok := it.next(); ok; r, ok = it.next() {
+		got = append(got, fmt.Sprintf("%s/%q/%d=%x,%v", r.step, r.key, r.epoch, r.value, r.deleted))
+	}
+	want := []string{
+		`r/"z"/0=00,false`,
+		`s/"a"/1=01,false`, `s/"a"/2=79,false`,
+		`s/"b"/2=02,false`, `s/"b\x00"/0=,true`,
+		`s/"c"/1=01,false`, `s/"c"/2=02,false`,
+		`s/"d"/0=00,false`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var newest []string
+	if err := x.newest(func(i int32) error {
+		newest = append(newest, x.text(i))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{`"z":"00"`, `"a":"79"`, `"b":"02"`, `"b\u0000":null`, `"c":"02"`, `"d":"00"`}; !slices.Equal(newest, want) {
+		t.Errorf("newest %q, want %q", newest, want)
 	}
 }

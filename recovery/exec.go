@@ -8,7 +8,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -260,26 +259,6 @@ func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// insertBatch is how many rows one INSERT statement carries. Multi-row
-// statements cut the per-row cost of database/sql and the driver roughly in
-// half compared to one Exec per row.
-const insertBatch = 128
-
-func insertSQL(n int) string {
-	var b strings.Builder
-	b.WriteString("INSERT INTO snaps(step_id, state_key, epoch, ser_change) VALUES ")
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?,?,?,?)")
-	}
-	b.WriteString(" ON CONFLICT(step_id, state_key, epoch) DO UPDATE SET ser_change = excluded.ser_change")
-	return b.String()
-}
-
-var fullInsertSQL = insertSQL(insertBatch)
-
 // WriteEpoch writes the snapshot rows of one epoch: for each row, the state
 // of (Step, Key) after epoch, or its deletion. Rows are grouped by partition
 // ([PartitionFor]) and sorted by (step, key) within each, and each partition
@@ -308,32 +287,36 @@ func (s *Store) WriteEpoch(epoch uint64, rows []Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	n := len(s.parts)
-	groups := make([][]int, n)
-	for i := range rows {
-		p := PartitionFor(rows[i].Step, rows[i].Key, n)
-		groups[p] = append(groups[p], i)
+	if len(rows) > math.MaxInt32 {
+		return fmt.Errorf("recovery: write epoch %d: %d rows, more than one call takes", epoch, len(rows))
+	}
+	s.writing.Lock()
+	defer s.writing.Unlock()
+	for _, p := range s.parts {
+		p.rows = p.rows[:0]
+	}
+	if n := len(s.parts); n == 1 {
+		p := s.parts[0]
+		for i := range rows {
+			p.rows = append(p.rows, int32(i))
+		}
+	} else {
+		for i := range rows {
+			p := s.parts[PartitionFor(rows[i].Step, rows[i].Key, n)]
+			p.rows = append(p.rows, int32(i))
+		}
 	}
 	err := s.each(func(p *partition) error {
-		idx := groups[p.index]
-		if len(idx) == 0 {
+		if len(p.rows) == 0 {
 			return nil
 		}
-		slices.SortStableFunc(idx, func(a, b int) int {
-			if c := strings.Compare(rows[a].Step, rows[b].Step); c != 0 {
-				return c
-			}
-			return strings.Compare(rows[a].Key, rows[b].Key)
+		keep := p.sorter.sortRows(rows, p.rows)
+		var batches, bytes int64
+		err := inTx(context.Background(), p.db, func(tx *sql.Tx) error {
+			var err error
+			batches, bytes, p.text, err = insertBatches(tx, int64(epoch), rows, keep, p.text)
+			return err
 		})
-		// Within one call the last row of a key wins: keep only it.
-		keep := idx[:0]
-		for k, i := range idx {
-			if k+1 < len(idx) && rows[idx[k+1]].Step == rows[i].Step && rows[idx[k+1]].Key == rows[i].Key {
-				continue
-			}
-			keep = append(keep, i)
-		}
-		batches, bytes, err := writeBatches(p.db, int64(epoch), rows, keep)
 		if err != nil {
 			return err
 		}
@@ -498,8 +481,8 @@ const loadBatch = 1024
 
 // readPartition streams the rows Load wants from one partition into ch in
 // batches, until done or ctx is cancelled: the newest row of each key
-// before epoch, from snaps and the change log together (scanPart), keys
-// whose newest row is a deletion left out.
+// before epoch, from snaps and the change log together, keys whose newest
+// row is a deletion left out.
 func readPartition(ctx context.Context, p *partition, epoch int64, ch chan<- []loaded) error {
 	batch := make([]loaded, 0, loadBatch)
 	send := func() error {
@@ -510,6 +493,16 @@ func readPartition(ctx context.Context, p *partition, epoch int64, ch chan<- []l
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	snaps := p.format < 3
+	if !snaps {
+		var err error
+		if snaps, err = hasSnaps(ctx, p.db, epoch); err != nil {
+			return err
+		}
+	}
+	if !snaps {
+		return readLogPartition(ctx, p, epoch, send, &batch)
 	}
 	var cur logRow // newest row so far of the current (step, key)
 	have := false
@@ -542,6 +535,53 @@ func readPartition(ctx context.Context, p *partition, epoch int64, ch chan<- []l
 	}
 	if len(batch) > 0 {
 		return send()
+	}
+	return nil
+}
+
+// readLogPartition is readPartition for a partition whose rows are all in
+// the change log: it merges the log's runs and decodes only each key's
+// newest entry, into memory shared by a batch's keys (one string) and
+// values.
+func readLogPartition(ctx context.Context, p *partition, epoch int64, send func() error, batch *[]loaded) error {
+	x, err := readLogIndex(ctx, p.db, epoch, "")
+	if err != nil {
+		return err
+	}
+	var keys []byte // the keys of the batch being filled
+	var ends []int  // where each of them ends in keys
+	var vals []byte // values are cut from it
+	flush := func() error {
+		all := string(keys)
+		start := 0
+		for k := range *batch {
+			(*batch)[k].key = all[start:ends[k]]
+			start = ends[k]
+		}
+		keys, ends = keys[:0], ends[:0]
+		return send()
+	}
+	err = x.newest(func(i int32) error {
+		hx, ok := x.hex(i)
+		if !ok {
+			return nil // deleted
+		}
+		keys = append(keys, x.key(i)...)
+		ends = append(ends, len(keys))
+		vals = carve(vals, len(hx)/2)
+		start := len(vals)
+		vals = appendUnhex(vals, hx)
+		*batch = append(*batch, loaded{step: x.batchOf(i).step, value: vals[start:len(vals):len(vals)]})
+		if len(*batch) < loadBatch {
+			return nil
+		}
+		return flush()
+	})
+	if err != nil {
+		return err
+	}
+	if len(*batch) > 0 {
+		return flush()
 	}
 	return nil
 }

@@ -201,18 +201,20 @@ func fillPartition(path, flowID string, gc uint64, steps map[string]StepState, e
 		// The rows go into the change log, one set of batches per epoch
 		// (rows is sorted by step and key, and so is each set).
 		recs := make([]Row, len(rows))
-		byEpoch := map[uint64][]int{}
+		byEpoch := map[uint64][]int32{}
 		for i, r := range rows {
 			recs[i] = Row{Step: r.Step, Key: r.Key, Value: r.Value}
-			byEpoch[r.Epoch] = append(byEpoch[r.Epoch], i)
+			byEpoch[r.Epoch] = append(byEpoch[r.Epoch], int32(i))
 		}
 		epochs := make([]uint64, 0, len(byEpoch))
 		for e := range byEpoch {
 			epochs = append(epochs, e)
 		}
 		slices.Sort(epochs)
+		var buf []byte
 		for _, e := range epochs {
-			if _, _, err := insertBatches(tx, int64(e), recs, byEpoch[e]); err != nil {
+			var err error
+			if _, _, buf, err = insertBatches(tx, int64(e), recs, byEpoch[e], buf); err != nil {
 				return err
 			}
 		}

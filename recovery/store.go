@@ -109,6 +109,9 @@ type Store struct {
 	// the next Commit records.
 	nextHorizon uint64
 	lock        *os.File // held by Lock until Close
+
+	// writing is held by WriteEpoch; it guards the partitions' scratch.
+	writing sync.Mutex
 }
 
 type partition struct {
@@ -123,6 +126,11 @@ type partition struct {
 	// base is what the log held below the horizon after the last
 	// compaction (at Begin: all of it); Compact waits for twice as much.
 	base logStats
+	// WriteEpoch's scratch, kept from one epoch to the next: the rows
+	// of this partition, and the text of a batch.
+	rows   []int32
+	text   []byte
+	sorter rowSorter
 }
 
 func (p *partition) name() string { return p.path }

@@ -353,7 +353,7 @@ func checkLog(p *partition, check func(step, key string, epoch int64, value []by
 	for rows.Next() {
 		var seq, epoch, n int64
 		var step string
-		var batch []byte
+		var batch string
 		if err := rows.Scan(&seq, &epoch, &step, &n, &batch); err != nil {
 			problem("read the change log: %v", err)
 			return
