@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,10 +20,12 @@ import (
 // barrier); the writer then writes the rows and, after they are durable,
 // records the new frontier. A failure to write ends the run.
 type committer struct {
-	mu        sync.Mutex
-	frontier  []engine.Epoch // per worker: reported through
-	last      engine.Epoch   // highest epoch closed by an ended worker
-	rows      map[engine.Epoch][]engine.Row
+	mu       sync.Mutex
+	frontier []engine.Epoch // per worker: reported through
+	last     engine.Epoch   // highest epoch closed by an ended worker
+	// rows are the state changes reported per epoch, converted to the
+	// store's rows as they are gathered (one copy, not two).
+	rows      map[engine.Epoch][]recovery.Row
 	queued    engine.Epoch // epochs <= queued are handed to the writer
 	jobs      []job
 	committed engine.Epoch
@@ -50,13 +53,13 @@ type committer struct {
 
 type job struct {
 	epoch engine.Epoch
-	rows  []engine.Row
+	rows  []recovery.Row
 }
 
 func newCommitter(workers int, start engine.Epoch, store *recovery.Store, exec int, keep uint64, fail context.CancelCauseFunc) *committer {
 	c := &committer{
 		frontier: make([]engine.Epoch, workers),
-		rows:     map[engine.Epoch][]engine.Row{},
+		rows:     map[engine.Epoch][]recovery.Row{},
 		queued:   start - 1, committed: start - 1,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 		store: store, exec: exec, keep: keep, fail: fail,
@@ -79,7 +82,7 @@ func (c *committer) EpochDone(w int, e engine.Epoch, rows []engine.Row) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(rows) > 0 {
-		c.rows[e] = append(c.rows[e], rows...)
+		c.rows[e] = appendRows(c.rows[e], rows)
 	}
 	c.frontier[w] = e
 	c.advance()
@@ -196,13 +199,17 @@ func (c *committer) persist(jobs []job) error {
 	if c.store != nil {
 		rows := jobs[0].rows
 		if len(jobs) > 1 {
-			rows = nil
+			n := 0
+			for _, j := range jobs {
+				n += len(j.rows)
+			}
+			rows = make([]recovery.Row, 0, n)
 			for _, j := range jobs {
 				rows = append(rows, j.rows...)
 			}
 		}
 		if len(rows) > 0 {
-			if err := c.store.WriteEpoch(last, toRecovery(rows)); err != nil {
+			if err := c.store.WriteEpoch(last, rows); err != nil {
 				if len(jobs) > 1 {
 					return fmt.Errorf("write snapshots of epoch %d through %d (written together): %w", jobs[0].epoch, last, err)
 				}
@@ -244,10 +251,11 @@ func (c *committer) persist(jobs []job) error {
 	return nil
 }
 
-func toRecovery(rows []engine.Row) []recovery.Row {
-	out := make([]recovery.Row, len(rows))
-	for i, r := range rows {
-		out[i] = recovery.Row{Step: r.Step, Key: r.Key, Value: r.Value, Deleted: r.Deleted}
+// appendRows appends the engine's rows to the store's.
+func appendRows(out []recovery.Row, rows []engine.Row) []recovery.Row {
+	out = slices.Grow(out, len(rows))
+	for _, r := range rows {
+		out = append(out, recovery.Row{Step: r.Step, Key: r.Key, Value: r.Value, Deleted: r.Deleted})
 	}
 	return out
 }
