@@ -3,6 +3,7 @@ package runnel_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -490,7 +492,9 @@ FAIL HERE
 	part2 := `{"user_id": "a", "type": "payment", "order_id": 1}
 {"user_id": "b", "type": "payment", "order_id": 4}
 `
-	for _, w := range portWorkers {
+	// Each run pair rescales: the resumed run has another worker count.
+	for _, ws := range [][2]int{{1, 3}, {3, 1}} {
+		w := ws[0]
 		dir := t.TempDir()
 		path := filepath.Join(dir, "cart-join.json")
 		if err := os.WriteFile(path, []byte(part1), 0o644); err != nil {
@@ -500,7 +504,7 @@ FAIL HERE
 		if err := recovery.Init(db, 2); err != nil {
 			t.Fatal(err)
 		}
-		run := func() (lines, skipped []string) {
+		run := func(w int) (lines, skipped []string) {
 			t.Helper()
 			flow := runnel.NewDataflow("shopping-cart-joiner")
 			input := op.Input("input", flow, file.NewSource(path))
@@ -547,7 +551,7 @@ FAIL HERE
 			slices.SortStableFunc(lines, func(a, b string) int { return strings.Compare(a[:24], b[:24]) })
 			return lines, skippedSink.Items()
 		}
-		lines, skipped := run()
+		lines, skipped := run(ws[0])
 		checkLines(t, fmt.Sprint("skipped, workers=", w), skipped, []string{"Skipping invalid data: FAIL HERE"})
 		checkLines(t, fmt.Sprint("first run, workers=", w), lines, []string{
 			"Final summary for user a: {'paid_order_ids': [], 'unpaid_order_ids': [1]}",
@@ -564,9 +568,9 @@ FAIL HERE
 			t.Fatal(err)
 		}
 		f.Close()
-		lines, skipped = run()
-		checkLines(t, fmt.Sprint("skipped on resume, workers=", w), skipped, nil)
-		checkLines(t, fmt.Sprint("resumed run, workers=", w), lines, []string{
+		lines, skipped = run(ws[1])
+		checkLines(t, fmt.Sprint("skipped on resume, workers=", ws), skipped, nil)
+		checkLines(t, fmt.Sprint("resumed run, workers=", ws), lines, []string{
 			"Final summary for user a: {'paid_order_ids': [2, 1], 'unpaid_order_ids': []}",
 			"Final summary for user b: {'paid_order_ids': [4], 'unpaid_order_ids': [3]}",
 		})
@@ -586,7 +590,7 @@ func TestPortKafkaEventTime(t *testing.T) {
 		Value float64   `json:"value"`
 		Time  time.Time `json:"time"` // Python's isoformat() is RFC 3339
 	}
-	broker, err := kafkadev.Start(kafkadev.Options{Topics: map[string]int32{"sensors": 2, "averages": 1}})
+	broker, err := kafkadev.Start(kafkadev.Options{Topics: map[string]int32{"sensors": 2, "averages": 1, "averages_resumed": 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,55 +617,89 @@ func TestPortKafkaEventTime(t *testing.T) {
 	}
 	brokers := broker.Addrs()
 
-	flow := runnel.NewDataflow("event_time")
-	stream := op.Input("inp", flow, kafka.NewSource(brokers, []string{"sensors"}, kafka.Tail(false)))
-	parsed, errs := kafka.Decode("parse_value", stream, kafka.Bytes(), kafka.JSON[reading]())
-	badSink := runneltest.NewSink[kafka.DecodeError]()
-	op.Output("errors", errs, badSink)
-	keyed := op.KeyOn("extract_type", parsed, func(r kafka.Record[[]byte, reading]) string { return r.Value.Type })
-	values := op.MapValue("value", keyed, func(r kafka.Record[[]byte, reading]) reading { return r.Value })
-	windows := window.CollectWindow("window", values,
-		window.EventClock(func(r reading) time.Time { return r.Time }, 10*time.Second),
-		window.Tumbling(5*time.Second, start))
-	lines := op.Map("format_event", windows.Down, func(kv runnel.KV[string, window.Result[[]reading]]) runnel.KV[string, string] {
-		rs := kv.Value.Value
-		var sum float64
-		first, last := rs[0].Time, rs[0].Time
-		for _, r := range rs {
-			sum += r.Value
-			if r.Time.Before(first) {
-				first = r.Time
+	// build is the ported flow, writing to topic. With crash set, it
+	// fails once at the humidity reading of 7s, as a process would die.
+	build := func(topic string, crash *atomic.Bool) (*runnel.Dataflow, *runneltest.Sink[kafka.DecodeError]) {
+		flow := runnel.NewDataflow("event_time")
+		stream := op.Input("inp", flow, kafka.NewSource(brokers, []string{"sensors"}, kafka.Tail(false)))
+		parsed, errs := kafka.Decode("parse_value", stream, kafka.Bytes(), kafka.JSON[reading]())
+		badSink := runneltest.NewSink[kafka.DecodeError]()
+		op.Output("errors", errs, badSink)
+		parsed = op.TryMap("crash", parsed, func(r kafka.Record[[]byte, reading]) (kafka.Record[[]byte, reading], error) {
+			if r.Value.Type == "hum" && r.Value.Value == 52 && crash.CompareAndSwap(true, false) {
+				return r, runneltest.ErrCrash
 			}
-			if r.Time.After(last) {
-				last = r.Time
+			return r, nil
+		})
+		keyed := op.KeyOn("extract_type", parsed, func(r kafka.Record[[]byte, reading]) string { return r.Value.Type })
+		values := op.MapValue("value", keyed, func(r kafka.Record[[]byte, reading]) reading { return r.Value })
+		windows := window.CollectWindow("window", values,
+			window.EventClock(func(r reading) time.Time { return r.Time }, 10*time.Second),
+			window.Tumbling(5*time.Second, start))
+		lines := op.Map("format_event", windows.Down, func(kv runnel.KV[string, window.Result[[]reading]]) runnel.KV[string, string] {
+			rs := kv.Value.Value
+			var sum float64
+			first, last := rs[0].Time, rs[0].Time
+			for _, r := range rs {
+				sum += r.Value
+				if r.Time.Before(first) {
+					first = r.Time
+				}
+				if r.Time.After(last) {
+					last = r.Time
+				}
 			}
-		}
-		const py = "2006-01-02 15:04:05-07:00" // Python's str(datetime)
-		return runnel.KV[string, string]{Key: kv.Key, Value: fmt.Sprintf("Average %s: %.2f\tNum events: %d\tFrom %s\tto %s",
-			kv.Key, sum/float64(len(rs)), len(rs), first.Format(py), last.Format(py))}
-	})
-	op.Output("out1", kafka.Encode("encode", lines, "averages", kafka.String(), kafka.String()),
-		kafka.NewSink(brokers, kafka.ExactlyOnce()))
-	if err := runnel.Run(context.Background(), flow, runneltest.Config(2, 10*time.Millisecond, "")); err != nil {
-		t.Fatal(err)
+			const py = "2006-01-02 15:04:05-07:00" // Python's str(datetime)
+			return runnel.KV[string, string]{Key: kv.Key, Value: fmt.Sprintf("Average %s: %.2f\tNum events: %d\tFrom %s\tto %s",
+				kv.Key, sum/float64(len(rs)), len(rs), first.Format(py), last.Format(py))}
+		})
+		op.Output("out1", kafka.Encode("encode", lines, topic, kafka.String(), kafka.String()),
+			kafka.NewSink(brokers, kafka.ExactlyOnce()))
+		return flow, badSink
 	}
-
-	// Read the output topic back with a second flow.
-	readBack := runnel.NewDataflow("read_back")
-	out := op.Input("inp", readBack, kafka.NewSource(brokers, []string{"averages"}, kafka.Tail(false)))
-	sink := runneltest.NewSink[string]()
-	op.Output("out", op.Map("value", out, func(m kafka.Message) string { return string(m.Value) }), sink)
-	runPort(t, readBack, 1)
-	checkLines(t, "averages", sortedStrings(sink.Items()), []string{
+	// readBack reads topic with a second flow (read_committed).
+	readBack := func(topic string) []string {
+		flow := runnel.NewDataflow("read_back")
+		out := op.Input("inp", flow, kafka.NewSource(brokers, []string{topic}, kafka.Tail(false)))
+		sink := runneltest.NewSink[string]()
+		op.Output("out", op.Map("value", out, func(m kafka.Message) string { return string(m.Value) }), sink)
+		runPort(t, flow, 1)
+		return sortedStrings(sink.Items())
+	}
+	want := []string{
 		"Average hum: 50.00\tNum events: 1\tFrom 2023-01-01 00:00:03+00:00\tto 2023-01-01 00:00:03+00:00",
 		"Average hum: 53.00\tNum events: 2\tFrom 2023-01-01 00:00:07+00:00\tto 2023-01-01 00:00:09+00:00",
 		"Average temp: 21.00\tNum events: 2\tFrom 2023-01-01 00:00:00+00:00\tto 2023-01-01 00:00:02+00:00",
 		"Average temp: 24.00\tNum events: 1\tFrom 2023-01-01 00:00:06+00:00\tto 2023-01-01 00:00:06+00:00",
 		"Average temp: 30.00\tNum events: 1\tFrom 2023-01-01 00:00:12+00:00\tto 2023-01-01 00:00:12+00:00",
-	})
+	}
+
+	flow, badSink := build("averages", new(atomic.Bool))
+	if err := runnel.Run(context.Background(), flow, runneltest.Config(2, 10*time.Millisecond, "")); err != nil {
+		t.Fatal(err)
+	}
+	checkLines(t, "averages", readBack("averages"), want)
 	if bad := badSink.Items(); len(bad) != 1 || string(bad[0].Msg.Value) != "not json" {
 		t.Errorf("decode errors: %v, want the one record that is not JSON", bad)
 	}
+
+	// With recovery: crash on one worker, resume on three. The output
+	// topic has every average exactly once.
+	db := filepath.Join(t.TempDir(), "db")
+	if err := recovery.Init(db, 2); err != nil {
+		t.Fatal(err)
+	}
+	crash := new(atomic.Bool)
+	crash.Store(true)
+	flow, _ = build("averages_resumed", crash)
+	if err := runnel.Run(context.Background(), flow, runneltest.Config(1, time.Millisecond, db)); !errors.Is(err, runneltest.ErrCrash) {
+		t.Fatalf("first run: %v, want the simulated crash", err)
+	}
+	flow, _ = build("averages_resumed", crash)
+	if err := runnel.Run(context.Background(), flow, runneltest.Config(3, time.Millisecond, db)); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	checkLines(t, "averages after a crash and a resume", readBack("averages_resumed"), want)
 }
 
 // Bytewax's getting-started guide "Collecting and windowing": collect by
