@@ -440,11 +440,17 @@ func TestRemovedPartition(t *testing.T) {
 	if err := run(t, flow, cfg); err != nil {
 		t.Fatal(err)
 	}
+	before := fileBytes(t, dir)
 	flow, _ = countFlow(seq(10), 2, runneltest.Parts(2))
 	err := run(t, flow, cfg)
 	if err == nil || !strings.Contains(err.Error(), `partition "part-2"`) || !strings.Contains(err.Error(), "counts.inp") ||
 		!strings.Contains(err.Error(), "--drop-state counts.inp") {
 		t.Errorf("err = %v, want it to name counts.inp and part-2 and point to --drop-state counts.inp", err)
+	}
+	// Found when the input step is built, before the run records its
+	// execution.
+	if after := fileBytes(t, dir); !maps.Equal(before, after) {
+		t.Errorf("the refused run changed the recovery directory")
 	}
 }
 

@@ -328,6 +328,25 @@ func judge(dir string, metas []partMeta, hists []partHistory) Verdict {
 		}
 		v.Resume.Epoch = min(v.Resume.Epoch, f)
 	}
+	// A partition never collects garbage past its own frontier (it
+	// records the horizon only once every partition committed up to it):
+	// one that says otherwise holds pages of different moments, such as a
+	// -wal file put back beside a partition file it does not belong to.
+	torn := false
+	for _, p := range v.Partitions {
+		if f := max(p.Frontier, 1); p.GCEpoch > f {
+			torn = true
+			v.Problems = append(v.Problems, Problem{Err: ErrStale, Paths: []string{p.Path}, Text: fmt.Sprintf(
+				"%s is inconsistent in itself: its committed frontier is %d, but it already garbage-collected state before epoch %d, "+
+					"which it only does once that epoch is committed. Its pages come from different moments: a -wal file that belongs to another copy of the file "+
+					"(or an older -wal put back), or a copy of the file taken while a run wrote it. Put back the file with its own -wal and -shm files, "+
+					"or restore all partitions from one backup",
+				p.Path, f, p.GCEpoch)})
+		}
+	}
+	if torn {
+		return v
+	}
 	// Going back is exact only if every partition still holds the rows
 	// that epoch needs: none may have collected garbage past it.
 	r := v.Resume.Epoch

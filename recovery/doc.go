@@ -153,7 +153,11 @@
 //     resuming from R needs may have been garbage-collected there, so state,
 //     input and sink positions would be lost (ErrStale). This is a partition
 //     restored from a copy older than the others by more than the backup
-//     interval, or one that lost its -wal file.
+//     interval, or one that lost its -wal file;
+//   - a partition whose own frontier is before its own gc_epoch, which
+//     no run leaves (a partition records a horizon only once it committed
+//     past it): its pages come from different moments, such as a -wal file
+//     of another copy put beside it (ErrStale, "inconsistent in itself").
 //
 // # Semantics
 //

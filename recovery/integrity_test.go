@@ -126,6 +126,18 @@ func TestStalePartitionRefused(t *testing.T) {
 			t.Errorf("backup resumes at %d, want 4", r.Epoch)
 		}
 	})
+	t.Run("inconsistent in itself", func(t *testing.T) {
+		// A partition whose frontier is behind its own garbage-collection
+		// horizon: what an older -wal file put back beside a newer
+		// partition file (or a torn copy) leaves. Named as such, not as
+		// the others being ahead of it.
+		dir := mustInit(t, 3)
+		runEpochs(t, dir, keys, 6, 0) // frontier 7, collected before 7
+		p := filepath.Join(dir, "part-1.sqlite3")
+		execSQL(t, p, "UPDATE fronts SET worker_frontier = 4")
+		refused(t, dir, ErrStale, p+" is inconsistent in itself: its committed frontier is 4, but it already garbage-collected state before epoch 7",
+			"a -wal file that belongs to another copy")
+	})
 	t.Run("the others restored", func(t *testing.T) {
 		// The mirror image: part-1 is the newest, the others come from the
 		// backup; part-1 collected past their frontier.
