@@ -100,9 +100,13 @@ func OnNotify[K runnel.Key, S, W any](fn func(c *Context[K, W], state S) (S, boo
 // the input did not end, and the next run resumes the state as it was at
 // the stop's barrier.
 //
+// Notifications (OnNotify) already due when the input ends run first.
+//
 // The state a later run resumes from is the one snapshotted at the last
 // barrier before the end, so a continuation (more input in a later run)
-// resumes as if the end had not happened.
+// resumes as if the end had not happened: the state OnEOF returns, or its
+// discarding the state, is not what the next run sees. (Bytewax snapshots
+// after on_eof; see docs/operators.md, "Differences from Bytewax".)
 func OnEOF[K runnel.Key, S, W any](fn func(c *Context[K, W], state S) (S, bool)) Hook[K, S, W] {
 	return callbacks[K, S, W]{eof: fn}
 }
@@ -297,10 +301,19 @@ func (n *statefulNode[K, V, S, W]) OnBarrier(e engine.Epoch) {
 	n.out.Barrier(e)
 }
 
-// OnEOF runs the OnEOF hook for every key, in key order.
+// OnEOF runs the OnEOF hook for every key, in key order, after the
+// notifications already due (as Bytewax runs due notifications before
+// on_eof): the end of input can come in the same round as the item that
+// asked for a wake-up at once.
 func (n *statefulNode[K, V, S, W]) OnEOF() {
+	c := &n.ctx
+	if n.logic.notify != nil && n.table.Timers() > 0 {
+		c.now = time.Time{}
+		c.epoch = n.gate.Epoch()
+		n.wakeDue(c.Now())
+		n.flush()
+	}
 	if n.logic.eof != nil {
-		c := &n.ctx
 		c.now = time.Time{}
 		c.epoch = n.gate.Epoch()
 		for _, e := range n.table.Sorted() {

@@ -34,8 +34,10 @@ func BatchSize(n int) SourceOpt { return func(c *sourceConfig) { c.batch = max(1
 
 // FailAt makes the source fail with ErrCrash when it is about to emit the
 // item at index i, the first time only (per Source value), to simulate a
-// crash. Items before i are emitted. Build the flow again without FailAt
-// (or reuse the same Source) for the resumed run.
+// crash. Items before i are emitted. FailAt(len(items)) fails after the
+// last item instead of ending the input, as Bytewax's TestingSource.ABORT()
+// at the end of a list does: no end-of-input processing runs. Build the
+// flow again without FailAt (or reuse the same Source) for the resumed run.
 func FailAt(i int) SourceOpt { return func(c *sourceConfig) { c.failAt = i } }
 
 // Parts splits the items over n partitions, "part-0" … "part-{n-1}" (item
@@ -122,6 +124,9 @@ type listPart[T any] struct {
 func (p *listPart[T]) NextBatch() ([]T, error) {
 	s := p.src
 	if p.next >= len(p.items) {
+		if p.failAt == p.next && s.failed.CompareAndSwap(false, true) {
+			return nil, fmt.Errorf("%w at index %d", ErrCrash, s.cfg.failAt)
+		}
 		return nil, io.EOF
 	}
 	end := min(len(p.items), p.next+s.cfg.batch)
