@@ -574,11 +574,14 @@ func TestBytewaxStatefulDiscardRetain(t *testing.T) {
 // epochPerItem runs flow over a recovery directory so that every item is
 // in an epoch of its own (Bytewax's epoch_interval=0, which Runnel refuses:
 // -s must be positive): a manual clock advances by the snapshot interval
-// after each item has passed the step under test (adv is an Inspect placed
-// there).
+// after each item has passed the step under test (advancing, placed
+// there), and at most one epoch may wait for its commit, so every closed
+// epoch is committed before the next item is read (and before a FailAt
+// fires).
 func epochPerItem(t *testing.T, flow *runnel.Dataflow, clk *runneltest.Clock, dir string) error {
 	t.Helper()
-	return runnel.Run(context.Background(), flow, runneltest.Config(1, time.Second, dir), runnel.WithClock(clk))
+	return runnel.Run(context.Background(), flow, runneltest.Config(1, time.Second, dir),
+		runnel.WithClock(clk), runnel.WithMaxUncommittedEpochs(1))
 }
 
 func advancing[T any](clk *runneltest.Clock, s runnel.Stream[T]) runnel.Stream[T] {
