@@ -431,6 +431,51 @@ func TestStateThatNoLongerDecodes(t *testing.T) {
 	}
 }
 
+// TestDropStateOfDamagedBatch: a change-log batch that does not parse
+// stops a resume, naming the file, step and cause and pointing to
+// --drop-state; with --drop-state for that step the run goes on (the
+// batch is not even read) and the other steps resume.
+func TestDropStateOfDamagedBatch(t *testing.T) {
+	dir := initDir(t, 1)
+	cfg := runneltest.Config(1, time.Hour, dir)
+	flow, _ := countFlow(seq(4), 2)
+	if err := run(t, flow, cfg); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "part-0.sqlite3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.Exec(`UPDATE changes SET batch = substr(batch, 1, length(batch) - 3) WHERE step_id = 'counts.count'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		t.Fatal("no change log batch of counts.count")
+	}
+	db.Close()
+	before := fileBytes(t, dir)
+	flow, _ = countFlow(seq(6), 2)
+	err = run(t, flow, cfg)
+	if !errors.Is(err, recovery.ErrCorrupt) || !strings.Contains(err.Error(), "part-0.sqlite3") ||
+		!strings.Contains(err.Error(), "changes batch of step counts.count") || !strings.Contains(err.Error(), "--drop-state counts.count") {
+		t.Errorf("err = %v, want ErrCorrupt naming part-0.sqlite3, the batch of counts.count and --drop-state counts.count", err)
+	}
+	if after := fileBytes(t, dir); !maps.Equal(before, after) {
+		t.Errorf("the refused run changed the recovery directory")
+	}
+	cfg.DropState = []string{"counts.count"}
+	flow, sink := countFlow(seq(6), 2)
+	if err := run(t, flow, cfg); err != nil {
+		t.Fatalf("with --drop-state counts.count: %v", err)
+	}
+	// The input resumed after item 3; the counts started over.
+	want := map[int]Counts{0: {Count: 1, Sum: 4}, 1: {Count: 1, Sum: 5}}
+	if diff := cmp.Diff(want, finalState(sink.Items())); diff != "" {
+		t.Errorf("after dropping counts.count (-want +got):\n%s", diff)
+	}
+}
+
 // TestRemovedPartition: recovery data for a partition the source no longer
 // lists stops the run instead of being ignored.
 func TestRemovedPartition(t *testing.T) {

@@ -251,14 +251,15 @@ func queryContext(ctx context.Context, q querier, query string, args ...any) (*s
 }
 
 // scanPart calls fn with every row of the partition with epoch < below (and
-// of step, when not ""), snaps rows and change log entries together, in
+// of step, when not ""; change log batches of the steps in skip are left
+// out unparsed), snaps rows and change log entries together, in
 // order of step, key and epoch, one row per (step, key, epoch): where both
 // hold one, the log's (written later) wins. fn must not keep r; it may keep
 // r.value.
-func scanPart(ctx context.Context, q querier, format int, below int64, step string, fn func(r *logRow) error) error {
+func scanPart(ctx context.Context, q querier, format int, below int64, step string, skip map[string]bool, fn func(r *logRow) error) error {
 	var log *rowIter
 	if format >= 3 {
-		x, err := readLogIndex(ctx, q, below, step)
+		x, err := readLogIndex(ctx, q, below, step, skip)
 		if err != nil {
 			return err
 		}
@@ -471,7 +472,7 @@ func (s *Store) rewrite(p *partition, horizon int64) error {
 // change log: it merges the log's sorted runs and copies each key's newest
 // entry, as written, into the batches of its epoch.
 func rewriteLog(ctx context.Context, tx *sql.Tx, horizon int64) (map[int64]logStats, error) {
-	x, err := readLogIndex(ctx, tx, horizon, "")
+	x, err := readLogIndex(ctx, tx, horizon, "", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -510,7 +511,7 @@ func rewriteRows(ctx context.Context, tx *sql.Tx, format int, horizon int64) (ma
 			rows = append(rows, Row{Step: cur.step, Key: cur.key, Value: cur.value})
 		}
 	}
-	err := scanPart(ctx, tx, format, horizon, "", func(r *logRow) error {
+	err := scanPart(ctx, tx, format, horizon, "", nil, func(r *logRow) error {
 		if have && r.key == cur.key && r.step == cur.step {
 			cur = *r
 			return nil

@@ -70,7 +70,7 @@ func (s *Store) StateAt(asOf uint64, step string, keys ...string) ([]Entry, erro
 	err := s.each(func(p *partition) error {
 		var out []Entry
 		var deleted []bool
-		err := scanPart(context.Background(), p.db, p.format, int64(asOf)+1, step, func(r *logRow) error {
+		err := scanPart(context.Background(), p.db, p.format, int64(asOf)+1, step, nil, func(r *logRow) error {
 			if want != nil && !want[r.key] {
 				return nil
 			}

@@ -434,6 +434,14 @@ func (s *Store) Commit(ex int, workers []int, frontier uint64, keepEpochs uint64
 //
 // fn must not call methods of s that write; reading is fine.
 func (s *Store) Load(epoch uint64, fn func(step, key string, value []byte) error) error {
+	return s.LoadExcept(epoch, nil, fn)
+}
+
+// LoadExcept is [Store.Load] without the state of the steps in skip (the
+// steps a run drops, [Plan.Dropped]): their rows are not read, so that a
+// damaged change-log batch of a step that --drop-state discards does not
+// stop the run.
+func (s *Store) LoadExcept(epoch uint64, skip []string, fn func(step, key string, value []byte) error) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
@@ -446,6 +454,13 @@ func (s *Store) Load(epoch uint64, fn func(step, key string, value []byte) error
 		cancel()
 		wg.Wait()
 	}()
+	var skipped map[string]bool
+	if len(skip) > 0 {
+		skipped = make(map[string]bool, len(skip))
+		for _, step := range skip {
+			skipped[step] = true
+		}
+	}
 	chans := make([]chan []loaded, len(s.parts))
 	errs := make([]error, len(s.parts))
 	for i, p := range s.parts {
@@ -453,12 +468,15 @@ func (s *Store) Load(epoch uint64, fn func(step, key string, value []byte) error
 		chans[i] = ch
 		wg.Go(func() {
 			defer close(ch)
-			errs[i] = readPartition(ctx, p, int64(epoch), ch)
+			errs[i] = readPartition(ctx, p, int64(epoch), skipped, ch)
 		})
 	}
 	for i, ch := range chans {
 		for batch := range ch {
 			for _, e := range batch {
+				if skipped[e.step] {
+					continue // a snaps row (format 2 or older)
+				}
 				if err := fn(e.step, e.key, e.value); err != nil {
 					return fmt.Errorf("recovery: load before epoch %d: %s: step %s key %q: %w",
 						epoch, s.parts[i].name(), e.step, e.key, err)
@@ -483,7 +501,7 @@ const loadBatch = 1024
 // batches, until done or ctx is cancelled: the newest row of each key
 // before epoch, from snaps and the change log together, keys whose newest
 // row is a deletion left out.
-func readPartition(ctx context.Context, p *partition, epoch int64, ch chan<- []loaded) error {
+func readPartition(ctx context.Context, p *partition, epoch int64, skip map[string]bool, ch chan<- []loaded) error {
 	batch := make([]loaded, 0, loadBatch)
 	send := func() error {
 		select {
@@ -502,7 +520,7 @@ func readPartition(ctx context.Context, p *partition, epoch int64, ch chan<- []l
 		}
 	}
 	if !snaps {
-		return readLogPartition(ctx, p, epoch, send, &batch)
+		return readLogPartition(ctx, p, epoch, skip, send, &batch)
 	}
 	var cur logRow // newest row so far of the current (step, key)
 	have := false
@@ -516,7 +534,7 @@ func readPartition(ctx context.Context, p *partition, epoch int64, ch chan<- []l
 		}
 		return send()
 	}
-	err := scanPart(ctx, p.db, p.format, epoch, "", func(r *logRow) error {
+	err := scanPart(ctx, p.db, p.format, epoch, "", skip, func(r *logRow) error {
 		if have && r.key == cur.key && r.step == cur.step {
 			cur = *r // a newer row of the same key
 			return nil
@@ -543,8 +561,8 @@ func readPartition(ctx context.Context, p *partition, epoch int64, ch chan<- []l
 // the change log: it merges the log's runs and decodes only each key's
 // newest entry, into memory shared by a batch's keys (one string) and
 // values.
-func readLogPartition(ctx context.Context, p *partition, epoch int64, send func() error, batch *[]loaded) error {
-	x, err := readLogIndex(ctx, p.db, epoch, "")
+func readLogPartition(ctx context.Context, p *partition, epoch int64, skip map[string]bool, send func() error, batch *[]loaded) error {
+	x, err := readLogIndex(ctx, p.db, epoch, "", skip)
 	if err != nil {
 		return err
 	}
@@ -596,7 +614,7 @@ func (s *Store) Latest(step, key string) (value []byte, epoch uint64, ok bool, e
 	p := s.parts[PartitionFor(step, key, len(s.parts))]
 	var last logRow
 	found := false
-	err = scanPart(context.Background(), p.db, p.format, math.MaxInt64, step, func(r *logRow) error {
+	err = scanPart(context.Background(), p.db, p.format, math.MaxInt64, step, nil, func(r *logRow) error {
 		if r.key == key {
 			last, found = *r, true
 		}

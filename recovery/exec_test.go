@@ -302,7 +302,7 @@ func countRows(t *testing.T, s *Store, step, key string) []int64 {
 	t.Helper()
 	p := s.parts[PartitionFor(step, key, len(s.parts))]
 	var out []int64
-	err := scanPart(context.Background(), p.db, p.format, math.MaxInt64, step, func(r *logRow) error {
+	err := scanPart(context.Background(), p.db, p.format, math.MaxInt64, step, nil, func(r *logRow) error {
 		if r.key == key {
 			out = append(out, r.epoch)
 		}

@@ -210,7 +210,7 @@ func (s *Store) Report() (Report, error) {
 			steps[cur.step].Keys++
 			steps[cur.step].Bytes += int64(len(cur.value))
 		}
-		err = scanPart(context.Background(), p.db, p.format, math.MaxInt64, "", func(r *logRow) error {
+		err = scanPart(context.Background(), p.db, p.format, math.MaxInt64, "", nil, func(r *logRow) error {
 			if have && r.key == cur.key && r.step == cur.step {
 				cur = *r
 				return nil

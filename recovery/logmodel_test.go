@@ -246,7 +246,7 @@ func logModelCheck(t *testing.T, s *Store, m *logModel, frontier int64) {
 					general = append(general, kv{cur.step, cur.key, string(cur.value)})
 				}
 			}
-			err := scanPart(context.Background(), p.db, p.format, e, "", func(r *logRow) error {
+			err := scanPart(context.Background(), p.db, p.format, e, "", nil, func(r *logRow) error {
 				if have && r.step == cur.step && r.key == cur.key {
 					if r.epoch <= cur.epoch {
 						return fmt.Errorf("step %s key %q: epoch %d after %d", r.step, r.key, r.epoch, cur.epoch)

@@ -268,8 +268,10 @@ func (x *logIndex) hex(i int32) (string, bool) {
 func (x *logIndex) batchOf(i int32) *logBatch { return &x.batches[x.entries[i].batch] }
 
 // readLogIndex reads the change log batches with epoch < below (and of
-// step, when not "") into an index.
-func readLogIndex(ctx context.Context, q querier, below int64, step string) (*logIndex, error) {
+// step, when not "", and not of the steps in skip) into an index. The
+// batches of skipped steps (steps a run drops) are not parsed: one that is
+// damaged does not stop a run that discards it.
+func readLogIndex(ctx context.Context, q querier, below int64, step string, skip map[string]bool) (*logIndex, error) {
 	query := "SELECT seq, epoch, step_id, entries, batch FROM changes WHERE epoch < ?"
 	args := []any{below}
 	if step != "" {
@@ -289,6 +291,9 @@ func readLogIndex(ctx context.Context, q querier, below int64, step string) (*lo
 		var b logBatch
 		if err := rows.Scan(&b.seq, &b.epoch, &b.step, &b.n, &b.text); err != nil {
 			return nil, fmt.Errorf("read change log: %w", err)
+		}
+		if skip[b.step] {
+			continue
 		}
 		if b.n > 0 {
 			total += b.n
@@ -371,7 +376,8 @@ func indexBatches(batches []logBatch, total int64) (*logIndex, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%w: changes batch of step %s epoch %d: %w", ErrCorrupt, b.step, b.epoch, err)
+			return nil, fmt.Errorf("%w: changes batch of step %s epoch %d: %w (restore the partition from a backup, or discard the step's state with --drop-state %s)",
+				ErrCorrupt, b.step, b.epoch, err, b.step)
 		}
 	}
 	x.escaped = string(escaped)
