@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -323,5 +324,33 @@ func TestBytewaxReraisesCustomError(t *testing.T) {
 	}
 	if n := len(sink.Items()); n >= 3 {
 		t.Errorf("%d items out, want fewer than 3", n)
+	}
+}
+
+// test_flow_requires_input, test_flow_requires_output,
+// test_step_id_check_periods: flows that cannot run are refused before
+// they start, with the reason. (test_step_id_check_str, test_check_non_
+// stream: not expressible in Go, the compiler refuses them.)
+func TestBytewaxFlowChecks(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		want  string
+		build func(*runnel.Dataflow)
+	}{
+		{"test_flow_requires_input", "has no input step", func(*runnel.Dataflow) {}},
+		{"test_flow_requires_output", "has no output step", func(flow *runnel.Dataflow) {
+			op.Input("inp", flow, runneltest.NewSource([]int{0, 1, 2}))
+		}},
+		{"test_step_id_check_periods", `step id "1.5" contains '.'`, func(flow *runnel.Dataflow) {
+			op.Output("out", op.Input("1.5", flow, runneltest.NewSource([]int{0})), runneltest.NewSink[int]())
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			flow := runnel.NewDataflow("test_df")
+			tc.build(flow)
+			if err := runneltest.Run(flow, 1); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one saying %q", err, tc.want)
+			}
+		})
 	}
 }

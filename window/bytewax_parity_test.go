@@ -3,8 +3,8 @@ package window_test
 // The cases of Bytewax's own windowing tests (pytests/operators/windowing/),
 // run on Runnel with the same inputs and expected outputs. Each test names
 // the Bytewax test it mirrors. Where Runnel differs on purpose (session
-// window ids, arrival order by default), the test says so and pins Runnel's
-// behaviour; docs/windowing.md ("Differences from Bytewax") explains each.
+// window ids), the test says so and pins Runnel's behaviour;
+// docs/operators.md ("Differences from Bytewax") explains each.
 
 import (
 	"fmt"
@@ -65,9 +65,9 @@ func allKey[V any](flow *runnel.Dataflow, items []V) runnel.Stream[runnel.KV[str
 	return op.KeyOn("key", op.Input("inp", flow, runneltest.NewSource(items)), func(V) string { return "ALL" })
 }
 
-// test_collect_window: Bytewax's collect_window is ordered by default, so
-// the out-of-order items come out sorted by time. Runnel's default is
-// arrival order (documented); window.Ordered() gives Bytewax's result.
+// test_collect_window: collect_window is ordered by default, in Bytewax
+// and in Runnel, so the out-of-order items come out sorted by time;
+// window.Unordered() (Bytewax's ordered=False) keeps arrival order.
 func TestBytewaxCollectWindow(t *testing.T) {
 	inp := []bwEvent{ev(0, "1"), ev(8, "3"), ev(4, "2"), ev(13, "5"), ev(12, "4")}
 	for _, tc := range []struct {
@@ -75,8 +75,9 @@ func TestBytewaxCollectWindow(t *testing.T) {
 		opts []window.Option
 		want []unkeyed[[]string]
 	}{
-		{"ordered as bytewax", []window.Option{window.Ordered()}, []unkeyed[[]string]{{0, []string{"1", "2", "3"}}, {1, []string{"4", "5"}}}},
-		{"runnel default: arrival order", nil, []unkeyed[[]string]{{0, []string{"1", "3", "2"}}, {1, []string{"5", "4"}}}},
+		{"default (ordered)", nil, []unkeyed[[]string]{{0, []string{"1", "2", "3"}}, {1, []string{"4", "5"}}}},
+		{"Ordered", []window.Option{window.Ordered()}, []unkeyed[[]string]{{0, []string{"1", "2", "3"}}, {1, []string{"4", "5"}}}},
+		{"Unordered", []window.Option{window.Unordered()}, []unkeyed[[]string]{{0, []string{"1", "3", "2"}}, {1, []string{"5", "4"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			flow := runnel.NewDataflow("test_df")
@@ -299,13 +300,13 @@ func joinWindowFlow(t *testing.T, left, right []sideEvent, opts ...window.Option
 	return runOne(t, flow, sink)
 }
 
-// test_join_window_*: every mode of Bytewax's join_window tests. Bytewax
-// joins in timestamp order (ordered=True by default); with Runnel's
-// default arrival order the two inputs' interleaving is not defined, so
-// these use window.Ordered() (see TestBytewaxCollectWindow).
+// test_join_window_*: every mode of Bytewax's join_window tests. Window
+// joins apply items in timestamp order by default (Bytewax's
+// ordered=True), which is what makes first/complete pick the earlier
+// right value and running rows come in time order.
 func TestBytewaxJoinWindow(t *testing.T) {
 	modes := func(ins op.JoinInsert, emit op.JoinEmit) []window.Option {
-		return []window.Option{window.Ordered(), window.JoinModes(op.JoinOpts{Insert: ins, Emit: emit})}
+		return []window.Option{window.JoinModes(op.JoinOpts{Insert: ins, Emit: emit})}
 	}
 	for _, tc := range []struct {
 		name        string
@@ -551,4 +552,29 @@ func TestBytewaxEventClockWatermark(t *testing.T) {
 			t.Errorf("probe late at watermark %v with an infinite wait", got)
 		}
 	})
+}
+
+// Lateness. Bytewax calls an item late when its time is before the key's
+// watermark, whatever its window; Runnel (as Flink) when the watermark
+// has passed the end of the item's window (plus AllowedLateness), so an
+// item behind the watermark whose window is still open counts. Sessions
+// are the same in both (late when before the watermark). Here, with a
+// wait of 5s, item 7s moves the watermark to 2s: item 1s is behind it but
+// window [0s, 10s) is open, so Runnel counts it where Bytewax would send
+// it to the late stream (documented difference).
+func TestBytewaxLatenessDifference(t *testing.T) {
+	flow := runnel.NewDataflow("test_df")
+	inp := []bwEvent{ev(7, "a"), ev(1, "b"), ev(12, "c")}
+	out := window.CollectWindow("collect", allKey(flow, inp), window.EventClock(evAt, 5*time.Second),
+		window.Tumbling(10*time.Second, bwAlign), window.Unordered())
+	late := runneltest.NewSink[runnel.KV[string, window.Late[bwEvent]]]()
+	op.Output("late", out.Late, late)
+	got := runOne(t, flow, keyRm(flow, out.Down))
+	want := []unkeyed[[]bwEvent]{{0, []bwEvent{ev(7, "a"), ev(1, "b")}}, {1, []bwEvent{ev(12, "c")}}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if l := late.Items(); len(l) != 0 {
+		t.Errorf("late %v, want none", l)
+	}
 }

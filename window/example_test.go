@@ -137,11 +137,13 @@ func ExampleSliding() {
 
 func ExampleSession() {
 	flow := runnel.NewDataflow("session")
-	// a@3s comes late, within the gap of both sessions so far, and joins
-	// them into one.
+	// a@3s comes out of order, within the gap of both sessions so far,
+	// and joins them into one. (Unordered: items go to the sessions as they
+	// come. By default they would wait for the watermark and go in time
+	// order, so no sessions would need merging; the results are the same.)
 	rs := []reading{{"a", 0, 1}, {"a", 1, 2}, {"a", 6, 3}, {"a", 3, 4}, {"a", 20, 5}}
 	out := window.CollectWindow("collect", keyed(flow, rs), window.EventClock(at, time.Minute),
-		window.Session(3*time.Second))
+		window.Session(3*time.Second), window.Unordered())
 	show(flow, sink("down", out.Down), sink("meta", out.Meta))
 	// Output:
 	// ('a', (1718668800000000000, [a@0s=1, a@1s=2, a@3s=4, a@6s=3]))

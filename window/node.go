@@ -59,6 +59,19 @@ func mapInlet[K runnel.Key, V, S, W, T any](up runnel.Stream[T], split func(*T) 
 	}}
 }
 
+// orderedByDefault reports whether an operator of kind applies items in
+// timestamp order unless told otherwise (Unordered): those whose result
+// can depend on the order of items, as Bytewax's window, collect_window,
+// fold_window and join_window (ordered=True); count, reduce, max and min
+// windows are unordered, as in Bytewax.
+func orderedByDefault(kind string) bool {
+	switch kind {
+	case "window", "fold_window", "collect_window":
+		return true
+	}
+	return isJoin(kind)
+}
+
 // build adds the window step: one node, one output per stream of Out.
 func build[K runnel.Key, V, S, W any](stepID, kind string, clockFn Clock[V], wdr Windower, lg logic[V, S, W], opts []Option, inlets ...inlet[K, V, S, W]) Out[K, V, W] {
 	var out Out[K, V, W]
@@ -78,7 +91,7 @@ func build[K runnel.Key, V, S, W any](stepID, kind string, clockFn Clock[V], wdr
 			return out
 		}
 	}
-	var o options
+	o := options{ordered: orderedByDefault(kind)}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.apply(&o)

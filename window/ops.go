@@ -51,8 +51,8 @@ func foldLogic[V, S any](builder func() S, folder func(S, V) S, merger func(S, S
 }
 
 // CollectWindow gathers the items of each window into a slice, emitted
-// when the window closes. Items are in arrival order, or in time order with
-// the Ordered option.
+// when the window closes. Items are in time order (Ordered, the default,
+// as in Bytewax), or in arrival order with the Unordered option.
 //
 // It is commonly used for: batching a window's items for a bulk write,
 // inspecting windows in tests.

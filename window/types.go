@@ -130,10 +130,24 @@ func AllowedLateness(d time.Duration) Option {
 // Ordered makes the operator hand each key's items to the windows in
 // timestamp order: items that are not late wait in the key's state until
 // the watermark passes them, then run oldest first. It matters for logic
-// that depends on order (CollectWindow, Window); it delays results by the
-// clock's wait. The default is arrival order. With a SystemClock items
-// already come in time order and Ordered changes nothing.
+// that depends on order (CollectWindow, Window, a FoldWindow folder that
+// depends on order, JoinWindow's first, complete and running modes); it
+// delays what the logic emits per item by the clock's wait (results at
+// close are not delayed: a window closes when the watermark passes its
+// end either way). With a SystemClock items already come in time order
+// and Ordered changes nothing.
+//
+// Window, FoldWindow, CollectWindow, JoinWindow and JoinWindowN are
+// ordered by default, as Bytewax's window operators are (ordered=True);
+// ReduceWindow, CountWindow, MaxWindow and MinWindow take items in arrival
+// order, as Bytewax's do. Unordered turns ordering off.
 func Ordered() Option { return optionFunc(func(o *options) { o.ordered = true }) }
+
+// Unordered makes the operator hand items to the windows in arrival order,
+// as soon as they come (Bytewax's ordered=False): nothing waits in the
+// key's state for the watermark, which saves memory and a sort when the
+// logic does not depend on the order of items (a sum, a count, a set).
+func Unordered() Option { return optionFunc(func(o *options) { o.ordered = false }) }
 
 // Emitter is what Window logic uses to emit items for the window it is
 // called for. It is valid only during that call.

@@ -127,7 +127,7 @@ func TestSessionMergesOutOfOrder(t *testing.T) {
 	// Gap 5s. Sessions {0,3}, {20} and {11} form apart; 16 joins {11} and
 	// brings it within the gap of {20}; then 8 bridges {0,3} and {11,16,20}.
 	rs := secs("a", 0, 3, 20, 11, 16, 8, 40)
-	o := collect(window.CollectWindow("c", keyed(flow, rs), window.EventClock(at, time.Hour), window.Session(5*time.Second)))
+	o := collect(window.CollectWindow("c", keyed(flow, rs), window.EventClock(at, time.Hour), window.Session(5*time.Second), window.Unordered()))
 	run(t, flow, 1)
 	id := func(s int) int64 { return at(reading{Sec: s}).UnixNano() }
 	want := []string{
@@ -191,7 +191,7 @@ func TestAllowedLatenessSessions(t *testing.T) {
 func TestOrderedMode(t *testing.T) {
 	for _, ordered := range []bool{false, true} {
 		flow := runnel.NewDataflow("f")
-		var opts []window.Option
+		opts := []window.Option{window.Unordered()}
 		if ordered {
 			opts = append(opts, window.Ordered())
 		}
