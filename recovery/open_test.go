@@ -336,3 +336,32 @@ func TestPartitionForIsFrozen(t *testing.T) {
 		t.Error("step/key boundary is ambiguous")
 	}
 }
+
+// TestLockRefusesReplacedFiles: files replaced between Open and Lock (a
+// repartition or a restore that finished meanwhile) are refused, since
+// the store would write to files no longer in the directory.
+func TestLockRefusesReplacedFiles(t *testing.T) {
+	for _, name := range []string{"part-0.sqlite3", "part-1.sqlite3"} {
+		t.Run(name, func(t *testing.T) {
+			dir := mustInit(t, 2)
+			s := mustOpen(t, dir)
+			defer s.Close()
+			p := filepath.Join(dir, name)
+			copyFile(t, p, p+".new")
+			if err := os.Rename(p+".new", p); err != nil {
+				t.Fatal(err)
+			}
+			err := s.Lock()
+			if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), p+" was replaced") {
+				t.Errorf("Lock after %s was replaced: %v, want ErrLocked naming it", name, err)
+			}
+		})
+	}
+	t.Run("unchanged", func(t *testing.T) {
+		s := mustOpen(t, mustInit(t, 2))
+		defer s.Close()
+		if err := s.Lock(); err != nil {
+			t.Errorf("Lock: %v", err)
+		}
+	})
+}

@@ -120,6 +120,10 @@ type partition struct {
 	db     *sql.DB
 	format int    // format_version as opened; as opened until Begin upgrades it
 	tmpDir string // a private copy read instead of path (read-only opens), removed by Close
+	// opened is path's file as it was just before SQLite opened it
+	// (read-write opens), for Lock to tell that it is still the file at
+	// path: a repartition or restore may replace it in between.
+	opened os.FileInfo
 	// log is what the change log holds per epoch, from Begin on; guarded
 	// by the Store's mu.
 	log map[int64]logStats
@@ -512,7 +516,10 @@ func open(dir string, readOnly bool) (*Store, error) {
 		if readOnly {
 			err = p.openReadOnly()
 		} else {
-			p.db, err = openDB(path, "rw")
+			p.opened, err = os.Stat(path)
+			if err == nil {
+				p.db, err = openDB(path, "rw")
+			}
 			if err == nil {
 				err = probe(p.db)
 			}
@@ -1054,6 +1061,25 @@ func (s *Store) Lock() error {
 	f, err := lockFile(s.parts[0].path)
 	if err != nil {
 		return fmt.Errorf("recovery: lock %s: %w", s.dir, err)
+	}
+	// Until now another process (`runnel recovery repartition`, or a
+	// restore of the files) may have replaced the files this store opened:
+	// then its writes would go to files no longer in the directory.
+	for i, p := range s.parts {
+		if p.opened == nil {
+			continue
+		}
+		var now os.FileInfo
+		if i == 0 {
+			now, err = f.Stat()
+		} else {
+			now, err = os.Stat(p.path)
+		}
+		if err != nil || !os.SameFile(now, p.opened) {
+			f.Close()
+			return fmt.Errorf("recovery: lock %s: %w: %s was replaced while the run opened the directory (by `runnel recovery repartition` or a restore?); run again",
+				s.dir, ErrLocked, p.path)
+		}
 	}
 	s.mu.Lock()
 	s.lock = f
