@@ -76,3 +76,33 @@ func ExampleStatefulMap_emitACopy() {
 	// [1 2]
 	// [2]
 }
+
+// StatefulBatch hands each key's values of a batch to one call, as
+// Bytewax's stateful_batch does: here a running total per smoothie, with
+// one result per value so that the output does not depend on how the
+// input is cut into batches.
+func ExampleStatefulBatch() {
+	type order struct {
+		Smoothie string
+		Price    float64
+	}
+	flow := runnel.NewDataflow("batch_eg")
+	orders := op.Input("orders", flow, runneltest.NewSource([]order{
+		{"Green Machine", 5.99}, {"Berry Blast", 6.49}, {"Green Machine", 5.99},
+	}, runneltest.BatchSize(3)))
+	keyed := op.KeyOn("key", orders, func(o order) string { return o.Smoothie })
+	totals := op.StatefulBatch("totals", keyed, func(c *op.Context[string, string], total float64, _ bool, batch []order) (float64, bool) {
+		for _, o := range batch {
+			total += o.Price
+			c.Emit(fmt.Sprintf("%.2f", total))
+		}
+		return total, true
+	})
+	sink := runneltest.NewSink[runnel.KV[string, string]]()
+	op.Output("out", totals, sink)
+	runSorted(flow, sink)
+	// Output:
+	// ('Berry Blast', '6.49')
+	// ('Green Machine', '11.98')
+	// ('Green Machine', '5.99')
+}

@@ -68,6 +68,7 @@ func TestEveryStatefulStepChecks(t *testing.T) {
 		outs = append(outs, Map(id+"_s", up, func(x kv) string { return x.String() }))
 	}
 	str("sfm", StatefulFlatMap("sfm", s, func(n int, _ bool, v int) (int, bool, []int) { return n, true, nil }))
+	str("sb", StatefulBatch("sb", s, func(c *Context[string, int], n int, _ bool, vs []int) (int, bool) { return n, true }))
 	outs = append(outs, Map("collect_s", Collect("collect", s, time.Second, 3), func(x runnel.KV[string, []int]) string { return x.String() }))
 	str("fold", FoldFinal("fold", s, func() int { return 0 }, func(a, b int) int { return a + b }))
 	str("reduce", ReduceFinal("reduce", s, func(a, b int) int { return a + b }))
@@ -94,8 +95,8 @@ func TestEveryStatefulStepChecks(t *testing.T) {
 			t.Errorf("step %s (%s): %v", st.ID, st.State.Type, err)
 		}
 	}
-	if n != 10 {
-		t.Errorf("checked %d stateful steps, want 10", n)
+	if n != 11 {
+		t.Errorf("checked %d stateful steps, want 11", n)
 	}
 	if err := runneltest.Run(flow, 2); err != nil {
 		t.Fatal(err)

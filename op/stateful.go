@@ -133,9 +133,8 @@ func OnEOF[K runnel.Key, S, W any](fn func(c *Context[K, W], state S) (S, bool))
 // zeroes the tail, append may write into the same array) before a
 // downstream step or sink has read it; items that cross to another group
 // member are encoded copies, so the bug would show in one mode only. Emit
-// a copy (slices.Clone,
-// maps.Clone) or a value built for the output, as Bytewax programs do when
-// they return state.summarize().
+// a copy (slices.Clone, maps.Clone) or a value built for the output, as
+// Bytewax programs do when they return state.summarize().
 func Stateful[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[runnel.KV[K, V]],
 	onItem func(c *Context[K, W], state S, ok bool, value V) (S, bool), hooks ...Hook[K, S, W]) runnel.Stream[runnel.KV[K, W]] {
 	var logic statefulLogic[K, V, S, W]
@@ -156,6 +155,52 @@ func Stateful[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[runnel.
 		}
 	}
 	return addStateful(scopeOf(up), stepID, "stateful", up, logic)
+}
+
+// StatefulBatch is Stateful with the values of a key handed over
+// together, like Bytewax's stateful_batch: for each batch the step
+// receives, onBatch runs once per key of the batch, in the order the keys
+// first appear in it, with that key's values in arrival order, the key's
+// state (ok says whether there was any) and a Context to emit with. It
+// returns the new state and whether to keep it. Hooks are those of
+// Stateful (OnNotify, OnEOF, MigrateState).
+//
+// It is commonly used for: per-key logic that is cheaper once per batch
+// than once per item (one lookup, one write, one model call for all of a
+// key's values), and ports of Bytewax programs written with
+// stateful_batch.
+//
+// How items are cut into batches depends on the sources, the exchange
+// between workers and the load, so what onBatch emits should not depend
+// on where batches begin and end if the output must be the same from run
+// to run; per-value results (a running total emitted for every value)
+// are. values is valid only during the call: onBatch must copy what it
+// keeps. A notification of the key that is due runs before the key's
+// values, as for Stateful. Recovery, emitting and the state's ownership
+// are as for Stateful.
+func StatefulBatch[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[runnel.KV[K, V]],
+	onBatch func(c *Context[K, W], state S, ok bool, values []V) (S, bool), hooks ...Hook[K, S, W]) runnel.Stream[runnel.KV[K, W]] {
+	var logic statefulLogic[K, V, S, W]
+	logic.batch = onBatch
+	for _, h := range hooks {
+		switch h := h.(type) {
+		case callbacks[K, S, W]:
+			if h.notify != nil {
+				logic.notify = h.notify
+			}
+			if h.eof != nil {
+				logic.eof = h.eof
+			}
+		case StateMigration[S]:
+			if h.m != nil {
+				logic.migrate = h.m
+			}
+		}
+	}
+	if onBatch == nil {
+		return brokenWith[runnel.KV[K, W]](pubapi.Scope(up).Flow, stepID, "the batch function is nil")
+	}
+	return addStateful(scopeOf(up), stepID, "stateful_batch", up, logic)
 }
 
 // StatefulMap keeps a state per key and maps each item with it. mapper
@@ -182,6 +227,7 @@ func StatefulMap[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[runn
 
 type statefulLogic[K runnel.Key, V, S, W any] struct {
 	item    func(c *Context[K, W], state S, ok bool, value V) (S, bool)
+	batch   func(c *Context[K, W], state S, ok bool, values []V) (S, bool) // StatefulBatch, instead of item
 	notify  func(c *Context[K, W], state S) (S, bool)
 	eof     func(c *Context[K, W], state S) (S, bool)
 	migrate *stateMigration // MigrateState, or nil
@@ -233,6 +279,11 @@ type statefulNode[K runnel.Key, V, S, W any] struct {
 	gate  *engine.Gate
 	out   *engine.Outlet[runnel.KV[K, W]]
 	ctx   Context[K, W]
+
+	// StatefulBatch's grouping of a batch by key, reused across batches.
+	groupOf   map[K]int
+	groupKeys []K
+	groups    [][]V
 }
 
 func (n *statefulNode[K, V, S, W]) handle(batch []runnel.KV[K, V]) {
@@ -244,6 +295,10 @@ func (n *statefulNode[K, V, S, W]) handle(batch []runnel.KV[K, V]) {
 		// busy worker must not run an item that became ready after them
 		// first.
 		n.wakeDue(c.Now())
+	}
+	if n.logic.batch != nil {
+		n.handleGroups(batch)
+		return
 	}
 	for i := range batch {
 		kv := &batch[i]
@@ -264,6 +319,48 @@ func (n *statefulNode[K, V, S, W]) handle(batch []runnel.KV[K, V]) {
 		s, keep := n.logic.item(c, s, e != nil, kv.Value)
 		n.apply(kv.Key, e, s, keep)
 	}
+	n.flush()
+}
+
+// handleGroups runs StatefulBatch's callback once per key of batch, keys
+// in the order they first appear, each with its values in arrival order.
+func (n *statefulNode[K, V, S, W]) handleGroups(batch []runnel.KV[K, V]) {
+	c := &n.ctx
+	if n.groupOf == nil {
+		n.groupOf = map[K]int{}
+	}
+	for i := range batch {
+		g, ok := n.groupOf[batch[i].Key]
+		if !ok {
+			g = len(n.groupKeys)
+			n.groupOf[batch[i].Key] = g
+			n.groupKeys = append(n.groupKeys, batch[i].Key)
+			if g == len(n.groups) {
+				n.groups = append(n.groups, nil)
+			}
+			n.groups[g] = n.groups[g][:0]
+		}
+		n.groups[g] = append(n.groups[g], batch[i].Value)
+	}
+	for g, key := range n.groupKeys {
+		e := n.table.Get(key)
+		if e != nil && n.logic.notify != nil && !e.State.wake.IsZero() && !e.State.wake.After(c.Now()) {
+			n.notify(e) // due before the key's values, as in handle
+			e = n.table.Get(key)
+		}
+		var s S
+		if e != nil {
+			s = e.State.state
+		}
+		c.key = key
+		c.rewake = false
+		s, keep := n.logic.batch(c, s, e != nil, n.groups[g])
+		n.apply(key, e, s, keep)
+		clear(n.groups[g]) // drop references the values hold
+	}
+	clear(n.groupOf)
+	clear(n.groupKeys)
+	n.groupKeys = n.groupKeys[:0]
 	n.flush()
 }
 

@@ -70,6 +70,15 @@ func FamiliesFrom(input func(*runnel.Dataflow) runnel.Stream[int], keys int, out
 		}
 		return "", false, []string{s, "!"}
 	}))
+	// One result per value, so the output does not depend on how the
+	// input is cut into batches.
+	str("stateful_batch", op.StatefulBatch("stateful_batch", kv, func(c *op.Context[int, int], n int, _ bool, xs []int) (int, bool) {
+		for _, x := range xs {
+			n++
+			c.Emit(n*1000 + x)
+		}
+		return n, true
+	}))
 	str("eof_hook", op.Stateful("eof_hook", kv,
 		func(c *op.Context[int, int], sum int, _ bool, x int) (int, bool) {
 			// A wake-up far in the future: it must survive stops and
