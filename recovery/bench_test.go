@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -129,4 +130,47 @@ func BenchmarkEpochSteady(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(n)/keys, "log-rows/key")
+}
+
+// BenchmarkLogMerge is compaction's reading in memory: 8 epochs in which
+// the same 10k keys changed, indexed and merged to each key's newest
+// entry (the text compaction copies). Reports ns per entry read.
+func BenchmarkLogMerge(b *testing.B) {
+	const keys, epochs = 10_000, 8
+	rows := benchRows(b, keys, 1)
+	idx := make([]int32, len(rows))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	var sorter rowSorter
+	idx = sorter.sortRows(rows, idx)
+	var batches []logBatch
+	seq := int64(0)
+	for e := range int64(epochs) {
+		for start := 0; start < len(idx); start += batchEntries {
+			end := min(start+batchEntries, len(idx))
+			seq++
+			text := string(appendBatch(nil, rows, idx[start:end]))
+			batches = append(batches, logBatch{seq: seq, epoch: e, step: rows[0].Step, n: int64(end - start), text: text})
+		}
+	}
+	var n int
+	cpu0 := cpuTime()
+	for b.Loop() {
+		x, err := indexBatches(slices.Clone(batches), keys*epochs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = 0
+		if err := x.newest(func(i int32) error {
+			n += len(x.text(i))
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*keys*epochs), "ns/entry")
+	if cpu := cpuTime() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*keys*epochs), "cpu-ns/entry")
+	}
 }

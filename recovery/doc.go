@@ -100,10 +100,13 @@
 // encoded state in lower-case hex, or to null for a deletion; a key occurs
 // once in a batch and entries is the number of keys. Key bytes that are not
 // valid UTF-8 are stored as they are (like the TEXT keys of snaps); '"',
-// '\' and control characters are escaped. Where several rows exist for one
-// (step_id, state_key, epoch), the one in the batch with the highest seq
-// wins, and a batch wins over snaps. The sqlite3 tool lists the log with
-// json_each:
+// '\' and control characters are escaped. Runnel writes a batch's keys in
+// ascending byte order (of the unescaped keys), which lets readers merge
+// batches instead of sorting them; a batch in any other order (written by
+// hand or by another tool) is still read correctly. Where several rows
+// exist for one (step_id, state_key, epoch), the one in the batch with the
+// highest seq wins, and a batch wins over snaps. The sqlite3 tool lists
+// the log with json_each:
 //
 //	SELECT c.step_id, e.key AS state_key, c.epoch, e.value AS ser_change_hex
 //	FROM changes AS c, json_each(c.batch) AS e ORDER BY c.seq, e.id;
@@ -111,10 +114,11 @@
 // Writing an epoch appends one batch per step (per 8192 keys), so its
 // cost is encoding, not one B-tree insert per key. Compaction ([Store.Compact],
 // run by the committer when no epoch waits) rewrites every row before the
-// garbage-collection horizon as each key's newest row only, deleted keys
-// left out, once the rows there are twice what the last compaction left
-// (and at least 65536 rows, 16 MiB or 1024 batches); a cleanly stopped run
-// leaves its last epochs uncompacted, which a resume reads as fast.
+// garbage-collection horizon as each key's newest row only (its entry's
+// text copied as it is stored), deleted keys left out, once the rows
+// there are twice what the last compaction left (and at least 65536 rows,
+// 16 MiB or 1024 batches); a cleanly stopped run leaves its last epochs
+// uncompacted, which a resume reads as fast.
 //
 // # Formats
 //

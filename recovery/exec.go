@@ -264,7 +264,8 @@ func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 // ([PartitionFor]) and sorted by (step, key) within each, and each partition
 // is written in one transaction, all partitions in parallel. Writing the same
 // (step, key, epoch) again replaces the row; within one call the last row for
-// a (step, key) wins.
+// a (step, key) wins. WriteEpoch neither modifies nor keeps rows, and
+// concurrent calls are written one after another.
 //
 // Durability: when WriteEpoch returns nil, the rows are in the partitions'
 // fsynced write-ahead logs and survive a process kill or power loss. On an

@@ -23,9 +23,10 @@ import (
 // batchScanner walks the entries of one change batch (a JSON object) in
 // order, without copying.
 type batchScanner struct {
-	s string
-	i int   // next byte of s to read
-	n int64 // entries read so far
+	s     string
+	i     int   // next byte of s to read
+	n     int64 // entries read so far
+	first bool  // no entry or '}' read yet
 }
 
 // batchEntry is one entry of a batch: s[start:end] is its text, "key":value.
@@ -54,7 +55,7 @@ func (p *batchScanner) skipSpace() {
 
 // start reads the opening brace.
 func (p *batchScanner) start(s string) error {
-	*p = batchScanner{s: s}
+	*p = batchScanner{s: s, first: true}
 	p.skipSpace()
 	if p.i >= len(s) || s[p.i] != '{' {
 		return fmt.Errorf("%w: not a JSON object", errBatch)
@@ -64,12 +65,44 @@ func (p *batchScanner) start(s string) error {
 	return nil
 }
 
-// next reads the entry at the scanner and the blanks after it.
-func (p *batchScanner) next() (e batchEntry, err error) {
+// more reports whether another entry follows, reading the ',' before it,
+// or the '}' that ends the batch (and checking that nothing but blanks
+// comes after it).
+func (p *batchScanner) more() (bool, error) {
 	s := p.s
+	if p.first {
+		p.first = false
+		if p.i < len(s) && s[p.i] == '}' {
+			return false, p.finish()
+		}
+		return true, nil
+	}
+	switch {
+	case p.i < len(s) && s[p.i] == ',':
+		p.i++
+		p.skipSpace()
+		return true, nil
+	case p.i < len(s) && s[p.i] == '}':
+		return false, p.finish()
+	}
+	return false, p.fail("no ',' or '}' after the entry")
+}
+
+// count checks, at the end, that the batch held want entries.
+func (p *batchScanner) count(want int64) error {
+	if p.n != want {
+		return fmt.Errorf("%w: %d entries, the entries column says %d", errBatch, p.n, want)
+	}
+	return nil
+}
+
+// next reads the entry at the scanner into e, and the blanks after it.
+func (p *batchScanner) next(e *batchEntry) error {
+	s := p.s
+	*e = batchEntry{}
 	// The key.
 	if p.i >= len(s) || s[p.i] != '"' {
-		return e, p.fail("bad key")
+		return p.fail("bad key")
 	}
 	e.start = p.i
 	j := p.i + 1
@@ -84,12 +117,12 @@ func (p *batchScanner) next() (e batchEntry, err error) {
 		}
 	}
 	if j >= len(s) {
-		return e, p.fail("bad key")
+		return p.fail("bad key")
 	}
 	if e.escaped {
 		b, rest, err := appendJSONStringAt(nil, s[p.i:])
 		if err != nil || len(rest) != len(s)-j-1 {
-			return e, p.fail("bad key")
+			return p.fail("bad key")
 		}
 		e.key = string(b)
 	} else {
@@ -98,7 +131,7 @@ func (p *batchScanner) next() (e batchEntry, err error) {
 	p.i = j + 1
 	p.skipSpace()
 	if p.i >= len(s) || s[p.i] != ':' {
-		return e, p.fail("no ':' after the key")
+		return p.fail("no ':' after the key")
 	}
 	p.i++
 	p.skipSpace()
@@ -110,20 +143,20 @@ func (p *batchScanner) next() (e batchEntry, err error) {
 	case p.i < len(s) && s[p.i] == '"':
 		end := strings.IndexByte(s[p.i+1:], '"')
 		if end < 0 {
-			return e, p.fail("unterminated value")
+			return p.fail("unterminated value")
 		}
 		e.hex = s[p.i+1 : p.i+1+end]
 		if !isHex(e.hex) {
-			return e, p.fail(fmt.Sprintf("value of key %q is not hex", e.key))
+			return p.fail(fmt.Sprintf("value of key %q is not hex", e.key))
 		}
 		p.i += end + 2
 	default:
-		return e, p.fail(fmt.Sprintf("value of key %q is neither a hex string nor null", e.key))
+		return p.fail(fmt.Sprintf("value of key %q is neither a hex string nor null", e.key))
 	}
 	e.end = p.i
 	p.n++
 	p.skipSpace()
-	return e, nil
+	return nil
 }
 
 func (p *batchScanner) finish() error {
@@ -143,38 +176,22 @@ func scanBatch(s string, want int64, fn func(e *batchEntry) error) error {
 	if err := p.start(s); err != nil {
 		return err
 	}
-	if p.i < len(s) && s[p.i] == '}' {
-		if err := p.finish(); err != nil {
+	var e batchEntry
+	for {
+		more, err := p.more()
+		if err != nil {
 			return err
 		}
-	} else {
-		var e batchEntry // one for all entries: fn gets a pointer
-		for {
-			var err error
-			if e, err = p.next(); err != nil {
-				return err
-			}
-			if err := fn(&e); err != nil {
-				return err
-			}
-			if p.i < len(s) && s[p.i] == ',' {
-				p.i++
-				p.skipSpace()
-				continue
-			}
-			if p.i < len(s) && s[p.i] == '}' {
-				if err := p.finish(); err != nil {
-					return err
-				}
-				break
-			}
-			return p.fail("no ',' or '}' after the entry")
+		if !more {
+			return p.count(want)
+		}
+		if err := p.next(&e); err != nil {
+			return err
+		}
+		if err := fn(&e); err != nil {
+			return err
 		}
 	}
-	if p.n != want {
-		return fmt.Errorf("%w: %d entries, the entries column says %d", errBatch, p.n, want)
-	}
-	return nil
 }
 
 var hexValue = func() (t [256]byte) {
@@ -353,29 +370,7 @@ func indexBatches(batches []logBatch, total int64) (*logIndex, error) {
 		if len(b.text) > 1<<31-1 {
 			return nil, fmt.Errorf("%w: changes batch of step %s epoch %d: %d bytes, too long", ErrCorrupt, b.step, b.epoch, len(b.text))
 		}
-		err := scanBatch(b.text, b.n, func(e *batchEntry) error {
-			le := logEntry{batch: int32(bi), start: uint32(e.start), end: uint32(e.end)}
-			if e.escaped {
-				le.key, le.keyLen = uint32(len(escaped)), uint32(len(e.key))|escapedKey
-				escaped = append(escaped, e.key...)
-				if len(escaped) > 1<<31-1 {
-					return fmt.Errorf("keys too long")
-				}
-			} else {
-				le.key, le.keyLen = uint32(e.start+1), uint32(len(e.key))
-			}
-			if !e.deleted {
-				le.val = uint32(e.end - 1 - len(e.hex))
-			}
-			// A run goes on while (step, key) ascends strictly.
-			if len(x.entries) == 0 || b.rank < prevRank || b.rank == prevRank && e.key <= prevKey {
-				x.runs = append(x.runs, int32(len(x.entries)))
-			}
-			prevRank, prevKey = b.rank, e.key
-			x.entries = append(x.entries, le)
-			return nil
-		})
-		if err != nil {
+		if err := x.indexBatch(int32(bi), &escaped, &prevRank, &prevKey); err != nil {
 			return nil, fmt.Errorf("%w: changes batch of step %s epoch %d: %w (restore the partition from a backup, or discard the step's state with --drop-state %s)",
 				ErrCorrupt, b.step, b.epoch, err, b.step)
 		}
@@ -384,15 +379,63 @@ func indexBatches(batches []logBatch, total int64) (*logIndex, error) {
 	return x, nil
 }
 
+// indexBatch indexes the entries of batch bi, starting a run wherever
+// (step, key) does not ascend from the entry before (prevRank, prevKey).
+func (x *logIndex) indexBatch(bi int32, escaped *[]byte, prevRank *int32, prevKey *string) error {
+	b := &x.batches[bi]
+	var p batchScanner
+	if err := p.start(b.text); err != nil {
+		return err
+	}
+	var e batchEntry
+	for {
+		more, err := p.more()
+		if err != nil {
+			return err
+		}
+		if !more {
+			return p.count(b.n)
+		}
+		if err := p.next(&e); err != nil {
+			return err
+		}
+		le := logEntry{batch: bi, start: uint32(e.start), end: uint32(e.end)}
+		if e.escaped {
+			le.key, le.keyLen = uint32(len(*escaped)), uint32(len(e.key))|escapedKey
+			*escaped = append(*escaped, e.key...)
+			if len(*escaped) > 1<<31-1 {
+				return fmt.Errorf("keys too long")
+			}
+		} else {
+			le.key, le.keyLen = uint32(e.start+1), uint32(len(e.key))
+		}
+		if !e.deleted {
+			le.val = uint32(e.end - 1 - len(e.hex))
+		}
+		// A run goes on while (step, key) ascends strictly.
+		if len(x.entries) == 0 || b.rank < *prevRank || b.rank == *prevRank && e.key <= *prevKey {
+			x.runs = append(x.runs, int32(len(x.entries)))
+		}
+		*prevRank, *prevKey = b.rank, e.key
+		x.entries = append(x.entries, le)
+	}
+}
+
 // mergeHead is the next entry of one run in a logMerge.
 type mergeHead struct {
 	key    string
 	rank   int32
 	i, end int32 // the entry, and the end of its run
 	epoch  int64
+	done   bool // the run has no entry left
 }
 
+// less orders entries by step, key and position; a run that is done comes
+// after every other.
 func (a *mergeHead) less(b *mergeHead) bool {
+	if a.done || b.done {
+		return !a.done
+	}
 	if a.rank != b.rank {
 		return a.rank < b.rank
 	}
@@ -403,25 +446,45 @@ func (a *mergeHead) less(b *mergeHead) bool {
 }
 
 // logMerge yields the entries of a logIndex in order of step, key, epoch
-// and position in the log: a heap of the runs' next entries.
+// and position in the log, merging its runs with a tree of losers: each
+// entry costs log2(runs) comparisons.
 type logMerge struct {
 	x     *logIndex
 	heads []mergeHead // per run
-	heap  []int32     // runs with entries left, as indices into heads
+	// tree[0] is the run of the next entry; tree[n], for n in [1, runs),
+	// the run that lost the match at node n, whose children are nodes 2n
+	// and 2n+1 (node runs+j stands for run j).
+	tree []int32
 }
 
 func (x *logIndex) merge() *logMerge {
-	m := &logMerge{x: x, heads: make([]mergeHead, len(x.runs)), heap: make([]int32, len(x.runs))}
-	for k, lo := range x.runs {
+	k := len(x.runs)
+	m := &logMerge{x: x, heads: make([]mergeHead, k), tree: make([]int32, max(k, 1))}
+	for j, lo := range x.runs {
 		hi := int32(len(x.entries))
-		if k+1 < len(x.runs) {
-			hi = x.runs[k+1]
+		if j+1 < k {
+			hi = x.runs[j+1]
 		}
-		m.setHead(&m.heads[k], lo, hi)
-		m.heap[k] = int32(k)
+		m.setHead(&m.heads[j], lo, hi)
 	}
-	for k := len(m.heap)/2 - 1; k >= 0; k-- {
-		m.down(k)
+	if k == 0 {
+		m.heads = []mergeHead{{done: true}}
+		return m
+	}
+	winners := make([]int32, 2*k)
+	for j := range k {
+		winners[k+j] = int32(j)
+	}
+	for n := k - 1; n >= 1; n-- {
+		a, b := winners[2*n], winners[2*n+1]
+		if m.heads[b].less(&m.heads[a]) {
+			a, b = b, a
+		}
+		winners[n], m.tree[n] = a, b
+	}
+	m.tree[0] = winners[1]
+	if k == 1 {
+		m.tree[0] = 0
 	}
 	return m
 }
@@ -431,48 +494,28 @@ func (m *logMerge) setHead(h *mergeHead, i, end int32) {
 	*h = mergeHead{key: m.x.key(i), rank: b.rank, i: i, end: end, epoch: b.epoch}
 }
 
-// down moves the run at heap[k] down to its place.
-func (m *logMerge) down(k int) {
-	h, heads := m.heap, m.heads
-	run := h[k]
-	for {
-		c := 2*k + 1
-		if c >= len(h) {
-			break
-		}
-		if r := c + 1; r < len(h) && heads[h[r]].less(&heads[h[c]]) {
-			c = r
-		}
-		if !heads[h[c]].less(&heads[run]) {
-			break
-		}
-		h[k] = h[c]
-		k = c
-	}
-	h[k] = run
-}
-
 // next returns the next entry, or false when every run is done.
 func (m *logMerge) next() (*mergeHead, bool) {
-	if len(m.heap) == 0 {
-		return nil, false
-	}
-	return &m.heads[m.heap[0]], true
+	h := &m.heads[m.tree[0]]
+	return h, !h.done
 }
 
 // advance moves past the entry next returned.
 func (m *logMerge) advance() {
-	top := &m.heads[m.heap[0]]
+	w := m.tree[0]
+	top := &m.heads[w]
 	if top.i+1 < top.end {
 		m.setHead(top, top.i+1, top.end)
 	} else {
-		n := len(m.heap) - 1
-		m.heap[0] = m.heap[n]
-		m.heap = m.heap[:n]
+		top.done = true
 	}
-	if len(m.heap) > 1 {
-		m.down(0)
+	k := int32(len(m.heads))
+	for n := (w + k) / 2; n >= 1; n /= 2 {
+		if m.heads[m.tree[n]].less(&m.heads[w]) {
+			m.tree[n], w = w, m.tree[n]
+		}
 	}
+	m.tree[0] = w
 }
 
 // newest calls fn with the newest entry of each (step, key) in the index,

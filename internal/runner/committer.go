@@ -26,7 +26,8 @@ type committer struct {
 	// rows are the state changes reported per epoch, converted to the
 	// store's rows as they are gathered (one copy, not two).
 	rows      map[engine.Epoch][]recovery.Row
-	queued    engine.Epoch // epochs <= queued are handed to the writer
+	spare     [][]recovery.Row // written rows' slices, cleared, for new epochs
+	queued    engine.Epoch     // epochs <= queued are handed to the writer
 	jobs      []job
 	committed engine.Epoch
 	err       error
@@ -82,7 +83,12 @@ func (c *committer) EpochDone(w int, e engine.Epoch, rows []engine.Row) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(rows) > 0 {
-		c.rows[e] = appendRows(c.rows[e], rows)
+		cur, ok := c.rows[e]
+		if !ok && len(c.spare) > 0 {
+			cur = c.spare[len(c.spare)-1]
+			c.spare = c.spare[:len(c.spare)-1]
+		}
+		c.rows[e] = appendRows(cur, rows)
 	}
 	c.frontier[w] = e
 	c.advance()
@@ -248,7 +254,26 @@ func (c *committer) persist(jobs []job) error {
 			c.log.Debug("epoch committed", "epoch", last, "epochs", len(jobs), "rows", rows, "bytes", bytes, "took", took.String())
 		}
 	}
+	c.recycle(jobs)
 	return nil
+}
+
+// maxSpare bounds the row slices the committer keeps for reuse: one epoch
+// is being gathered while another is written.
+const maxSpare = 2
+
+// recycle keeps the row slices of written jobs for the epochs to come, so
+// that gathering an epoch's rows allocates nothing in the steady state.
+func (c *committer) recycle(jobs []job) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, j := range jobs {
+		if cap(j.rows) == 0 || len(c.spare) >= maxSpare {
+			continue
+		}
+		clear(j.rows) // let go of the values
+		c.spare = append(c.spare, j.rows[:0])
+	}
 }
 
 // appendRows appends the engine's rows to the store's.
