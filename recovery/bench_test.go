@@ -157,7 +157,7 @@ func BenchmarkLogMerge(b *testing.B) {
 	var n int
 	cpu0 := cpuTime()
 	for b.Loop() {
-		x, err := indexBatches(slices.Clone(batches), keys*epochs)
+		x, err := indexBatches(slices.Clone(batches), keys*epochs, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -259,7 +259,7 @@ func queryContext(ctx context.Context, q querier, query string, args ...any) (*s
 func scanPart(ctx context.Context, q querier, format int, below int64, step string, skip map[string]bool, fn func(r *logRow) error) error {
 	var log *rowIter
 	if format >= 3 {
-		x, err := readLogIndex(ctx, q, below, step, skip)
+		x, err := readLogIndex(ctx, q, below, step, skip, nil)
 		if err != nil {
 			return err
 		}
@@ -430,6 +430,8 @@ func (s *Store) Compact(growth int64) error {
 // transaction.
 func (s *Store) rewrite(p *partition, horizon int64) error {
 	ctx := context.Background()
+	p.compacting.Lock()
+	defer p.compacting.Unlock()
 	var out map[int64]logStats
 	err := inTx(ctx, p.db, func(tx *sql.Tx) error {
 		snaps, err := hasSnaps(ctx, tx, horizon)
@@ -439,7 +441,7 @@ func (s *Store) rewrite(p *partition, horizon int64) error {
 		if snaps {
 			out, err = rewriteRows(ctx, tx, p.format, horizon)
 		} else {
-			out, err = rewriteLog(ctx, tx, horizon)
+			out, err = rewriteLog(ctx, tx, horizon, &p.compactScratch)
 		}
 		if err != nil {
 			return err
@@ -471,15 +473,16 @@ func (s *Store) rewrite(p *partition, horizon int64) error {
 // rewriteLog is rewrite's work where every row before horizon is in the
 // change log: it merges the log's sorted runs and copies each key's newest
 // entry, as written, into the batches of its epoch.
-func rewriteLog(ctx context.Context, tx *sql.Tx, horizon int64) (map[int64]logStats, error) {
-	x, err := readLogIndex(ctx, tx, horizon, "", nil)
+func rewriteLog(ctx context.Context, tx *sql.Tx, horizon int64, scratch *compactScratch) (map[int64]logStats, error) {
+	x, err := readLogIndex(ctx, tx, horizon, "", nil, scratch.entries)
 	if err != nil {
 		return nil, err
 	}
+	defer scratch.keepEntries(x.entries)
 	if _, err := tx.Exec("DELETE FROM changes WHERE epoch < ?", horizon); err != nil {
 		return nil, err
 	}
-	w := newBatchWriter(tx)
+	w := newBatchWriter(tx, &scratch.texts)
 	err = x.newest(func(i int32) error {
 		e := &x.entries[i]
 		if e.val == 0 {
@@ -554,6 +557,29 @@ type batchWriter struct {
 	open  map[int64]*openBatch
 	last  *openBatch
 	stats map[int64]logStats
+	spare *[][]byte // batch texts to reuse, and where close leaves them
+}
+
+// compactScratch is what a partition's compactions reuse: the entries of
+// the index and the texts of the batches written.
+type compactScratch struct {
+	entries []logEntry
+	texts   [][]byte
+}
+
+// What a partition keeps between compactions at most: scratch is for the
+// steady state of a run, not for the largest compaction it ever did.
+const (
+	maxKeptEntries = 1 << 18 // 6 MiB
+	maxKeptText    = 1 << 20
+)
+
+func (c *compactScratch) keepEntries(entries []logEntry) {
+	if cap(entries) <= maxKeptEntries {
+		c.entries = entries[:0]
+	} else {
+		c.entries = nil
+	}
 }
 
 type openBatch struct {
@@ -563,8 +589,8 @@ type openBatch struct {
 	text  []byte
 }
 
-func newBatchWriter(tx *sql.Tx) *batchWriter {
-	return &batchWriter{tx: tx, open: map[int64]*openBatch{}, stats: map[int64]logStats{}}
+func newBatchWriter(tx *sql.Tx, spare *[][]byte) *batchWriter {
+	return &batchWriter{tx: tx, open: map[int64]*openBatch{}, stats: map[int64]logStats{}, spare: spare}
 }
 
 func (w *batchWriter) add(epoch int64, step, entry string) error {
@@ -572,6 +598,9 @@ func (w *batchWriter) add(epoch int64, step, entry string) error {
 	if b == nil || b.epoch != epoch {
 		if b = w.open[epoch]; b == nil {
 			b = &openBatch{epoch: epoch}
+			if n := len(*w.spare); n > 0 {
+				b.text, *w.spare = (*w.spare)[n-1], (*w.spare)[:n-1]
+			}
 			w.open[epoch] = b
 		}
 		w.last = b
@@ -606,13 +635,18 @@ func (w *batchWriter) flush(b *openBatch) error {
 	return nil
 }
 
-// close inserts the batches not yet inserted.
+// close inserts the batches not yet inserted, and keeps a few of their
+// texts for the next compaction.
 func (w *batchWriter) close() error {
 	for _, e := range slices.Sorted(maps.Keys(w.open)) {
-		if b := w.open[e]; b.n > 0 {
+		b := w.open[e]
+		if b.n > 0 {
 			if err := w.flush(b); err != nil {
 				return err
 			}
+		}
+		if len(*w.spare) < 4 && cap(b.text) <= maxKeptText {
+			*w.spare = append(*w.spare, b.text[:0])
 		}
 	}
 	return nil

@@ -89,7 +89,7 @@ func TestIndexMerge(t *testing.T) {
 		{seq: 3, epoch: 0, step: "s", n: 2, text: `{"d":"00","b\u0000":null}`}, // not sorted
 		{seq: 4, epoch: 0, step: "r", n: 1, text: `{"z":"00"}`},
 	}
-	x, err := indexBatches(batches, 9)
+	x, err := indexBatches(batches, 9, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

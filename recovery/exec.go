@@ -563,7 +563,7 @@ func readPartition(ctx context.Context, p *partition, epoch int64, skip map[stri
 // newest entry, into memory shared by a batch's keys (one string) and
 // values.
 func readLogPartition(ctx context.Context, p *partition, epoch int64, skip map[string]bool, send func() error, batch *[]loaded) error {
-	x, err := readLogIndex(ctx, p.db, epoch, "", skip)
+	x, err := readLogIndex(ctx, p.db, epoch, "", skip, nil)
 	if err != nil {
 		return err
 	}

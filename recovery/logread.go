@@ -285,10 +285,11 @@ func (x *logIndex) hex(i int32) (string, bool) {
 func (x *logIndex) batchOf(i int32) *logBatch { return &x.batches[x.entries[i].batch] }
 
 // readLogIndex reads the change log batches with epoch < below (and of
-// step, when not "", and not of the steps in skip) into an index. The
-// batches of skipped steps (steps a run drops) are not parsed: one that is
-// damaged does not stop a run that discards it.
-func readLogIndex(ctx context.Context, q querier, below int64, step string, skip map[string]bool) (*logIndex, error) {
+// step, when not "", and not of the steps in skip) into an index, whose
+// entries it appends to scratch (nil, or the entries of an index no longer
+// used). The batches of skipped steps (steps a run drops) are not parsed:
+// one that is damaged does not stop a run that discards it.
+func readLogIndex(ctx context.Context, q querier, below int64, step string, skip map[string]bool, scratch []logEntry) (*logIndex, error) {
 	query := "SELECT seq, epoch, step_id, entries, batch FROM changes WHERE epoch < ?"
 	args := []any{below}
 	if step != "" {
@@ -323,11 +324,12 @@ func readLogIndex(ctx context.Context, q querier, below int64, step string, skip
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read change log: %w", err)
 	}
-	return indexBatches(x.batches, total)
+	return indexBatches(x.batches, total, scratch)
 }
 
-// indexBatches indexes batches, read in any order, holding total entries.
-func indexBatches(batches []logBatch, total int64) (*logIndex, error) {
+// indexBatches indexes batches, read in any order, holding total entries,
+// appending the entries to scratch.
+func indexBatches(batches []logBatch, total int64, scratch []logEntry) (*logIndex, error) {
 	x := &logIndex{batches: batches}
 	if len(x.batches) > 1<<31-1 || total > 1<<31-1 {
 		return nil, fmt.Errorf("read change log: %d batches of %d entries: too many to read at once", len(x.batches), total)
@@ -362,7 +364,7 @@ func indexBatches(batches []logBatch, total int64) (*logIndex, error) {
 	for i := range x.batches {
 		size += len(x.batches[i].text)
 	}
-	x.entries = make([]logEntry, 0, min(total, int64(size/7+1)))
+	x.entries = slices.Grow(scratch[:0], int(min(total, int64(size/7+1))))
 	var escaped []byte
 	prevRank, prevKey := int32(-1), ""
 	for bi := range x.batches {

@@ -135,6 +135,10 @@ type partition struct {
 	rows   []int32
 	text   []byte
 	sorter rowSorter
+	// compacting is held by a compaction of the partition; it guards
+	// compactScratch.
+	compacting     sync.Mutex
+	compactScratch compactScratch
 }
 
 func (p *partition) name() string { return p.path }
