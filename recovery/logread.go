@@ -14,10 +14,10 @@ import (
 // that text (nothing is decoded or copied per entry). The entries of one
 // WriteEpoch or compaction ascend by (step, key); where that order breaks
 // (the next epoch, or a batch a hand or another tool wrote) a new sorted
-// run starts. A heap merges the runs in order of step, key, epoch and
-// position in the log, so that among the rows of one (step, key, epoch)
-// the one written last comes last, and among those of one (step, key) the
-// newest. Compaction copies each surviving entry's text as it stands into
+// run starts. A tree of losers merges the runs in order of step, key and
+// position in the log (batches ordered by epoch, step and seq), so that
+// among the rows of one (step, key, epoch) the one written last comes
+// last, and among those of one (step, key) the newest. Compaction copies each surviving entry's text as it stands into
 // its output batch; Load decodes only the entries it passes on.
 
 // batchScanner walks the entries of one change batch (a JSON object) in
