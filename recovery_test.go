@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 	_ "modernc.org/sqlite"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/proctest"
 	"github.com/runnel-dev/runnel/internal/tuning"
 	"github.com/runnel-dev/runnel/op"
 	"github.com/runnel-dev/runnel/recovery"
@@ -33,15 +33,7 @@ func TestMain(m *testing.M) {
 	if !set {
 		_ = flag.Set("rapid.checks", "20")
 	}
-	code := m.Run()
-	binaries.Remove()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	proctest.Main(m, &binaries)
 }
 
 // Counts is the per-key state of the test flows.

@@ -13,16 +13,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/goleak"
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/connector/kafka"
+	"github.com/runnel-dev/runnel/internal/proctest"
 	"github.com/runnel-dev/runnel/op"
 	"github.com/runnel-dev/runnel/recovery"
 	"github.com/runnel-dev/runnel/runneltest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { proctest.Main(m, &binaries) }
 
 // cluster starts an in-process kfake broker with the given topics
 // (name → partitions).

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // Binaries builds a set of commands, once per test binary, the first time
@@ -62,6 +64,24 @@ func (b *Binaries) Remove() {
 	if b.dir != "" {
 		os.RemoveAll(b.dir)
 	}
+}
+
+// Main is a TestMain for packages that build binaries: it runs the tests,
+// deletes the binaries of bins (a test binary that exits leaves no copy of
+// them in the temporary directory), checks for leaked goroutines when the
+// tests passed, and exits.
+func Main(m *testing.M, bins ...*Binaries) {
+	code := m.Run()
+	for _, b := range bins {
+		b.Remove()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // SyncBuffer is a bytes.Buffer that a process (or a logger) writes while

@@ -10,12 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/runnel-dev/runnel/internal/proctest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { proctest.Main(m, &binaries) }
 
 // TestOneProcess runs the example without --group, as one process reading
 // all four input partitions, and checks that its outputs are the expected
