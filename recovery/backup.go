@@ -44,8 +44,9 @@ const maxBackupRounds = 100
 // (at most 20 rounds; a flow committing faster than partitions can be copied
 // needs a larger -b). The finished copy is checked like [Store.Check] and
 // renamed into place from a hidden directory beside dest
-// (".NAME.backup-*"), so an interrupted backup leaves no dest, and its
-// files are durable when Backup returns. It never writes to dir.
+// (".NAME.backup-*"), so an interrupted backup leaves no dest (the next
+// Backup to the same dest removes its leftovers), and its files are
+// durable when Backup returns. It never writes to dir.
 func Backup(dir, dest string) (BackupResult, error) {
 	res := BackupResult{Dest: dest}
 	fail := func(err error) (BackupResult, error) {
@@ -82,6 +83,13 @@ func Backup(dir, dest string) (BackupResult, error) {
 	parent := filepath.Dir(clean)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fail(err)
+	}
+	// What a killed backup to the same dest left (it never became dest).
+	leftovers, _ := filepath.Glob(filepath.Join(parent, "."+filepath.Base(clean)+".backup-*"))
+	for _, l := range leftovers {
+		if err := os.RemoveAll(l); err != nil {
+			return fail(fmt.Errorf("removing what an interrupted backup left: %w", err))
+		}
 	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(clean)+".backup-")
 	if err != nil {

@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -156,8 +157,19 @@ func TestBackupRefusals(t *testing.T) {
 	if left, _ := os.ReadDir(parent); len(left) != 0 {
 		t.Errorf("a refused backup left %v", left)
 	}
-	// A fresh directory copies as a fresh directory with the same identity.
-	dest := filepath.Join(t.TempDir(), "b")
+	// A fresh directory copies as a fresh directory with the same identity;
+	// what a killed backup to the same dest left beside it is removed.
+	destParent := t.TempDir()
+	dest := filepath.Join(destParent, "b")
+	killed := filepath.Join(destParent, ".b.backup-1234")
+	if err := os.MkdirAll(killed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, filepath.Join(dir, "part-0.sqlite3"), filepath.Join(killed, "part-0.sqlite3"))
+	other := filepath.Join(destParent, ".c.backup-1234") // another dest's
+	if err := os.Mkdir(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	before := snapshotDir(t, dir)
 	res, err := Backup(dir, dest)
 	if err != nil || !res.Resume.Fresh || res.Pins != 1 {
@@ -165,6 +177,12 @@ func TestBackupRefusals(t *testing.T) {
 	}
 	if diff := cmp.Diff(before, snapshotDir(t, dir)); diff != "" {
 		t.Errorf("backup changed the source (-before +after):\n%s", diff)
+	}
+	if _, err := os.Stat(killed); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the killed backup's leftover %s is still there (%v)", killed, err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another destination's leftover was removed: %v", err)
 	}
 	a, b := mustOpen(t, dir), mustOpen(t, dest)
 	if a.DirID() != b.DirID() || a.DirID() == "" {
