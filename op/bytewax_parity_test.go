@@ -803,3 +803,30 @@ func TestBytewaxDueNotificationBeforeEOF(t *testing.T) {
 		}
 	}
 }
+
+// The notification the last item asks for just before the source fails
+// (TestBytewaxStatefulDiscardRetain's abort cases) is not lost with
+// recovery. Here the worker waits for each epoch's commit before it reads
+// on, and runs the due notification meanwhile, so the failing run shows
+// Bytewax's four transitions; the notification ran after the last
+// committed barrier, so the resumed run (from the snapshot holding the
+// key's wake-up) runs it again before the end of input: at least once.
+func TestBytewaxDueNotificationAfterAbortResumes(t *testing.T) {
+	dir := recoveryDir(t)
+	clk := runneltest.NewClock(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
+	build := func(opts ...runneltest.SourceOpt) (*runnel.Dataflow, *runneltest.Sink[runnel.KV[string, transition]]) {
+		flow := runnel.NewDataflow("test_df")
+		src := advancing(clk, input(flow, []int{1, 2}, opts...))
+		return flow, output(baseLogic(flow, src, true, true, true, true))
+	}
+	flow, sink := build(runneltest.FailAt(2))
+	if err := epochPerItem(t, flow, clk, dir); !errors.Is(err, runneltest.ErrCrash) {
+		t.Fatalf("err = %v, want the simulated abort", err)
+	}
+	check(t, []string{"(NEW, ITEM)", "(ITEM, NOTIFY)", "(NOTIFY, ITEM)", "(ITEM, NOTIFY)"}, transitions(sink.Items()))
+	flow, sink = build()
+	if err := epochPerItem(t, flow, clk, dir); err != nil {
+		t.Fatal(err)
+	}
+	check(t, []string{"(ITEM, NOTIFY)", "(NOTIFY, EOF)"}, transitions(sink.Items()))
+}
