@@ -54,7 +54,7 @@ func TestEncodeRecordMatchesCodec(t *testing.T) {
 // returns the key's entry (nil if it has none) and the error.
 func resumeOne[S any](raw []byte) (*keyed.Entry[int, entry[S]], *statefulNode[int, int, S, int], error) {
 	n := &statefulNode[int, int, S, int]{table: keyed.NewTable[int, entry[S]](keys.For[int](), false)}
-	err := n.resume([]engine.StateRow{{Key: "1", Value: raw}})
+	err := n.resume([][]engine.StateRow{{{Key: "1", Value: raw}}})
 	return n.table.Get(1), n, err
 }
 

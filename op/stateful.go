@@ -476,7 +476,7 @@ func (n *statefulNode[K, V, S, W]) notify(e *keyed.Entry[K, entry[S]]) {
 	n.apply(e.Key, e, s, keep)
 }
 
-func (n *statefulNode[K, V, S, W]) resume(rows []engine.StateRow) error {
+func (n *statefulNode[K, V, S, W]) resume(rows [][]engine.StateRow) error {
 	return n.table.Resume(rows, reflect.TypeFor[S]().String(), func(e *keyed.Entry[K, entry[S]], raw []byte) (bool, error) {
 		// Most records are {"state": S} with no wake-up (encodeRecord's
 		// header, then S): decode S alone, without the wrapper's

@@ -670,7 +670,7 @@ func (n *node[K, V, S, W]) OnEOF() {
 	n.meta.EOF()
 }
 
-func (n *node[K, V, S, W]) resume(rows []engine.StateRow) error {
+func (n *node[K, V, S, W]) resume(rows [][]engine.StateRow) error {
 	if len(rows) == 0 {
 		return nil
 	}

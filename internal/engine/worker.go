@@ -24,8 +24,10 @@ type Config struct {
 	// Snapshots says whether stateful steps must track and report their
 	// changes (recovery is on).
 	Snapshots bool
-	// Resume holds the recovered state routed to this worker, by step id.
-	Resume map[string][]StateRow
+	// Resume holds the recovered state routed to this worker, by step id,
+	// in blocks: a large state is collected block by block and never
+	// copied into one slice.
+	Resume map[string][][]StateRow
 	// Rewrite names the steps whose recovered state was converted by a
 	// state migration: every recovered key must be snapshotted again in
 	// the first epoch, so that no row of the old type stays behind.
@@ -77,7 +79,7 @@ type Worker struct {
 	interval       time.Duration
 	start          Epoch
 	snapshots      bool
-	resume         map[string][]StateRow
+	resume         map[string][][]StateRow
 	rewrite        map[string]bool
 	maxOut         int64
 	maxUncommitted Epoch
@@ -210,9 +212,9 @@ type StateRow struct {
 }
 
 // ResumeRows is the recovered state of this step that this worker owns, in
-// no particular order. Keyed steps with many keys read it once while they
-// build their state.
-func (b *Builder) ResumeRows() []StateRow { return b.w.resume[b.stepID] }
+// blocks, in no particular order. Keyed steps with many keys read it once
+// while they build their state.
+func (b *Builder) ResumeRows() [][]StateRow { return b.w.resume[b.stepID] }
 
 // RewriteResumed says whether this step's recovered state was converted by
 // a state migration: the step must report every recovered key as changed in
@@ -225,10 +227,11 @@ func (b *Builder) StartEpoch() Epoch { return b.w.start }
 // Resume is ResumeRows as a map by key, for steps with few keys (the
 // partitions of a source or sink).
 func (b *Builder) Resume() map[string][]byte {
-	rows := b.ResumeRows()
-	m := make(map[string][]byte, len(rows))
-	for _, r := range rows {
-		m[r.Key] = r.Value
+	m := map[string][]byte{}
+	for _, rows := range b.ResumeRows() {
+		for _, r := range rows {
+			m[r.Key] = r.Value
+		}
 	}
 	return m
 }

@@ -174,7 +174,7 @@ func (t *Table[K, S]) Rows(step string, encode func(e *Entry[K, S]) ([]byte, err
 	return rows, key, err
 }
 
-// Resume loads recovered rows. decode fills a new entry from a row's value
+// Resume loads recovered rows, given in blocks. decode fills a new entry from a row's value
 // (and may schedule it); keep false leaves the key out of the table, and
 // Resume may then hand the same entry to decode again for the next row, so
 // decode must not keep a pointer to an entry it does not keep. A key that
@@ -187,43 +187,50 @@ func (t *Table[K, S]) Rows(step string, encode func(e *Entry[K, S]) ([]byte, err
 // entries is referenced, so a key deleted later frees its entry's memory
 // only when the other keys of its chunk are gone too (or never, if one of
 // them lives on); keys added later get entries of their own.
-func (t *Table[K, S]) Resume(rows []engine.StateRow, stateType string, decode func(e *Entry[K, S], raw []byte) (keep bool, err error)) error {
-	if len(rows) == 0 {
+func (t *Table[K, S]) Resume(blocks [][]engine.StateRow, stateType string, decode func(e *Entry[K, S], raw []byte) (keep bool, err error)) error {
+	left := 0 // rows not loaded yet
+	for _, b := range blocks {
+		left += len(b)
+	}
+	if left == 0 {
 		return nil
 	}
 	if len(t.m) == 0 {
-		t.m = make(map[K]*Entry[K, S], len(rows))
+		t.m = make(map[K]*Entry[K, S], left)
 	}
 	var chunk []Entry[K, S]
 	per := resumeChunk[K, S]()
-	for i, row := range rows {
-		k, err := t.Ops.Parse(row.Key)
-		if err != nil {
-			return engine.StaleState(fmt.Errorf("key %q: recovered key does not parse: %w", row.Key, err))
-		}
-		if len(chunk) == 0 {
-			chunk = make([]Entry[K, S], min(per, len(rows)-i))
-		}
-		e := &chunk[0]
-		*e = Entry[K, S]{Key: k, hidx: -1}
-		keep, err := decode(e, row.Value)
-		if err != nil {
-			t.Unschedule(e)
-			return engine.StaleState(fmt.Errorf("key %q: recovered state does not decode into %s: %w", row.Key, stateType, err))
-		}
-		if keep {
-			t.m[k] = e
-			chunk = chunk[1:]
-		} else {
-			t.Unschedule(e)
-			*e = Entry[K, S]{} // reused by the next row; drop what decode left in it
-		}
-		if t.rewrite > 0 {
-			t.changed = append(t.changed, k)
+	for _, rows := range blocks {
+		for _, row := range rows {
+			k, err := t.Ops.Parse(row.Key)
+			if err != nil {
+				return engine.StaleState(fmt.Errorf("key %q: recovered key does not parse: %w", row.Key, err))
+			}
+			if len(chunk) == 0 {
+				chunk = make([]Entry[K, S], min(per, left))
+			}
+			left--
+			e := &chunk[0]
+			*e = Entry[K, S]{Key: k, hidx: -1}
+			keep, err := decode(e, row.Value)
+			if err != nil {
+				t.Unschedule(e)
+				return engine.StaleState(fmt.Errorf("key %q: recovered state does not decode into %s: %w", row.Key, stateType, err))
+			}
 			if keep {
-				e.mark = t.rewrite
+				t.m[k] = e
+				chunk = chunk[1:]
 			} else {
-				t.repeats = true // a new entry for k would be listed again
+				t.Unschedule(e)
+				*e = Entry[K, S]{} // reused by the next row; drop what decode left in it
+			}
+			if t.rewrite > 0 {
+				t.changed = append(t.changed, k)
+				if keep {
+					e.mark = t.rewrite
+				} else {
+					t.repeats = true // a new entry for k would be listed again
+				}
 			}
 		}
 	}

@@ -149,7 +149,7 @@ func TestRowsAndResume(t *testing.T) {
 	}
 
 	r := NewTable[int, int](keys.For[int](), false)
-	err = r.Resume([]engine.StateRow{{Key: "1", Value: []byte{5}}, {Key: "2", Value: []byte{0}}}, "int", func(e *Entry[int, int], raw []byte) (bool, error) {
+	err = r.Resume([][]engine.StateRow{{{Key: "1", Value: []byte{5}}, {Key: "2", Value: []byte{0}}}}, "int", func(e *Entry[int, int], raw []byte) (bool, error) {
 		e.State = int(raw[0])
 		r.Schedule(e, int64(raw[0]))
 		return raw[0] != 0, nil
@@ -157,11 +157,11 @@ func TestRowsAndResume(t *testing.T) {
 	if err != nil || r.Len() != 1 || r.Get(1).State != 5 || r.Timers() != 1 {
 		t.Errorf("Resume: %v, %d keys, %d timers", err, r.Len(), r.Timers())
 	}
-	err = r.Resume([]engine.StateRow{{Key: "x"}}, "int", nil)
+	err = r.Resume([][]engine.StateRow{{{Key: "x"}}}, "int", nil)
 	if err == nil || !strings.Contains(err.Error(), `key "x": recovered key does not parse`) {
 		t.Errorf("bad key: %v", err)
 	}
-	err = r.Resume([]engine.StateRow{{Key: "3"}}, "thing", func(*Entry[int, int], []byte) (bool, error) { return false, errors.New("bad") })
+	err = r.Resume([][]engine.StateRow{{{Key: "3"}}}, "thing", func(*Entry[int, int], []byte) (bool, error) { return false, errors.New("bad") })
 	if err == nil || !strings.Contains(err.Error(), `key "3": recovered state does not decode into thing: bad`) {
 		t.Errorf("bad value: %v", err)
 	}
@@ -214,7 +214,10 @@ func TestResumeChunkedEntries(t *testing.T) {
 	kept := func(k int) bool { return k%5 != 0 }
 	scheduled := func(k int) bool { return k%3 == 0 }
 	tb := NewTable[int, resumedState](keys.For[int](), true)
-	err := tb.Resume(rows, "resumedState", func(e *Entry[int, resumedState], raw []byte) (bool, error) {
+	// In blocks of uneven sizes, one of them empty, as the runner hands
+	// them over.
+	blocks := [][]engine.StateRow{rows[:100], rows[100:101], nil, rows[101:700], rows[700:]}
+	err := tb.Resume(blocks, "resumedState", func(e *Entry[int, resumedState], raw []byte) (bool, error) {
 		if e.State.Name != nil || e.State.N != 0 || e.mark != 0 {
 			t.Fatalf("key %d: entry not fresh: %+v", e.Key, e)
 		}
@@ -324,7 +327,7 @@ func TestRewriteOnResumeListsEveryKeyOnce(t *testing.T) {
 	for k := range 600 {
 		rows = append(rows, engine.StateRow{Key: strconv.Itoa(k)})
 	}
-	if err := tb.Resume(rows, "int", func(e *Entry[int, int], _ []byte) (bool, error) {
+	if err := tb.Resume([][]engine.StateRow{rows[:300], rows[300:]}, "int", func(e *Entry[int, int], _ []byte) (bool, error) {
 		e.State = e.Key
 		return e.Key%2 == 0, nil
 	}); err != nil {

@@ -280,9 +280,9 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 	}
 
 	start := engine.Epoch(1)
-	resume := make([]map[string][]engine.StateRow, W)
+	resume := make([]map[string][][]engine.StateRow, W)
 	for i := range resume {
-		resume[i] = map[string][]engine.StateRow{}
+		resume[i] = map[string][][]engine.StateRow{}
 	}
 	loading := make([]map[string]*rowList, W) // resume's rows as Load hands them out
 	for i := range loading {
@@ -414,7 +414,7 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 		}
 		for w, steps := range loading {
 			for step, l := range steps {
-				resume[w][step] = l.rows()
+				resume[w][step] = l.blocks()
 				delete(steps, step) // its blocks can go now
 			}
 		}
@@ -629,12 +629,10 @@ func Run(ctx context.Context, flow *plan.Dataflow, cfg config.Config, opt Option
 // rowList collects the recovered rows of one step on one worker in blocks
 // that double up to maxRowBlock: a slice grown by append would allocate
 // about five times its final size, and copy every row several times, on
-// its way to a million rows. rows then joins them in one slice of exactly
-// their number.
+// its way to a million rows. The step reads the blocks as they are.
 type rowList struct {
 	full [][]engine.StateRow
 	cur  []engine.StateRow
-	n    int
 }
 
 const (
@@ -652,19 +650,14 @@ func (l *rowList) add(r engine.StateRow) {
 		l.cur = make([]engine.StateRow, 0, size)
 	}
 	l.cur = append(l.cur, r)
-	l.n++
 }
 
-// rows is every row added, in the order they were added.
-func (l *rowList) rows() []engine.StateRow {
-	if len(l.full) == 0 {
-		return l.cur
+// blocks is every row added, in the order they were added.
+func (l *rowList) blocks() [][]engine.StateRow {
+	if len(l.cur) == 0 {
+		return l.full
 	}
-	out := make([]engine.StateRow, 0, l.n)
-	for _, b := range l.full {
-		out = append(out, b...)
-	}
-	return append(out, l.cur...)
+	return append(l.full, l.cur)
 }
 
 // migrateAll loads the state to resume from before epoch and hands fn each

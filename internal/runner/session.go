@@ -77,9 +77,12 @@ func StartSession(flow *plan.Dataflow, c SessionConfig) (s *Session, err error) 
 	}
 	shared := &engine.Shared{}
 	for i := range c.Workers {
-		var resume map[string][]engine.StateRow
+		var resume map[string][][]engine.StateRow
 		if i < len(c.Resume) {
-			resume = c.Resume[i]
+			resume = make(map[string][][]engine.StateRow, len(c.Resume[i]))
+			for step, rows := range c.Resume[i] {
+				resume[step] = [][]engine.StateRow{rows}
+			}
 		}
 		var stats *engine.Stats
 		if i < len(c.Stats) {
