@@ -616,6 +616,17 @@ func (m *member) poll(ctx context.Context, stop <-chan struct{}) (polled int, re
 			var ke *kerr.Error
 			switch {
 			case errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled):
+			case fe.Topic == "" && expelled(fe.Err):
+				// The coordinator dropped this member (no heartbeat within
+				// the session timeout, or a rebalance it joined too late):
+				// its partitions are lost, their open transaction aborts,
+				// and the client joins again as a new member, as Kafka
+				// Streams does; the epoch is then rebuilt for what it gets.
+				if !m.retrying {
+					m.log.Warn("group session: the coordinator dropped this member; joining again (a longer --group-session-timeout helps if this repeats)",
+						"err", fe.Err.Error(), "session_timeout", m.set.SessionTimeout.String())
+					m.retrying = true
+				}
 			case fe.Topic == "" && !(errors.As(fe.Err, &ke) && !ke.Retriable):
 				// The group session could not be joined or kept, for a
 				// reason that may pass (a broker restarting): the client
@@ -662,6 +673,14 @@ func (m *member) poll(ctx context.Context, stop <-chan struct{}) (polled int, re
 			return polled, false, nil
 		}
 	}
+}
+
+// expelled reports whether a group-session error means the coordinator no
+// longer counts this member in the group: the client then joins again by
+// itself (kgo's group loop always retries), so the member goes on.
+func expelled(err error) bool {
+	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.RebalanceInProgress)
 }
 
 // brokerTimeout is how long a member waits for unreachable brokers
