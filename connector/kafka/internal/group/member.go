@@ -817,7 +817,10 @@ func (m *member) Produce(r *kgo.Record, manual bool) {
 }
 
 func (m *member) onProduced(r *kgo.Record, err error) {
-	if err == nil {
+	if err == nil || errors.Is(err, kgo.ErrAborting) {
+		// ErrAborting: the record was buffered in a transaction this
+		// member aborted (a rebalance, a stop): discarding it is the
+		// point, and the epoch runs again from the last commit.
 		return
 	}
 	m.produceMu.Lock()
