@@ -139,21 +139,7 @@ func Stateful[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[runnel.
 	onItem func(c *Context[K, W], state S, ok bool, value V) (S, bool), hooks ...Hook[K, S, W]) runnel.Stream[runnel.KV[K, W]] {
 	var logic statefulLogic[K, V, S, W]
 	logic.item = onItem
-	for _, h := range hooks {
-		switch h := h.(type) {
-		case callbacks[K, S, W]:
-			if h.notify != nil {
-				logic.notify = h.notify
-			}
-			if h.eof != nil {
-				logic.eof = h.eof
-			}
-		case StateMigration[S]:
-			if h.m != nil {
-				logic.migrate = h.m
-			}
-		}
-	}
+	logic.applyHooks(hooks)
 	return addStateful(scopeOf(up), stepID, "stateful", up, logic)
 }
 
@@ -182,21 +168,7 @@ func StatefulBatch[K runnel.Key, V, S, W any](stepID string, up runnel.Stream[ru
 	onBatch func(c *Context[K, W], state S, ok bool, values []V) (S, bool), hooks ...Hook[K, S, W]) runnel.Stream[runnel.KV[K, W]] {
 	var logic statefulLogic[K, V, S, W]
 	logic.batch = onBatch
-	for _, h := range hooks {
-		switch h := h.(type) {
-		case callbacks[K, S, W]:
-			if h.notify != nil {
-				logic.notify = h.notify
-			}
-			if h.eof != nil {
-				logic.eof = h.eof
-			}
-		case StateMigration[S]:
-			if h.m != nil {
-				logic.migrate = h.m
-			}
-		}
-	}
+	logic.applyHooks(hooks)
 	if onBatch == nil {
 		return brokenWith[runnel.KV[K, W]](pubapi.Scope(up).Flow, stepID, "the batch function is nil")
 	}
@@ -231,6 +203,26 @@ type statefulLogic[K runnel.Key, V, S, W any] struct {
 	notify  func(c *Context[K, W], state S) (S, bool)
 	eof     func(c *Context[K, W], state S) (S, bool)
 	migrate *stateMigration // MigrateState, or nil
+}
+
+// applyHooks sets the callbacks and migration that hooks carry; a later
+// hook of the same kind wins.
+func (logic *statefulLogic[K, V, S, W]) applyHooks(hooks []Hook[K, S, W]) {
+	for _, h := range hooks {
+		switch h := h.(type) {
+		case callbacks[K, S, W]:
+			if h.notify != nil {
+				logic.notify = h.notify
+			}
+			if h.eof != nil {
+				logic.eof = h.eof
+			}
+		case StateMigration[S]:
+			if h.m != nil {
+				logic.migrate = h.m
+			}
+		}
+	}
 }
 
 // encodeRecord encodes stateRecord{state, wake} without reflecting over the
