@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // BackupResult says what [Backup] copied.
@@ -31,6 +32,10 @@ var backupPinned func(round, partition int)
 
 // maxBackupRounds bounds how often Backup takes the partitions' snapshots.
 const maxBackupRounds = 100
+
+// checkAttempts is how many times Backup checks a source that looks out of
+// step before it refuses it (see Backup).
+const checkAttempts = 5
 
 // Backup copies the recovery directory dir to dest, which must not exist,
 // consistently even while a flow is running on dir: each partition is copied
@@ -60,22 +65,35 @@ func Backup(dir, dest string) (BackupResult, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fail(accessErr(err))
 	}
-	// Validate the source as a run would, without writing to it.
-	src, err := OpenReadOnly(dir)
-	if err != nil {
-		return res, err
-	}
-	v, err := src.Check()
-	paths := make([]string, len(src.parts))
-	for i, p := range src.parts {
-		paths[i] = p.path
-	}
-	src.Close()
-	if err != nil {
-		return res, err
-	}
-	if err := v.Err(); err != nil {
-		return fail(fmt.Errorf("the directory cannot be resumed, so no copy of it can: %w", err))
+	// Validate the source as a run would, without writing to it. Check
+	// reads the partitions one after another: while a flow commits, it
+	// may read one partition before a commit and the next after the
+	// commit that follows, and see them out of step although they never
+	// were at any one moment. So a failed check is repeated a few times:
+	// a running flow moves on, damage stays.
+	var paths []string
+	for attempt := 0; ; attempt++ {
+		src, err := OpenReadOnly(dir)
+		if err != nil {
+			return res, err
+		}
+		v, err := src.Check()
+		paths = make([]string, len(src.parts))
+		for i, p := range src.parts {
+			paths[i] = p.path
+		}
+		src.Close()
+		if err != nil {
+			return res, err
+		}
+		verr := v.Err()
+		if verr == nil {
+			break
+		}
+		if attempt == checkAttempts-1 {
+			return fail(fmt.Errorf("the directory cannot be resumed, so no copy of it can: %w", verr))
+		}
+		time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
 	}
 	res.Partitions = len(paths)
 
