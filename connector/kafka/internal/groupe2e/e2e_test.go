@@ -157,19 +157,7 @@ func TestGroupKilledMember(t *testing.T) {
 			for k := range kills {
 				added = append(added, startMember(t, bin, string(rune('d'+k)), b.Addr, app, o))
 			}
-			ms = append(ms, added...)
-			<-fed
-			if !waitAssigned(t, time.Minute, added...) {
-				return
-			}
-			produce(t, b.Addr, o.In, in[tail:])
-			if !waitFor(t, counts, len(e.counts), 2*time.Minute, ms...) || !waitFor(t, windows, e.nWin, time.Minute, ms...) {
-				return
-			}
-			for _, m := range ms {
-				m.stop(t, 30*time.Second)
-			}
-			checkOutputs(t, b.Addr, o, e)
+			finish(t, b.Addr, o, e, fed, in[tail:], counts, windows, append(ms, added...), added)
 		})
 	}
 }
@@ -204,19 +192,28 @@ func TestGroupScaling(t *testing.T) {
 	}
 	t.Logf("2 → 4 after %d of %d running counts", counts.count(), len(e.counts))
 	added := []*member{startMember(t, bin, "d", b.Addr, app, o), startMember(t, bin, "e", b.Addr, app, o)}
-	ms = append(ms, added...)
+	finish(t, b.Addr, o, e, fed, in[tail:], counts, windows, append(ms, added...), added)
+}
+
+// finish ends a run whose membership changed: once the first part of the
+// input is written (fed) and the added members have partitions, it writes
+// the rest, waits for every running count and window of e, stops every
+// member with SIGTERM and checks the outputs read_committed.
+func finish(t *testing.T, addr string, o Options, e expected, fed <-chan struct{}, rest []input,
+	counts, windows *progress, ms, added []*member) {
+	t.Helper()
 	<-fed
 	if !waitAssigned(t, time.Minute, added...) {
 		return
 	}
-	produce(t, b.Addr, o.In, in[tail:])
+	produce(t, addr, o.In, rest)
 	if !waitFor(t, counts, len(e.counts), 2*time.Minute, ms...) || !waitFor(t, windows, e.nWin, time.Minute, ms...) {
 		return
 	}
 	for _, m := range ms {
 		m.stop(t, 30*time.Second)
 	}
-	checkOutputs(t, b.Addr, o, e)
+	checkOutputs(t, addr, o, e)
 }
 
 // TestGroupBrokerGone: the broker process is killed under two members.
